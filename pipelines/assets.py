@@ -1,0 +1,172 @@
+"""Dagster assets of the nightly run: ingest -> dbt features -> segments -> dbt ROI -> publish."""
+
+from __future__ import annotations
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Backoff,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+    multi_asset,
+)
+from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
+
+from pipelines.dbt import (
+    BUILD_ARGS,
+    FEATURES_SELECT,
+    POST_SEGMENTATION_SELECT,
+    dbt_project,
+    dbt_vars,
+    translator,
+)
+from pipelines.ingest import ExportRefused, discover_exports, exports_to_ingest, ingest_export
+from pipelines.resources import Settings, WarehouseResource
+from pipelines.schemas import TABLES
+from pipelines.segmentation import SegmentationConfig, run_segmentation
+
+WAREHOUSE_POOL = "duckdb_warehouse"
+IO_RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
+RAW_KEYS = [AssetKey(["raw", t]) for t in TABLES] + [
+    AssetKey(["raw", "exports"]),
+    AssetKey(["raw", "quarantine"]),
+]
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(k, group_name="raw", kinds={"duckdb", "python"},
+                  description=f"Append-only raw copy of every export's `{k.path[-1]}`.")
+        for k in RAW_KEYS
+    ],
+    name="ingest_exports",
+    retry_policy=IO_RETRY,
+    pool=WAREHOUSE_POOL,
+)
+def ingest_exports(context: AssetExecutionContext, warehouse: WarehouseResource):
+    """Load new or changed export folders from CRM_EXPORTS_DIR into raw, quarantining bad rows."""
+    settings = Settings.from_env()
+    folders = discover_exports(settings.exports_dir)
+    if not folders:
+        raise Failure(
+            description=f"No export folder (named YYYY-MM-DD) in {settings.exports_dir}; "
+            "set CRM_EXPORTS_DIR or run `make sample`.",
+            allow_retries=False,
+        )
+    results = []
+    with warehouse.connect() as con:
+        for folder in exports_to_ingest(con, folders):
+            try:
+                result = ingest_export(
+                    con, folder, settings.bad_row_threshold, settings.base_currency
+                )
+            except ExportRefused as exc:
+                raise Failure(description=str(exc), allow_retries=False) from None
+            context.log.info(
+                f"Ingested export {folder.export_date}: "
+                + ", ".join(f"{n}={t.rows_loaded}" for n, t in result.tables.items())
+                + f"; quarantined {result.rows_quarantined} rows"
+            )
+            results.append(result)
+        counts = {
+            t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in TABLES
+        }
+        quarantined = con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0]
+        as_of = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()[0]
+    summary = {
+        "as_of_date": as_of.isoformat() if as_of else None,
+        "exports_ingested": MetadataValue.json([r.as_metadata() for r in results]),
+        "rows_quarantined_this_run": sum(r.rows_quarantined for r in results),
+    }
+    for key in RAW_KEYS:
+        name = key.path[-1]
+        rows = counts.get(name, quarantined if name == "quarantine" else None)
+        metadata = dict(summary)
+        if rows is not None:
+            metadata["dagster/row_count"] = rows
+        yield MaterializeResult(asset_key=key, metadata=metadata)
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    select=FEATURES_SELECT,
+    dagster_dbt_translator=translator,
+    name="dbt_customer_features",
+    project=dbt_project,
+    pool=WAREHOUSE_POOL,
+)
+def dbt_customer_features(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Staging models and marts.customer_features (with their data tests)."""
+    yield from dbt.cli([*BUILD_ARGS, *dbt_vars()], context=context).stream()
+
+
+CUSTOMER_FEATURES_KEY = get_asset_key_for_model([dbt_customer_features], "customer_features")
+SEGMENT_KEYS = [AssetKey(["marts", "customer_segments"]), AssetKey(["marts", "segment_profiles"])]
+
+
+@multi_asset(
+    specs=[
+        AssetSpec(
+            SEGMENT_KEYS[0], deps=[CUSTOMER_FEATURES_KEY], group_name="marts",
+            kinds={"scikitlearn", "duckdb"},
+            description="One row per customer: segment_id and segment_name of the latest run.",
+        ),
+        AssetSpec(
+            SEGMENT_KEYS[1], deps=[CUSTOMER_FEATURES_KEY], group_name="marts",
+            kinds={"scikitlearn", "duckdb"},
+            description="One row per segment: size, share, mean features, persona, incentive.",
+        ),
+    ],
+    name="customer_segmentation",
+    pool=WAREHOUSE_POOL,
+)
+def customer_segmentation(context: AssetExecutionContext, warehouse: WarehouseResource):
+    """Cluster customers with stable segment ids (see pipelines/segmentation.py)."""
+    with warehouse.connect() as con:
+        meta = run_segmentation(con, SegmentationConfig.from_env())
+    context.log.info(f"Segmentation: k={meta.get('k')} silhouette={meta.get('silhouette')}")
+    for key in SEGMENT_KEYS:
+        yield MaterializeResult(
+            asset_key=key,
+            metadata={k: MetadataValue.json(v) if isinstance(v, dict | list) else v
+                      for k, v in meta.items()},
+        )
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    select=POST_SEGMENTATION_SELECT,
+    dagster_dbt_translator=translator,
+    name="dbt_referral_roi",
+    project=dbt_project,
+    pool=WAREHOUSE_POOL,
+)
+def dbt_referral_roi(
+    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Referral ROI by segment (overall and monthly), top referrers, segment history."""
+    yield from dbt.cli([*BUILD_ARGS, *dbt_vars()], context=context).stream()
+
+
+@asset(
+    key=AssetKey(["warehouse", "published"]),
+    deps=[*dbt_referral_roi.keys, *SEGMENT_KEYS],
+    group_name="publish",
+    kinds={"duckdb"},
+    pool=WAREHOUSE_POOL,
+    description="Swaps the run's build database in place of WAREHOUSE_PATH in one rename.",
+)
+def published_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource):
+    """Analysts see the night's tables only from here on, all at once."""
+    as_of = warehouse.as_of_date()
+    path = warehouse.publish()
+    context.log.info(f"Published {path} (as of {as_of})")
+    return MaterializeResult(
+        metadata={"path": str(path), "as_of_date": as_of.isoformat() if as_of else None}
+    )

@@ -1,0 +1,55 @@
+"""The dbt project as Dagster sees it: project handle, translator and run arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from dagster import AssetKey
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
+
+from pipelines.resources import DBT_PROJECT_DIR
+
+# dbt's profile reads the database path from this variable; parsing needs it set too.
+os.environ.setdefault("DBT_DUCKDB_PATH", os.path.join(str(DBT_PROJECT_DIR), "target", "parse.duckdb"))
+
+dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="dev")
+dbt_project.prepare_if_dev()
+if not dbt_project.manifest_path.exists():
+    dbt_project.preparer.prepare(dbt_project)
+
+FEATURES_SELECT = "tag:features"
+POST_SEGMENTATION_SELECT = "tag:post_segmentation"
+# Unit tests check SQL logic, not the night's data: `make test` runs them, the job does not.
+BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
+
+
+class ProjectTranslator(DagsterDbtTranslator):
+    """Asset keys are [schema, model]; groups follow the dbt folder layer."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        meta_key = (dbt_resource_props.get("meta") or {}).get("dagster", {}).get("asset_key")
+        if meta_key:
+            return AssetKey(meta_key)
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+        return AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        return dbt_resource_props.get("schema")
+
+
+translator = ProjectTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+
+def dbt_vars() -> list[str]:
+    """`--vars` from the DBT_VARS environment variable (a JSON object), when set."""
+    raw = os.getenv("DBT_VARS", "").strip()
+    if not raw:
+        return []
+    parsed = json.loads(raw)
+    if not isinstance(parsed, dict):
+        raise ValueError("DBT_VARS must be a JSON object, e.g. '{\"gross_margin\": 0.6}'")
+    return ["--vars", json.dumps(parsed, sort_keys=True)]

@@ -1,0 +1,212 @@
+"""Settings and the DuckDB warehouse resource.
+
+The warehouse resource is what makes a nightly run all-or-nothing: every step of a run
+writes to a private build copy of the published DuckDB file, and the `publish` asset swaps
+that copy in with one atomic rename.  A run that fails or is killed leaves the published
+file untouched.  A file lock serialises runs, so two launches never meet inside DuckDB.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import IO
+
+import duckdb
+from dagster import ConfigurableResource, Failure, InitResourceContext
+from pydantic import PrivateAttr
+
+from pipelines.warehouse_tables import create_python_owned_tables
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+
+def _absolute(path: str) -> Path:
+    """Relative paths are taken from the project root, so dbt and Python agree."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Environment configuration, read once; every knob has a default that works."""
+
+    exports_dir: Path
+    warehouse_path: Path
+    lock_timeout_s: float
+    bad_row_threshold: float
+    base_currency: str
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        return cls(
+            exports_dir=_absolute(os.getenv("CRM_EXPORTS_DIR", "data/exports")),
+            warehouse_path=_absolute(os.getenv("WAREHOUSE_PATH", "data/warehouse.duckdb")),
+            lock_timeout_s=float(os.getenv("WAREHOUSE_LOCK_TIMEOUT_S", "3600")),
+            bad_row_threshold=float(os.getenv("BAD_ROW_THRESHOLD", "0.05")),
+            base_currency=os.getenv("BASE_CURRENCY", "USD").upper(),
+        )
+
+
+def build_path_for(published: Path) -> Path:
+    return published.with_name(published.name + ".build")
+
+
+class WarehouseLocked(Failure):
+    """Raised when another run holds the warehouse for longer than the lock timeout."""
+
+
+class WarehouseResource(ConfigurableResource):
+    """The DuckDB warehouse as seen by one run: a lock, a build copy and a publish step."""
+
+    path: str
+    lock_timeout_s: float = 3600.0
+    memory_limit: str = "4GB"
+    threads: int = 2
+
+    _lock_file: IO[str] | None = PrivateAttr(default=None)
+    _prepared: bool = PrivateAttr(default=False)
+
+    @property
+    def published_path(self) -> Path:
+        return _absolute(self.path)
+
+    @property
+    def build_path(self) -> Path:
+        return build_path_for(self.published_path)
+
+    @property
+    def lock_path(self) -> Path:
+        return self.published_path.with_name(self.published_path.name + ".lock")
+
+    # -- run lifecycle ---------------------------------------------------------------
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        run_id = context.run_id if context and context.run_id else "adhoc"
+        self.acquire(run_id, log=context.log if context else None)
+        self.prepare_build()
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        self.release()
+
+    def acquire(self, owner: str, log=None) -> None:
+        """Wait for the run lock; fail with the holder's name after the timeout."""
+        self.published_path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.lock_path, "a+")  # noqa: SIM115 - held for the whole run
+        deadline = time.monotonic() + self.lock_timeout_s
+        announced = False
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = self._lock_holder()
+                if not announced and log is not None:
+                    log.info(f"Warehouse busy (held by {holder}); waiting for it.")
+                    announced = True
+                if time.monotonic() >= deadline:
+                    handle.close()
+                    raise WarehouseLocked(
+                        description=(
+                            f"Warehouse {self.published_path} is locked by {holder} for more "
+                            f"than {self.lock_timeout_s:.0f}s; this run did not start. "
+                            "It will be picked up by the next launch."
+                        ),
+                        allow_retries=False,
+                    ) from None
+                time.sleep(0.5)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"run_id": owner, "pid": os.getpid()}))
+        handle.flush()
+        self._lock_file = handle
+
+    def _lock_holder(self) -> str:
+        try:
+            info = json.loads(self.lock_path.read_text() or "{}")
+            return f"run {info.get('run_id', '?')} (pid {info.get('pid', '?')})"
+        except (OSError, ValueError):
+            return "another run"
+
+    def release(self) -> None:
+        self.build_path.unlink(missing_ok=True)
+        Path(str(self.build_path) + ".wal").unlink(missing_ok=True)
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+        self._prepared = False
+
+    def prepare_build(self) -> None:
+        """Start the run's build database as a copy of the last published one."""
+        build = self.build_path
+        build.unlink(missing_ok=True)
+        Path(str(build) + ".wal").unlink(missing_ok=True)
+        if self.published_path.exists():
+            shutil.copyfile(self.published_path, build)
+        with self.connect() as con:
+            create_python_owned_tables(con)
+        os.environ["DBT_DUCKDB_PATH"] = str(build)
+        self._prepared = True
+
+    def publish(self) -> Path:
+        """Swap the build database in place of the published one, atomically."""
+        with self.connect() as con:
+            con.execute("CHECKPOINT")
+        build = self.build_path
+        fd = os.open(build, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(build, self.published_path)
+        dir_fd = os.open(self.published_path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return self.published_path
+
+    # -- connections -----------------------------------------------------------------
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection to this run's build database."""
+        con = duckdb.connect(
+            str(self.build_path),
+            read_only=read_only,
+            config={"memory_limit": self.memory_limit, "threads": self.threads},
+        )
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            yield con
+        finally:
+            con.close()
+
+    def as_of_date(self) -> date | None:
+        with self.connect(read_only=True) as con:
+            row = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()
+        return row[0] if row else None
+
+
+def published_as_of(published: Path) -> date | None:
+    """The newest export date in the published warehouse (None before the first run)."""
+    if not published.exists():
+        return None
+    con = duckdb.connect(str(published), read_only=True)
+    try:
+        row = con.execute(
+            "SELECT max(export_date) FROM raw.exports"
+        ).fetchone()
+        return row[0] if row else None
+    except duckdb.CatalogException:
+        return None
+    finally:
+        con.close()
