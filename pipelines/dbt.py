@@ -13,7 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtP
 from pipelines.resources import DBT_PROJECT_DIR
 
 # dbt's profile reads the database path from this variable; parsing needs it set too.
-os.environ.setdefault("DBT_DUCKDB_PATH", os.path.join(str(DBT_PROJECT_DIR), "target", "parse.duckdb"))
+os.environ.setdefault("DBT_DUCKDB_PATH", str(DBT_PROJECT_DIR / "target" / "parse.duckdb"))
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="dev")
 dbt_project.prepare_if_dev()

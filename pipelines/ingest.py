@@ -166,7 +166,9 @@ def _reader_sql(path: Path) -> str:
     if name.endswith(".parquet"):
         return f"read_parquet('{p}')"
     if name.endswith(".jsonl"):
-        return f"read_json('{p}', format = 'newline_delimited', records = true)"
+        return (
+            f"read_json('{p}', format = 'newline_delimited', records = true, sample_size = -1)"
+        )
     return (
         f"read_csv('{p}', header = true, all_varchar = true, delim = ',', "
         f"quote = '\"', escape = '\"', strict_mode = true)"
@@ -187,7 +189,14 @@ def load_text_table(
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise ExportRefused(folder.path, path.name, f"cannot be parsed: {first}") from exc
-    cols = [r[0] for r in con.execute(f"DESCRIBE {tmp}").fetchall()]
+    described = con.execute(f"DESCRIBE {tmp}").fetchall()
+    for name, typ, *_ in described:
+        if typ == "JSON":  # JSON readers leave all-NULL or mixed columns as JSON values
+            con.execute(
+                f"ALTER TABLE {tmp} ALTER {_q(name)} TYPE VARCHAR "
+                f"USING json_extract_string({_q(name)}, '$')"
+            )
+    cols = [r[0] for r in described]
     mapping: dict[str, str] = {}
     for col in cols:
         norm = col.strip().lower()
@@ -239,7 +248,10 @@ def _typed_expr(col: Column, txt: str) -> str:
     if col.type == "bool":
         t = ", ".join(_lit(v) for v in BOOL_TRUE)
         f = ", ".join(_lit(v) for v in BOOL_FALSE)
-        return f"CASE WHEN lower({txt}) IN ({t}) THEN true WHEN lower({txt}) IN ({f}) THEN false END"
+        return (
+            f"CASE WHEN lower({txt}) IN ({t}) THEN true "
+            f"WHEN lower({txt}) IN ({f}) THEN false END"
+        )
     raise ValueError(f"unknown type {col.type}")
 
 

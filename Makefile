@@ -1,0 +1,52 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+
+export CRM_EXPORTS_DIR ?= $(CURDIR)/data/exports
+export WAREHOUSE_PATH ?= $(CURDIR)/data/warehouse.duckdb
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+export GX_ANALYTICS_ENABLED := false
+export DAGSTER_DISABLE_TELEMETRY := 1
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: install run test dev bench sample lint parse dagster-home clean
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 required"'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+dagster-home:
+	@mkdir -p "$(DAGSTER_HOME)"
+	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp deploy/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
+
+# dbt's manifest, read by Dagster at import; partial parsing makes repeats cheap.
+parse: install
+	cd dbt_project && DBT_DUCKDB_PATH=$${DBT_DUCKDB_PATH:-$(CURDIR)/dbt_project/target/parse.duckdb} ../$(BIN)/dbt parse --quiet --profiles-dir .
+
+run: install dagster-home parse
+	$(BIN)/python -m pipelines.nightly
+
+test: install dagster-home parse
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+dev: install dagster-home parse
+	$(BIN)/dagster dev -w workspace.yaml
+
+sample: install
+	$(BIN)/python -m pipelines.sample --customers $${SAMPLE_CUSTOMERS:-5000} --out "$(CRM_EXPORTS_DIR)"
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf data .dagster_home dbt_project/target dbt_project/logs
