@@ -1,0 +1,78 @@
+{#- Small helpers shared by the models. Cross-database where engines differ. -#}
+
+{#- Type of every money column (amounts in the base currency). -#}
+{% macro money_type() -%}decimal(18,4){%- endmacro %}
+
+{#- Type of FX rates (same as raw). -#}
+{% macro rate_type() -%}decimal(18,8){%- endmacro %}
+
+{#- 8-byte float (dbt.type_float() is a 4-byte REAL on DuckDB). -#}
+{% macro type_double() -%}
+    {{ return(adapter.dispatch('type_double', 'referral_segments')()) }}
+{%- endmacro %}
+{% macro default__type_double() -%}double precision{%- endmacro %}
+{% macro duckdb__type_double() -%}double{%- endmacro %}
+
+{#- Money expression rounded to 4 decimals in the money type (exact, deterministic). -#}
+{% macro to_money(expr) -%}
+    cast(round({{ expr }}, 4) as {{ money_type() }})
+{%- endmacro %}
+
+{#- numerator / denominator rounded to 6 decimals; NULL when the denominator is 0 or NULL. -#}
+{% macro safe_ratio(numerator, denominator) -%}
+    case when {{ denominator }} is null or {{ denominator }} = 0 then null
+         else round(cast({{ numerator }} as {{ type_double() }}) / cast({{ denominator }} as {{ type_double() }}), 6) end
+{%- endmacro %}
+
+{#- Money divided by a count (a mean amount), as money rounded to 4 decimals; NULL when
+    the denominator is 0 or NULL. -#}
+{% macro safe_money_ratio(numerator, denominator) -%}
+    case when {{ denominator }} is null or {{ denominator }} = 0 then null
+         else cast(round(cast({{ numerator }} as {{ type_double() }}) / cast({{ denominator }} as {{ type_double() }}), 4) as {{ money_type() }}) end
+{%- endmacro %}
+
+{#- Amount in the base currency: amount * rate_to_base, exact decimal product rounded to
+    4 decimals (widened first so large amounts cannot overflow). -#}
+{% macro to_base_currency(amount, rate) -%}
+    cast(round(cast({{ amount }} as decimal(38,4)) * cast({{ rate }} as decimal(38,8)), 4) as {{ money_type() }})
+{%- endmacro %}
+
+{#- Whole days from first_date to second_date (second - first). -#}
+{% macro days_between(first_date, second_date) -%}
+    cast({{ dbt.datediff(first_date, second_date, 'day') }} as {{ dbt.type_bigint() }})
+{%- endmacro %}
+
+{#- date + n days, as a DATE. -#}
+{% macro add_days(date_expr, n) -%}
+    cast({{ dbt.dateadd('day', n, date_expr) }} as date)
+{%- endmacro %}
+
+{#- Latest version of each record of a raw relation by its key: newest _export_date wins,
+    then the newest updated_at (when the table has one), then the highest _line_number.
+    Returns every raw column of the winning rows. -#}
+{% macro latest_version(relation, key_columns, has_updated_at=true) -%}
+    select * from (
+        select
+            src.*,
+            row_number() over (
+                partition by {{ key_columns | join(', ') }}
+                order by
+                    _export_date desc,
+                    {% if has_updated_at %}updated_at desc nulls last,{% endif %}
+                    _line_number desc
+            ) as _version_rank
+        from {{ relation }} as src
+    ) as versions
+    where _version_rank = 1
+{%- endmacro %}
+
+{#- Value of expr; on DuckDB the query fails with `message` (a SQL string expression)
+    when expr is NULL, so a broken contract stops the run with a clear error. Other
+    engines rely on the data tests. -#}
+{% macro fail_when_null(expr, message) -%}
+    {{ return(adapter.dispatch('fail_when_null', 'referral_segments')(expr, message)) }}
+{%- endmacro %}
+{% macro default__fail_when_null(expr, message) -%}{{ expr }}{%- endmacro %}
+{% macro duckdb__fail_when_null(expr, message) -%}
+    case when {{ expr }} is null then error({{ message }}) else {{ expr }} end
+{%- endmacro %}
