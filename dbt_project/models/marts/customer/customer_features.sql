@@ -25,7 +25,7 @@ purchases as (
         min(purchase_date) as first_purchase_date,
         max(purchase_date) as last_purchase_date,
         count(*) as purchase_days,
-        sum(orders_count) as orders_count,
+        cast(sum(orders_count) as {{ dbt.type_bigint() }}) as orders_count,
         sum(amount_base) as net_revenue,
         sum(case when purchase_day_number > 1 then amount_base else 0 end) as repeat_revenue
     from purchase_days
@@ -44,8 +44,8 @@ gaps as (
 order_mix as (
     select
         orders.customer_id,
-        sum(case when orders.status = 'completed' then 1 else 0 end) as completed_orders,
-        sum(case when orders.status = 'refunded' then 1 else 0 end) as refunded_orders,
+        cast(sum(case when orders.status = 'completed' then 1 else 0 end) as {{ dbt.type_bigint() }}) as completed_orders,
+        cast(sum(case when orders.status = 'refunded' then 1 else 0 end) as {{ dbt.type_bigint() }}) as refunded_orders,
         sum(case when orders.status = 'completed' then orders.discount_amount_base else 0 end) as completed_discount,
         sum(case when orders.status = 'completed' then orders.amount_base + orders.discount_amount_base else 0 end) as completed_gross
     from {{ ref('stg_orders') }} as orders
@@ -79,8 +79,8 @@ survey_stats as (
 event_stats as (
     select
         events.customer_id,
-        sum(case when events.event_type = 'review_posted' then 1 else 0 end) as reviews_posted,
-        sum(case when events.event_type = 'social_share' then 1 else 0 end) as social_shares
+        cast(sum(case when events.event_type = 'review_posted' then 1 else 0 end) as {{ dbt.type_bigint() }}) as reviews_posted,
+        cast(sum(case when events.event_type = 'social_share' then 1 else 0 end) as {{ dbt.type_bigint() }}) as social_shares
     from {{ ref('stg_events') }} as events
     cross join as_of
     where cast(events.occurred_at as date) <= as_of.as_of_date
@@ -92,8 +92,8 @@ referral_stats as (
     select
         referrer_customer_id as customer_id,
         count(*) as referrals_sent,
-        sum(case when is_attributed_conversion then 1 else 0 end) as referrals_converted,
-        sum(case when cast(sent_at as date) > {{ add_days('as_of_date', -365) }} then 1 else 0 end) as referrals_sent_365d
+        cast(sum(case when is_attributed_conversion then 1 else 0 end) as {{ dbt.type_bigint() }}) as referrals_converted,
+        cast(sum(case when cast(sent_at as date) > {{ add_days('as_of_date', -365) }} then 1 else 0 end) as {{ dbt.type_bigint() }}) as referrals_sent_365d
     from {{ ref('int_referral_attribution') }}
     where is_counted
     group by referrer_customer_id

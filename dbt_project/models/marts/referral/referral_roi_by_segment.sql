@@ -32,7 +32,7 @@ referral_stats as (
         segment_id,
         count(distinct referrer_customer_id) as referrers,
         count(*) as referrals_sent,
-        sum(case when is_attributed_conversion then 1 else 0 end) as referrals_converted,
+        cast(sum(case when is_attributed_conversion then 1 else 0 end) as {{ dbt.type_bigint() }}) as referrals_converted,
         count(distinct case when is_attributed_conversion then referee_customer_id end) as referred_customers,
         sum(referred_revenue) as referred_revenue,
         sum(reward_cost) as reward_cost
@@ -59,12 +59,12 @@ paid as (
 cohort as (
     select
         assignments.segment_id,
-        sum(case when features.is_referred then 1 else 0 end) as cohort_referred,
-        sum(case when not features.is_referred then 1 else 0 end) as cohort_nonreferred,
+        cast(sum(case when features.is_referred then 1 else 0 end) as {{ dbt.type_bigint() }}) as cohort_referred,
+        cast(sum(case when not features.is_referred then 1 else 0 end) as {{ dbt.type_bigint() }}) as cohort_nonreferred,
         sum(case when features.is_referred then cohort.revenue_12m else 0 end) as revenue_12m_referred,
         sum(case when not features.is_referred then cohort.revenue_12m else 0 end) as revenue_12m_nonreferred,
-        sum(case when features.is_referred and cohort.is_retained_12m then 1 else 0 end) as retained_referred,
-        sum(case when not features.is_referred and cohort.is_retained_12m then 1 else 0 end) as retained_nonreferred
+        cast(sum(case when features.is_referred and cohort.is_retained_12m then 1 else 0 end) as {{ dbt.type_bigint() }}) as retained_referred,
+        cast(sum(case when not features.is_referred and cohort.is_retained_12m then 1 else 0 end) as {{ dbt.type_bigint() }}) as retained_nonreferred
     from assignments
     inner join {{ ref('int_customer_cohort_12m') }} as cohort on assignments.customer_id = cohort.customer_id
     inner join {{ ref('customer_features') }} as features on assignments.customer_id = features.customer_id

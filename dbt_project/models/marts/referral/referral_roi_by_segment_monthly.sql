@@ -35,7 +35,7 @@ referral_stats as (
         sent_month as month,
         count(distinct referrer_customer_id) as referrers,
         count(*) as referrals_sent,
-        sum(case when is_attributed_conversion then 1 else 0 end) as referrals_converted,
+        cast(sum(case when is_attributed_conversion then 1 else 0 end) as {{ dbt.type_bigint() }}) as referrals_converted,
         count(distinct case when is_attributed_conversion then referee_customer_id end) as referred_customers,
         sum(referred_revenue) as referred_revenue,
         sum(reward_cost) as reward_cost

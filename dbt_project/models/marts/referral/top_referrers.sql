@@ -10,7 +10,7 @@ referrers as (
     select
         referrer_customer_id as customer_id,
         count(*) as referrals_sent,
-        sum(case when is_attributed_conversion then 1 else 0 end) as referrals_converted,
+        cast(sum(case when is_attributed_conversion then 1 else 0 end) as {{ dbt.type_bigint() }}) as referrals_converted,
         sum(referred_revenue) as referred_revenue,
         sum(reward_cost) as reward_cost,
         max(sent_at) as last_referral_sent_at
