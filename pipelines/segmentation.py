@@ -10,6 +10,7 @@ previous centroids with its own fitted transformer and match them (Hungarian ass
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -20,7 +21,7 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import davies_bouldin_score, silhouette_score
+from sklearn.metrics import davies_bouldin_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from threadpoolctl import threadpool_limits
@@ -69,6 +70,7 @@ PROFILE_MEANS: dict[str, tuple[str, str]] = {
     "active_advocate_share": ("advocate_type", "active"),
     "high_churn_risk_share": ("churn_risk", "high"),
 }
+MEAN_SOURCES = frozenset(src for src, agg in PROFILE_MEANS.values() if agg == "mean")
 CATEGORICAL_SOURCES = ("nps_class", "advocate_type", "churn_risk")
 PROFILE_COLUMNS = (
     "segment_id", "segment_name", "customers", "share", "persona", "recommended_incentive",
@@ -110,6 +112,21 @@ class SegmentationConfig:
     max_match_distance: float | None = 2.5  # Euclidean, current standardised space
     n_threads: int = 2  # <= 2 keeps KMeans' OpenMP reduction order-independent
     features: tuple[str, ...] = DEFAULT_FEATURES
+
+    @classmethod
+    def from_env(cls) -> SegmentationConfig:
+        """SEGMENT_K_MIN, SEGMENT_K_MAX, SEGMENT_MIN_SHARE, SEGMENT_SEED (README); defaults."""
+        d = cls()
+        return cls(k_min=int(os.getenv("SEGMENT_K_MIN", d.k_min)),
+                   k_max=int(os.getenv("SEGMENT_K_MAX", d.k_max)),
+                   min_share=float(os.getenv("SEGMENT_MIN_SHARE", d.min_share)),
+                   seed=int(os.getenv("SEGMENT_SEED", d.seed)))
+
+    def __post_init__(self):
+        if not 2 <= self.k_min <= self.k_max:
+            raise ValueError(f"need 2 <= k_min <= k_max, got {self.k_min}, {self.k_max}")
+        if not 0 <= self.min_share < 1:
+            raise ValueError(f"min_share must be in [0, 1), got {self.min_share}")
 
 
 @dataclass
@@ -164,35 +181,76 @@ def _prepare(features: pd.DataFrame, config: SegmentationConfig) -> pd.DataFrame
                if c not in features.columns]
     if missing:
         raise ValueError(f"customer_features lacks columns {missing}")
-    df = features.copy()
-    df["customer_id"] = df["customer_id"].astype(str)
+    df = features.assign(customer_id=features["customer_id"].astype(str))
+    df = df.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
     if df["customer_id"].duplicated().any():
         raise ValueError("customer_id is not unique in customer_features")
-    for c in set(config.features) | {src for src, agg in PROFILE_MEANS.values() if agg == "mean"}:
+    for c in sorted(set(config.features) | MEAN_SOURCES):
         if c in df.columns and df[c].dtype != np.float64:  # DECIMAL: Decimal objects
             df[c] = pd.to_numeric(df[c].astype(object), errors="coerce").astype("float64")
-    return df.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+    return df
 
 
-def _choose_k(X, x_fit, sil_idx, config) -> tuple[KMeans | None, list[dict]]:
+def silhouettes(X: np.ndarray, label_sets: list[np.ndarray], chunk: int = 256) -> list[float]:
+    """Mean silhouette of several labelings of the same points, computing the pairwise
+    distances once (sklearn's silhouette_score recomputes them for every k). Singleton
+    clusters score 0, as in sklearn."""
+    n = len(X)
+    onehots, offsets = [], [0]
+    for labels in label_sets:
+        k = int(labels.max()) + 1
+        onehots.append(np.eye(k)[labels])
+        offsets.append(offsets[-1] + k)
+    H = np.hstack(onehots)  # n x sum(k)
+    counts = H.sum(axis=0)
+    sq = np.einsum("ij,ij->i", X, X)
+    totals = np.zeros(len(label_sets))
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        D = sq[start:stop, None] + sq[None, :] - 2.0 * (X[start:stop] @ X.T)
+        np.maximum(D, 0.0, out=D)
+        np.sqrt(D, out=D)
+        D[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        S = D @ H  # sums of distances from each row to each cluster, for every labeling
+        for j, labels in enumerate(label_sets):
+            sums = S[:, offsets[j]:offsets[j + 1]]
+            own = labels[start:stop]
+            rows = np.arange(stop - start)
+            n_own = counts[offsets[j] + own]
+            a = sums[rows, own] / np.maximum(n_own - 1, 1)
+            cnt = counts[offsets[j]:offsets[j + 1]]
+            means = np.divide(sums, cnt, out=np.full_like(sums, np.inf), where=cnt > 0)
+            means[rows, own] = np.inf
+            b = means.min(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                s = np.nan_to_num((b - a) / np.maximum(a, b))
+            totals[j] += np.where(n_own > 1, s, 0.0).sum()
+    return [float(t / n) for t in totals]
+
+
+def _choose_k(X, x_fit, sil_idx, config) -> tuple[tuple, list[dict]]:
     n_distinct = len(np.unique(x_fit[: min(len(x_fit), 50_000)].round(9), axis=0))
-    scan, best = [], None
+    models, label_sets = [], []
     for k in range(config.k_min, config.k_max + 1):
         if k > min(n_distinct, len(sil_idx) - 1):
             break
         km = KMeans(n_clusters=k, n_init=config.n_init, random_state=config.seed).fit(x_fit)
-        labels = km.predict(X)
+        models.append(km)
+        label_sets.append(km.predict(X))
+    sils = silhouettes(X[sil_idx], [lab[sil_idx] for lab in label_sets]) if models else []
+    scan, best = [], None
+    for km, labels, sil in zip(models, label_sets, sils, strict=True):
+        k = km.n_clusters
         min_share = float(np.bincount(labels, minlength=k).min() / len(X))
-        sil = float(silhouette_score(X[sil_idx], labels[sil_idx])) \
-            if len(np.unique(labels[sil_idx])) > 1 else -1.0
         row = {"k": k, "silhouette": round(sil, ROUND), "min_share": round(min_share, ROUND),
                "accepted": min_share >= config.min_share}
         scan.append(row)
-        # Rank: guard satisfied, then silhouette (rounded, so ties are stable), then smaller k.
+        # Rank: guard satisfied, then silhouette (rounded, so ties are stable), then smaller k;
+        # if no k satisfies the guard, the k with the largest smallest cluster.
         key = (row["accepted"], row["silhouette"] if row["accepted"] else row["min_share"])
         if best is None or key > best[0]:
-            best = (key, km)
-    return (best[1] if best else None), scan
+            best = (key, km, labels)
+    return (best[1:] if best else (None, None)), scan
 
 
 def _canonical_order(km: KMeans, labels: np.ndarray) -> np.ndarray:
@@ -347,19 +405,20 @@ def segment_customers(features: pd.DataFrame, previous_centroids: pd.DataFrame |
             pre = build_preprocessor(feats).fit(clustered.iloc[fit_idx])
             X = _transform(pre, clustered, config.batch_size)
             sil_idx = np.sort(rng.choice(n, min(n, config.sample_size), replace=False))
-            km, meta["k_scan"] = _choose_k(X, X[fit_idx], sil_idx, config)
+            (km, labels), meta["k_scan"] = _choose_k(X, X[fit_idx], sil_idx, config)
             if km is None:  # fewer distinct customers than k_min: one segment
                 km = KMeans(n_clusters=1, n_init=1, random_state=config.seed).fit(X[fit_idx])
-            labels = km.predict(X)
+                labels = km.predict(X)
             remap = _canonical_order(km, labels)
             labels = remap[labels]
+            meta["guard_satisfied"] = any(r["accepted"] and r["k"] == km.n_clusters
+                                          for r in meta["k_scan"])
             centers = np.empty_like(km.cluster_centers_)
             centers[remap] = km.cluster_centers_
             k = len(centers)
             meta["k"] = k
             if k > 1:
-                meta["silhouette"] = round(float(silhouette_score(X[sil_idx], labels[sil_idx])),
-                                           ROUND) if len(np.unique(labels[sil_idx])) > 1 else None
+                meta["silhouette"] = next(r["silhouette"] for r in meta["k_scan"] if r["k"] == k)
                 meta["davies_bouldin"] = round(float(davies_bouldin_score(X, labels)), ROUND)
             ids, meta["matching"] = match_ids(centers, previous_centroids, pre, config, used_ids)
             original = _to_original(pre, centers, feats)
@@ -421,8 +480,7 @@ def run_segmentation(con: duckdb.DuckDBPyConnection,
     available = {r[0] for r in con.execute(
         "SELECT column_name FROM information_schema.columns "
         "WHERE table_schema = 'marts' AND table_name = 'customer_features'").fetchall()}
-    numeric = ({"orders_count", "frequency", *config.features}
-               | {src for src, agg in PROFILE_MEANS.values() if agg == "mean"}) & available
+    numeric = ({"orders_count", "frequency", *config.features} | MEAN_SOURCES) & available
     select = ["customer_id"] + [f'CAST("{c}" AS DOUBLE) AS "{c}"' for c in sorted(numeric)]
     select += [f'"{c}"' for c in CATEGORICAL_SOURCES if c in available]
     features = con.execute(f"SELECT {', '.join(select)} FROM marts.customer_features "

@@ -1,0 +1,405 @@
+"""Segmentation: synthetic customers in well-separated groups with known feature values."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from pipelines.segmentation import (
+    INCENTIVES,
+    PROFILE_MEANS,
+    SegmentationConfig,
+    run_segmentation,
+    segment_customers,
+    silhouettes,
+)
+from pipelines.warehouse_tables import create_python_owned_tables
+
+# orders, avg order value, days since last order, tenure, nps, csat, referrals, reviews,
+# shares, refund rate, discount share
+GROUPS = {
+    "champions": (20, 100, 10, 900, 9.5, 4.8, 5, 3, 4, 0.01, 0.05),
+    "new": (1, 60, 15, 20, 8.0, 4.0, 0, 0, 0, 0.0, 0.10),
+    "detractors": (2, 50, 400, 800, 3.0, 2.0, 0, 0, 0, 0.30, 0.10),
+    "big_spenders": (5, 500, 60, 600, 8.0, 4.0, 0, 0, 0, 0.02, 0.02),
+    "bargain": (6, 40, 45, 500, 7.5, 3.5, 0, 0, 0, 0.05, 0.45),
+    "rich_detractors": (3, 400, 420, 850, 2.5, 1.8, 0, 0, 0, 0.25, 0.0),
+}
+
+
+def make_customers(sizes: dict[str, int], seed: int = 0, prefix: str = "C") -> pd.DataFrame:
+    """One row per customer; `group` holds the true group. Noise is small (~5%)."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    start = 0
+    for group, n in sizes.items():
+        o, aov, days, tenure, nps, csat, refs, revs, shares, refund, disc = GROUPS[group]
+
+        def jitter(v, n=n):
+            return v * np.exp(rng.normal(0, 0.05, n))
+
+        orders = np.maximum(1, np.round(jitter(o)))
+        value = jitter(aov)
+        tenure_days = np.round(jitter(tenure))
+        frames.append(pd.DataFrame({
+            "customer_id": [f"{prefix}{i:06d}" for i in range(start, start + n)],
+            "group": group,
+            "orders_count": orders,
+            "frequency": orders - 1,
+            "net_revenue": orders * value,
+            "avg_order_value": value,
+            "days_since_last_order": np.round(jitter(days)),
+            "tenure_days": tenure_days,
+            "purchase_days_per_year": orders / np.maximum(tenure_days, 1) * 365,
+            "nps_avg": np.clip(nps + rng.normal(0, 0.2, n), 0, 10),
+            "csat_avg": np.clip(csat + rng.normal(0, 0.1, n), 1, 5),
+            "referrals_sent": np.round(jitter(refs)),
+            "referrals_converted": np.round(jitter(refs) / 2),
+            "reviews_posted": np.round(jitter(revs)),
+            "social_shares": np.round(jitter(shares)),
+            "refund_rate": np.clip(refund + rng.normal(0, 0.005, n), 0, 1),
+            "discount_share": np.clip(disc + rng.normal(0, 0.01, n), 0, 1),
+            "nps_class": np.where(nps >= 9, "promoter", np.where(nps >= 7, "passive", "detractor")),
+            "advocate_type": "active" if refs else "none",
+            "churn_risk": "high" if days > 90 else "low",
+        }))
+        start += n
+    return pd.concat(frames, ignore_index=True)
+
+
+def add_prospects(df: pd.DataFrame, n: int, prefix: str = "P") -> pd.DataFrame:
+    numeric = [c for c in df.columns if df[c].dtype == np.float64]
+    rows = pd.DataFrame({c: np.nan for c in numeric}, index=range(n))
+    rows["customer_id"] = [f"{prefix}{i:06d}" for i in range(n)]
+    rows["group"] = "prospects"
+    rows["orders_count"] = 0.0
+    rows["referrals_sent"] = 0.0
+    rows["tenure_days"] = 30.0 + np.arange(n) % 7
+    return pd.concat([df, rows], ignore_index=True)
+
+
+def group_of(result, df: pd.DataFrame) -> pd.Series:
+    """Map each true group to the (single) segment most of its customers got."""
+    seg = result.assignments.set_index("customer_id")["segment_id"]
+    merged = df.set_index("customer_id")["group"].to_frame().join(seg)
+    return merged.groupby("group")["segment_id"].agg(lambda s: s.mode().iloc[0])
+
+
+CFG = SegmentationConfig()
+FOUR = {"champions": 300, "new": 400, "detractors": 350, "big_spenders": 250}
+
+
+@pytest.fixture(scope="module")
+def four_groups():
+    df = add_prospects(make_customers(FOUR, seed=1), 120)
+    return df, segment_customers(df, None, set(), CFG)
+
+
+def test_prospects_are_a_fixed_segment_and_not_clustered(four_groups):
+    df, result = four_groups
+    a = result.assignments.merge(df[["customer_id", "group"]], on="customer_id")
+    pros = a[a["group"] == "prospects"]
+    assert len(pros) == 120
+    assert set(pros["segment_id"]) == {"prospects"} and set(pros["segment_name"]) == {"Prospects"}
+    assert (a.loc[a["group"] != "prospects", "segment_id"] != "prospects").all()
+    assert "prospects" not in set(result.centroids["segment_id"])
+    p = result.profiles.set_index("segment_id").loc["prospects"]
+    assert p["customers"] == 120 and p["share"] == round(120 / 1420, 6)
+    assert p["recommended_incentive"] == INCENTIVES["prospect"]
+    assert p["avg_orders_count"] == 0.0 and np.isnan(p["avg_order_value"])
+    assert "have not completed an order" in p["persona"]
+    assert result.metadata["n_prospects"] == 120 and result.metadata["n_clustered"] == 1300
+
+
+def test_frequency_null_means_prospect():
+    df = make_customers({"champions": 100, "new": 100, "detractors": 100}, seed=3)
+    df.loc[df.index[:5], "frequency"] = np.nan
+    result = segment_customers(df, None, set(), CFG)
+    ids = result.assignments.set_index("customer_id")["segment_id"]
+    assert (ids.loc[df["customer_id"][:5]] == "prospects").all()
+    assert (ids.loc[df["customer_id"][5:]] != "prospects").all()
+
+
+def test_k_and_clusters_recover_the_groups(four_groups):
+    df, result = four_groups
+    meta = result.metadata
+    assert meta["k"] == 4
+    assert [row["k"] for row in meta["k_scan"]] == [3, 4, 5, 6, 7, 8]
+    best = max(meta["k_scan"], key=lambda r: r["silhouette"])
+    assert best["k"] == 4 and meta["silhouette"] == best["silhouette"] > 0.7
+    assert 0 < meta["davies_bouldin"] < 0.5 and meta["guard_satisfied"] is True
+    a = result.assignments.merge(df[["customer_id", "group"]], on="customer_id")
+    a = a[a["group"] != "prospects"]
+    assert adjusted_rand_score(a["group"], a["segment_id"]) == 1.0
+    assert sorted(result.profiles["segment_id"]) == ["S01", "S02", "S03", "S04", "prospects"]
+    # ids of a first run are given by size: S01 is the largest cluster
+    sizes = meta["sizes"]
+    assert sizes == {"S01": 400, "S02": 350, "S03": 300, "S04": 250, "prospects": 120}
+    assert result.profiles["share"].sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_centroids_are_in_original_units(four_groups):
+    df, result = four_groups
+    seg = group_of(result, df)
+    c = result.centroids.pivot(index="segment_id", columns="feature", values="value")
+    champ = c.loc[seg["champions"]]
+    assert champ["orders_count"] == pytest.approx(20, rel=0.05)
+    assert champ["avg_order_value"] == pytest.approx(100, rel=0.05)
+    assert champ["nps_avg"] == pytest.approx(9.5, abs=0.1)
+    assert c.loc[seg["detractors"], "days_since_last_order"] == pytest.approx(400, rel=0.05)
+    assert set(c.columns) == set(CFG.features)
+    p = result.profiles.set_index("segment_id").loc[seg["big_spenders"]]
+    assert p["avg_order_value"] == pytest.approx(500, rel=0.05)
+    assert p["avg_net_revenue"] == pytest.approx(2500, rel=0.1)
+    assert p["detractor_share"] == 0.0 and p["promoter_share"] == 0.0
+    assert "250 customers (17.6%) with 5.0 orders" in p["persona"]
+
+
+def test_names_and_incentives_follow_the_profile(four_groups):
+    df, result = four_groups
+    seg = group_of(result, df)
+    prof = result.profiles.set_index("segment_id")
+    expected = {
+        "champions": ("Champion advocates", "advocate"),
+        "new": ("New customers", "new"),
+        "detractors": ("Dormant detractors", "detractor"),
+        "big_spenders": ("Big spenders, quiet", "premium"),
+    }
+    for group, (name, incentive) in expected.items():
+        assert prof.loc[seg[group], "segment_name"] == name
+        assert prof.loc[seg[group], "recommended_incentive"] == INCENTIVES[incentive]
+    assert "do not solicit referrals" in prof.loc[seg["detractors"], "recommended_incentive"]
+    assert "welcome credit" in prof.loc[seg["new"], "recommended_incentive"]
+    assert prof["segment_name"].is_unique
+    names = result.assignments.drop_duplicates("segment_id").set_index("segment_id")
+    assert names["segment_name"].to_dict() == prof["segment_name"].to_dict()
+
+
+def test_equal_archetypes_get_unique_names():
+    sizes = {"detractors": 300, "rich_detractors": 300, "champions": 300, "new": 300}
+    result = segment_customers(make_customers(sizes, seed=4), None, set(), CFG)
+    names = result.profiles["segment_name"].tolist()
+    assert len(set(names)) == len(names) == 4
+    dormant = sorted(n for n in names if n.startswith("Dormant detractors"))
+    assert dormant == ["Dormant detractors (high order value)",
+                       "Dormant detractors (low order value)"]
+
+
+def test_min_share_guard_merges_a_tiny_group():
+    sizes = {"champions": 1000, "new": 1000, "detractors": 1000, "bargain": 40}  # 1.3%
+    df = make_customers(sizes, seed=5)
+    result = segment_customers(df, None, set(), CFG)
+    meta = result.metadata
+    scan = {r["k"]: r for r in meta["k_scan"]}
+    assert not scan[4]["accepted"] and scan[4]["min_share"] == round(40 / 3040, 6)
+    assert scan[4]["silhouette"] > scan[3]["silhouette"]  # would have won without the guard
+    assert meta["k"] == 3 and scan[3]["accepted"]
+    assert min(meta["sizes"].values()) >= 0.03 * 3040
+    seg = result.assignments.set_index("customer_id")["segment_id"]
+    tiny = seg.loc[df.loc[df["group"] == "bargain", "customer_id"]]
+    assert tiny.nunique() == 1 and meta["sizes"][tiny.iloc[0]] >= 1000
+
+
+def test_no_k_satisfies_the_guard_falls_back_to_the_largest_smallest_cluster():
+    from dataclasses import replace
+
+    df = make_customers({"champions": 500, "new": 500, "detractors": 500}, seed=6)
+    result = segment_customers(df, None, set(), replace(CFG, min_share=0.5, k_max=5))
+    scan = result.metadata["k_scan"]
+    assert [r["accepted"] for r in scan] == [False, False, False]
+    assert result.metadata["k"] == 3 and result.metadata["guard_satisfied"] is False
+    assert scan[0]["min_share"] == round(500 / 1500, 6) == max(r["min_share"] for r in scan)
+
+
+def test_deterministic_and_independent_of_row_order(four_groups):
+    df, result = four_groups
+    again = segment_customers(df.sample(frac=1.0, random_state=7), None, set(), CFG)
+    pd.testing.assert_frame_equal(result.assignments, again.assignments)
+    pd.testing.assert_frame_equal(result.profiles, again.profiles)
+    pd.testing.assert_frame_equal(result.centroids, again.centroids)
+    assert result.metadata == again.metadata
+    assert json.loads(json.dumps(result.metadata)) == result.metadata
+
+
+def test_decimal_money_columns_are_accepted(four_groups):
+    df, result = four_groups
+    dec = df.copy()
+    for col in ("net_revenue", "avg_order_value"):
+        dec[col] = [None if pd.isna(v) else Decimal(f"{v:.4f}") for v in df[col]]
+    out = segment_customers(dec, None, set(), CFG)
+    assert adjusted_rand_score(result.assignments["segment_id"],
+                               out.assignments["segment_id"]) == 1.0
+
+
+def test_ids_are_stable_on_perturbed_data(four_groups):
+    df, first = four_groups
+    df2 = add_prospects(make_customers(FOUR, seed=2), 150)  # same customers, new noise
+    second = segment_customers(df2, first.centroids, {"S01", "S02", "S03", "S04"}, CFG)
+    both = first.assignments.merge(second.assignments, on="customer_id")
+    assert (both["segment_id_x"] == both["segment_id_y"]).mean() >= 0.99
+    assert second.metadata["matching"]["new_ids"] == []
+    assert all(d < 0.5 for d in second.metadata["matching"]["matched"].values())
+
+
+def test_new_group_gets_a_never_used_id(four_groups):
+    df, first = four_groups
+    sizes = {**FOUR, "bargain": 300}
+    df2 = make_customers(sizes, seed=2)
+    used = {"S01", "S02", "S03", "S04", "S07", "prospects"}  # S07: retired in an older run
+    second = segment_customers(df2, first.centroids, used, CFG)
+    assert second.metadata["k"] == 5
+    seg1, seg2 = group_of(first, df), group_of(second, df2)
+    for group in FOUR:
+        assert seg2[group] == seg1[group]
+    assert seg2["bargain"] == "S08"
+    assert second.metadata["matching"]["new_ids"] == ["S08"]
+    prof = second.profiles.set_index("segment_id")
+    assert prof.loc["S08", "segment_name"] == "Bargain hunters"
+    assert prof.loc["S08", "recommended_incentive"] == INCENTIVES["price"]
+
+
+def test_a_vanished_segment_id_is_not_reused_for_a_different_cluster(four_groups):
+    df, first = four_groups
+    sizes = {"champions": 300, "new": 400, "detractors": 350, "bargain": 250}
+    df2 = make_customers(sizes, seed=2)
+    second = segment_customers(df2, first.centroids, set(first.centroids["segment_id"]), CFG)
+    seg1, seg2 = group_of(first, df), group_of(second, df2)
+    assert seg2["bargain"] not in set(seg1)  # big spenders' id is retired, not handed over
+    assert seg2["bargain"] == "S05"
+    assert [seg2[g] for g in ("champions", "new", "detractors")] == \
+        [seg1[g] for g in ("champions", "new", "detractors")]
+
+
+def test_previous_centroids_with_other_features_are_not_matched(four_groups):
+    df, first = four_groups
+    old = first.centroids[first.centroids["feature"] != "csat_avg"]  # older feature set
+    second = segment_customers(df, old, {"S01", "S02", "S03", "S04"}, CFG)
+    assert second.metadata["matching"]["previous_ignored"] is True
+    assert second.metadata["matching"]["new_ids"] == ["S05", "S06", "S07", "S08"]
+
+
+def test_too_few_distinct_customers_give_one_segment():
+    df = make_customers({"new": 2}, seed=0)
+    result = segment_customers(df, None, set(), CFG)
+    assert result.metadata["k"] == 1 and result.metadata["silhouette"] is None
+    assert set(result.assignments["segment_id"]) == {"S01"}
+
+
+def test_only_prospects():
+    df = add_prospects(make_customers({"new": 1}, seed=0).iloc[:0], 10)
+    result = segment_customers(df, None, set(), CFG)
+    assert result.metadata["k"] == 0 and result.centroids.empty
+    assert result.profiles["segment_id"].tolist() == ["prospects"]
+
+
+def test_config_from_env(monkeypatch):
+    monkeypatch.setenv("SEGMENT_K_MIN", "2")
+    monkeypatch.setenv("SEGMENT_K_MAX", "5")
+    monkeypatch.setenv("SEGMENT_MIN_SHARE", "0.05")
+    monkeypatch.setenv("SEGMENT_SEED", "7")
+    cfg = SegmentationConfig.from_env()
+    assert (cfg.k_min, cfg.k_max, cfg.min_share, cfg.seed) == (2, 5, 0.05, 7)
+    monkeypatch.delenv("SEGMENT_K_MIN")
+    assert SegmentationConfig.from_env().k_min == 3
+    with pytest.raises(ValueError):
+        SegmentationConfig(k_min=6, k_max=4)
+
+
+def test_silhouettes_match_sklearn():
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(600, 4))
+    X[:200] += 4
+    label_sets = [rng.integers(0, 3, 600), (X[:, 0] > 2).astype(int), np.r_[np.zeros(599), 1]]
+    label_sets = [lab.astype(int) for lab in label_sets]
+    ours = silhouettes(X, label_sets, chunk=64)
+    assert ours == pytest.approx([silhouette_score(X, lab) for lab in label_sets], abs=1e-12)
+
+
+# ---------------------------------------------------------------- DuckDB round trip
+
+FEATURE_COLUMNS = """customer_id VARCHAR, orders_count BIGINT, frequency BIGINT,
+    net_revenue DECIMAL(18,4), avg_order_value DECIMAL(18,4), days_since_last_order BIGINT,
+    tenure_days BIGINT, purchase_days_per_year DOUBLE, nps_avg DOUBLE, csat_avg DOUBLE,
+    referrals_sent BIGINT, referrals_converted BIGINT, reviews_posted BIGINT,
+    social_shares BIGINT, refund_rate DOUBLE, discount_share DOUBLE, nps_class VARCHAR,
+    advocate_type VARCHAR, churn_risk VARCHAR"""
+
+
+def load_features(con, df: pd.DataFrame, export_date: str) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute(f"CREATE OR REPLACE TABLE marts.customer_features ({FEATURE_COLUMNS})")
+    con.register("src", df.drop(columns="group"))
+    con.execute("INSERT INTO marts.customer_features BY NAME SELECT * FROM src")
+    con.unregister("src")
+    con.execute("INSERT INTO raw.exports VALUES (?, 'full', ?, NULL)",
+                [dt.date.fromisoformat(export_date), f"exports/{export_date}"])
+
+
+def snapshot(con) -> dict:
+    tables = {"marts.customer_segments": "customer_id", "marts.segment_profiles": "segment_id",
+              "history.segment_assignments": "as_of_date, customer_id",
+              "history.segment_centroids": "as_of_date, segment_id, feature"}
+    return {t: con.execute(f"SELECT * FROM {t} ORDER BY {k}").fetchall()
+            for t, k in tables.items()}
+
+
+def test_run_segmentation_against_duckdb():
+    con = duckdb.connect()
+    create_python_owned_tables(con)
+    df1 = add_prospects(make_customers(FOUR, seed=1), 50)
+    load_features(con, df1, "2024-01-31")
+    meta1 = run_segmentation(con, CFG)
+    assert meta1["as_of_date"] == "2024-01-31" and meta1["k"] == 4
+    assert json.loads(json.dumps(meta1)) == meta1
+
+    # a re-run of the same as_of replaces that date's rows: identical tables
+    first = snapshot(con)
+    assert run_segmentation(con, CFG) == meta1
+    assert snapshot(con) == first
+
+    # next export: perturbed values plus a new group of customers
+    df2 = add_prospects(make_customers({**FOUR, "bargain": 300}, seed=2), 60)
+    load_features(con, df2, "2024-02-29")
+    meta2 = run_segmentation(con, CFG)
+    assert meta2["as_of_date"] == "2024-02-29" and meta2["k"] == 5
+    assert meta2["matching"]["new_ids"] == ["S05"]
+
+    hist = con.execute("SELECT as_of_date, count(*), count(DISTINCT segment_id) "
+                       "FROM history.segment_assignments GROUP BY 1 ORDER BY 1").fetchall()
+    assert hist == [(dt.date(2024, 1, 31), 1350, 5), (dt.date(2024, 2, 29), 1660, 6)]
+    moved = con.execute("""
+        SELECT count(*) FILTER (a.segment_id <> b.segment_id), count(*)
+        FROM history.segment_assignments a JOIN history.segment_assignments b
+          USING (customer_id)
+        WHERE a.as_of_date = DATE '2024-01-31' AND b.as_of_date = DATE '2024-02-29'
+    """).fetchone()
+    assert moved == (0, 1350)
+    cent = con.execute("SELECT as_of_date, count(*) FROM history.segment_centroids "
+                       "GROUP BY 1 ORDER BY 1").fetchall()
+    n_feat = len(CFG.features)
+    assert cent == [(dt.date(2024, 1, 31), 4 * n_feat), (dt.date(2024, 2, 29), 5 * n_feat)]
+
+    # marts hold only the latest run
+    assert con.execute("SELECT DISTINCT as_of_date FROM marts.customer_segments").fetchall() \
+        == [(dt.date(2024, 2, 29),)]
+    assert con.execute("SELECT count(*) FROM marts.customer_segments").fetchone()[0] == 1660
+    profile_cols = [r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+        "AND table_name = 'segment_profiles' ORDER BY ordinal_position").fetchall()]
+    assert set(PROFILE_MEANS) <= set(profile_cols) and "as_of_date" in profile_cols
+    prof = con.execute("SELECT segment_id, customers, share, segment_name, avg_orders_count "
+                       "FROM marts.segment_profiles ORDER BY segment_id").fetchall()
+    assert [p[0] for p in prof] == ["S01", "S02", "S03", "S04", "S05", "prospects"]
+    assert sum(p[1] for p in prof) == 1660
+    assert sum(p[2] for p in prof) == pytest.approx(1.0, abs=1e-5)
+    assert prof[-1][3] == "Prospects" and prof[-1][4] == 0.0
+    assert prof[4][3] == "Bargain hunters"
