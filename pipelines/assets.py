@@ -1,7 +1,5 @@
 """Dagster assets of the nightly run: ingest -> dbt features -> segments -> dbt ROI -> publish."""
 
-from __future__ import annotations
-
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -35,7 +33,6 @@ RAW_KEYS = [AssetKey(["raw", t]) for t in TABLES] + [
     AssetKey(["raw", "exports"]),
     AssetKey(["raw", "quarantine"]),
 ]
-
 
 @multi_asset(
     specs=[
@@ -90,7 +87,6 @@ def ingest_exports(context: AssetExecutionContext, warehouse: WarehouseResource)
             metadata["dagster/row_count"] = rows
         yield MaterializeResult(asset_key=key, metadata=metadata)
 
-
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     select=FEATURES_SELECT,
@@ -105,10 +101,10 @@ def dbt_customer_features(
     """Staging models and marts.customer_features (with their data tests)."""
     yield from dbt.cli([*BUILD_ARGS, *dbt_vars()], context=context).stream()
 
-
 CUSTOMER_FEATURES_KEY = get_asset_key_for_model([dbt_customer_features], "customer_features")
 SEGMENT_KEYS = [AssetKey(["marts", "customer_segments"]), AssetKey(["marts", "segment_profiles"])]
-
+HISTORY_KEYS = [AssetKey(["history", "segment_assignments"]),
+                AssetKey(["history", "segment_centroids"])]
 
 @multi_asset(
     specs=[
@@ -122,6 +118,16 @@ SEGMENT_KEYS = [AssetKey(["marts", "customer_segments"]), AssetKey(["marts", "se
             kinds={"scikitlearn", "duckdb"},
             description="One row per segment: size, share, mean features, persona, incentive.",
         ),
+        AssetSpec(
+            HISTORY_KEYS[0], deps=[CUSTOMER_FEATURES_KEY], group_name="history",
+            kinds={"duckdb"},
+            description="Every run's segment assignment (as_of_date x customer).",
+        ),
+        AssetSpec(
+            HISTORY_KEYS[1], deps=[CUSTOMER_FEATURES_KEY], group_name="history",
+            kinds={"duckdb"},
+            description="Every run's centroids in original feature units, for stable ids.",
+        ),
     ],
     name="customer_segmentation",
     pool=WAREHOUSE_POOL,
@@ -131,13 +137,12 @@ def customer_segmentation(context: AssetExecutionContext, warehouse: WarehouseRe
     with warehouse.connect() as con:
         meta = run_segmentation(con, SegmentationConfig.from_env())
     context.log.info(f"Segmentation: k={meta.get('k')} silhouette={meta.get('silhouette')}")
-    for key in SEGMENT_KEYS:
+    for key in [*SEGMENT_KEYS, *HISTORY_KEYS]:
         yield MaterializeResult(
             asset_key=key,
             metadata={k: MetadataValue.json(v) if isinstance(v, dict | list) else v
-                      for k, v in meta.items()},
+                      for k, v in meta.items() if v is not None},
         )
-
 
 @dbt_assets(
     manifest=dbt_project.manifest_path,
@@ -153,10 +158,9 @@ def dbt_referral_roi(
     """Referral ROI by segment (overall and monthly), top referrers, segment history."""
     yield from dbt.cli([*BUILD_ARGS, *dbt_vars()], context=context).stream()
 
-
 @asset(
     key=AssetKey(["warehouse", "published"]),
-    deps=[*dbt_referral_roi.keys, *SEGMENT_KEYS],
+    deps=[*dbt_referral_roi.keys, *SEGMENT_KEYS, *HISTORY_KEYS],
     group_name="publish",
     kinds={"duckdb"},
     pool=WAREHOUSE_POOL,

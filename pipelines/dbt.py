@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sys
+from pathlib import Path
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +22,10 @@ dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_D
 dbt_project.prepare_if_dev()
 if not dbt_project.manifest_path.exists():
     dbt_project.preparer.prepare(dbt_project)
+
+# The venv's dbt even when the venv is not activated (make runs .venv/bin/python directly).
+_VENV_DBT = Path(sys.executable).parent / "dbt"
+DBT_EXECUTABLE = str(_VENV_DBT) if _VENV_DBT.exists() else (shutil.which("dbt") or "dbt")
 
 FEATURES_SELECT = "tag:features"
 POST_SEGMENTATION_SELECT = "tag:post_segmentation"

@@ -6,6 +6,7 @@ from dagster import Definitions
 from dagster_dbt import DbtCliResource
 
 from pipelines.assets import (
+    WAREHOUSE_POOL,
     customer_segmentation,
     dbt_customer_features,
     dbt_referral_roi,
@@ -13,26 +14,35 @@ from pipelines.assets import (
     published_warehouse,
 )
 from pipelines.automation import new_export_sensor, nightly_refresh, nightly_schedule
-from pipelines.dbt import dbt_project
+from pipelines.dbt import DBT_EXECUTABLE, dbt_project
+from pipelines.quality import mart_asset_checks, raw_asset_checks
 from pipelines.resources import Settings, WarehouseResource
 
-_settings = Settings.from_env()
 
-defs = Definitions(
-    assets=[
-        ingest_exports,
-        dbt_customer_features,
-        customer_segmentation,
-        dbt_referral_roi,
-        published_warehouse,
-    ],
-    jobs=[nightly_refresh],
-    schedules=[nightly_schedule],
-    sensors=[new_export_sensor],
-    resources={
-        "warehouse": WarehouseResource(
-            path=str(_settings.warehouse_path), lock_timeout_s=_settings.lock_timeout_s
-        ),
-        "dbt": DbtCliResource(project_dir=dbt_project),
-    },
-)
+def make_definitions(settings: Settings) -> Definitions:
+    """Definitions bound to one configuration (tests build their own)."""
+    return Definitions(
+        assets=[
+            ingest_exports,
+            dbt_customer_features,
+            customer_segmentation,
+            dbt_referral_roi,
+            published_warehouse,
+        ],
+        asset_checks=[
+            *raw_asset_checks(pool=WAREHOUSE_POOL),
+            *mart_asset_checks(pool=WAREHOUSE_POOL),
+        ],
+        jobs=[nightly_refresh],
+        schedules=[nightly_schedule],
+        sensors=[new_export_sensor],
+        resources={
+            "warehouse": WarehouseResource(
+                path=str(settings.warehouse_path), lock_timeout_s=settings.lock_timeout_s
+            ),
+            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+        },
+    )
+
+
+defs = make_definitions(Settings.from_env())

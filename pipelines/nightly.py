@@ -23,19 +23,20 @@ def ensure_sample_export(settings: Settings) -> None:
     print(f"No export found: generated a sample export of {customers} customers in {folder}")
 
 
-def run_nightly() -> bool:
-    from pipelines.definitions import defs
+def run_nightly(settings: Settings) -> bool:
+    """Run nightly_refresh in this process, recorded in DAGSTER_HOME when it is set."""
+    from pipelines.definitions import make_definitions
 
+    defs = make_definitions(settings)
     instance = DagsterInstance.get() if os.getenv("DAGSTER_HOME") else DagsterInstance.ephemeral()
     result = defs.get_job_def("nightly_refresh").execute_in_process(
         instance=instance, raise_on_error=False
     )
     if not result.success:
-        for event in result.all_events:
-            if event.is_failure and event.step_failure_data is not None:
-                err = event.step_failure_data.error
-                detail = err.message.strip() if err else ""
-                print(f"FAILED step {event.step_key}: {detail}", file=sys.stderr)
+        for event in result.get_step_failure_events():
+            err = event.step_failure_data.error
+            detail = err.message.strip() if err else ""
+            print(f"FAILED step {event.step_key}: {detail}", file=sys.stderr)
     return result.success
 
 
@@ -74,7 +75,7 @@ def print_summary(settings: Settings) -> None:
 def main() -> int:
     settings = Settings.from_env()
     ensure_sample_export(settings)
-    if not run_nightly():
+    if not run_nightly(settings):
         print("nightly_refresh failed; the published warehouse was left as it was.",
               file=sys.stderr)
         return 1
