@@ -1,0 +1,12 @@
+-- PII never leaves raw: no email / name / phone column in staging, intermediate or marts,
+-- and no email hash in intermediate or marts (hashes stay in staging for matching only).
+select table_schema, table_name, column_name
+from information_schema.columns
+where (
+        lower(table_schema) in ('staging', 'intermediate', 'marts')
+        and lower(column_name) in ('email', 'referee_email', 'first_name', 'last_name', 'phone')
+    )
+   or (
+        lower(table_schema) in ('intermediate', 'marts')
+        and lower(column_name) like '%email%'
+    )
