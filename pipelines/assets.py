@@ -90,6 +90,7 @@ def ingest_exports(context: AssetExecutionContext, warehouse: WarehouseResource)
 @dbt_assets(
     manifest=dbt_project.manifest_path,
     select=FEATURES_SELECT,
+    exclude=POST_SEGMENTATION_SELECT,
     dagster_dbt_translator=translator,
     name="dbt_customer_features",
     project=dbt_project,

@@ -6,8 +6,8 @@ import json
 import os
 import shutil
 import sys
-from pathlib import Path
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from dagster import AssetKey
@@ -30,7 +30,9 @@ DBT_EXECUTABLE = str(_VENV_DBT) if _VENV_DBT.exists() else (shutil.which("dbt") 
 FEATURES_SELECT = "tag:features"
 POST_SEGMENTATION_SELECT = "tag:post_segmentation"
 # Unit tests check SQL logic, not the night's data: `make test` runs them, the job does not.
-BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test"]
+# `buildable`: a test runs in the stage where all its parents exist (a test over features
+# and segments waits for the second stage instead of failing in the first).
+BUILD_ARGS = ["build", "--exclude-resource-type", "unit_test", "--indirect-selection", "buildable"]
 
 
 class ProjectTranslator(DagsterDbtTranslator):

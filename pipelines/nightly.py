@@ -29,7 +29,7 @@ def run_nightly(settings: Settings) -> bool:
 
     defs = make_definitions(settings)
     instance = DagsterInstance.get() if os.getenv("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    result = defs.get_job_def("nightly_refresh").execute_in_process(
+    result = defs.resolve_job_def("nightly_refresh").execute_in_process(
         instance=instance, raise_on_error=False
     )
     if not result.success:

@@ -46,7 +46,7 @@ def run_job(exports_dir: Path, warehouse: Path, **extra_env: str):
 
     with env(CRM_EXPORTS_DIR=str(exports_dir), WAREHOUSE_PATH=str(warehouse), **extra_env):
         defs = make_definitions(Settings.from_env())
-        return defs.get_job_def("nightly_refresh").execute_in_process(raise_on_error=False)
+        return defs.resolve_job_def("nightly_refresh").execute_in_process(raise_on_error=False)
 
 
 def read_table(warehouse: Path, table: str, order_by: str | None = None) -> pd.DataFrame:
