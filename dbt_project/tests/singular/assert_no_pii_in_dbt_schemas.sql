@@ -1,3 +1,6 @@
+{{ config(tags=['features', 'post_segmentation']) }}
+-- depends_on: {{ ref('customer_features') }}
+-- (attached to customer_features so Dagster runs it as that asset's check)
 -- PII never leaves raw: no email / name / phone column in staging, intermediate or marts,
 -- and no email hash in intermediate or marts (hashes stay in staging for matching only).
 select table_schema, table_name, column_name

@@ -2,6 +2,7 @@
 -- segmentation.customer_segments, newest as_of_date only, erased customers removed), plus
 -- every customer once more under segment_id 'all' ("All customers"), so that the
 -- post-segmentation marts compute the 'all' row with the same GROUP BY as the segments.
+-- depends_on: {{ ref('int_segmentation_run') }}  (its test stops the build on stale segments)
 with segments as (
     select customer_id, segment_id, segment_name, as_of_date
     from {{ source('segmentation', 'customer_segments') }}

@@ -1,6 +1,7 @@
 -- Referral program performance and ROI per segment of the latest segmentation run, plus
 -- one row segment_id = 'all'. A referral belongs to its REFERRER's segment. Definitions:
 -- metrics.md "referral_roi_by_segment" and referral_roi_by_segment.yml.
+-- depends_on: {{ ref('int_referrals_by_segment') }}  (its tests stop the build when a referrer has no segment)
 with as_of as (
     select as_of_date from {{ ref('int_as_of') }}
 ),
