@@ -3,10 +3,10 @@
 -- sent_at, so each month's rows add up to the overall table and conversion rate is a
 -- cohort rate. program_cost of a month (referral_program_costs.month) is allocated to the
 -- segments in proportion to that month's referrals_sent; the 'all' row carries the whole
--- month's cost (also for a month -- depends_on: {{ ref('int_referrals_by_segment') }}  (its tests stop the build when a referrer has no segment)
-with costs but no referral). Sparse: a segment x month
+-- month's cost (also for a month with costs but no referral). Sparse: a segment x month
 -- row exists only when the segment sent a counted referral that month; an 'all' row for
 -- every month with a counted referral or a program cost, up to as_of.
+-- depends_on: {{ ref('int_referrals_by_segment') }}  (its tests stop the build when a referrer has no segment)
 with as_of as (
     select as_of_date from {{ ref('int_as_of') }}
 ),

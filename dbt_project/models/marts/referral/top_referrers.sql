@@ -1,7 +1,7 @@
--- One row per customer -- depends_on: {{ ref('int_referrals_by_segment') }}  (its tests stop the build when a referrer has no segment)
-with >= 1 counted referral (self-referrals and duplicate
+-- One row per customer with >= 1 counted referral (self-referrals and duplicate
 -- conversions excluded), ranked, with a reward tier by attributed converted referrals
 -- (vars referrer_tier_*_min). marketing_opt_in flags who may be contacted.
+-- depends_on: {{ ref('int_referrals_by_segment') }}  (its tests stop the build when a referrer has no segment)
 with assignments as (
     select * from {{ ref('int_segment_assignments') }}
     where not is_all_row
