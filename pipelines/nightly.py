@@ -35,6 +35,8 @@ def run_nightly(settings: Settings) -> bool:
     if not result.success:
         for event in result.get_step_failure_events():
             err = event.step_failure_data.error
+            while err is not None and err.cause is not None:  # the root cause says most
+                err = err.cause
             detail = err.message.strip() if err else ""
             print(f"FAILED step {event.step_key}: {detail}", file=sys.stderr)
     return result.success

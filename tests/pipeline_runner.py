@@ -71,5 +71,7 @@ def failure_messages(result) -> list[str]:
     messages = []
     for event in result.get_step_failure_events():
         err = event.step_failure_data.error
+        while err is not None and err.cause is not None:  # the root cause names the problem
+            err = err.cause
         messages.append(err.message if err else "")
     return messages

@@ -1,0 +1,150 @@
+"""The nightly job on generated exports: determinism, segment stability, recovery, lifetimes."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from pipelines.sample import generate_export, generate_next_day
+from tests.pipeline_runner import MART_TABLES, failure_messages, run_job, table_bytes
+
+CUSTOMERS = 3000
+AS_OF = date(2026, 11, 21)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Run 1 and run 2 on the same export, then run 3 after a next-day export."""
+    root = tmp_path_factory.mktemp("sample")
+    exports = root / "exports"
+    generate_export(exports, customers=CUSTOMERS, seed=7, as_of=AS_OF)
+    wh = root / "warehouse.duckdb"
+    snapshots = {}
+    for name in ("first", "second"):
+        result = run_job(exports, wh)
+        assert result.success, failure_messages(result)
+        snapshots[name] = root / f"{name}.duckdb"
+        shutil.copyfile(wh, snapshots[name])
+    generate_next_day(exports, customers=CUSTOMERS, seed=7, as_of=AS_OF)
+    result = run_job(exports, wh)
+    assert result.success, failure_messages(result)
+    snapshots["next_day"] = wh
+    snapshots["exports"] = exports
+    return snapshots
+
+
+def test_rerun_on_the_same_exports_gives_identical_marts(runs):
+    for table in MART_TABLES:
+        first = table_bytes(runs["first"], f"marts.{table}")
+        if table != "segment_migrations":  # needs two as-of dates
+            assert first.count(b"\n") > 1, f"marts.{table} is empty"
+        assert first == table_bytes(runs["second"], f"marts.{table}"), table
+
+
+def test_next_day_records_migrations(runs):
+    con = duckdb.connect(str(runs["next_day"]), read_only=True)
+    try:
+        moved, total, pairs = con.execute(
+            "SELECT sum(customers) FILTER (WHERE is_migration), sum(customers), "
+            "count(DISTINCT (from_as_of_date, to_as_of_date)) FROM marts.segment_migrations "
+            "WHERE from_segment_id <> '(none)'"
+        ).fetchone()
+    finally:
+        con.close()
+    assert pairs == 1
+    assert total == CUSTOMERS  # customers of the first day (new ones come from '(none)')
+    assert 0 < moved <= 0.1 * CUSTOMERS
+
+
+def segments(warehouse: Path) -> pd.DataFrame:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(
+            "SELECT customer_id, segment_id FROM marts.customer_segments ORDER BY 1").df()
+    finally:
+        con.close()
+
+
+def test_next_day_keeps_segment_ids(runs):
+    before = segments(runs["first"]).set_index("customer_id")["segment_id"]
+    after = segments(runs["next_day"]).set_index("customer_id")["segment_id"]
+    common = before.index.intersection(after.index)
+    assert len(common) == CUSTOMERS
+    kept = (before[common] == after[common]).mean()
+    assert kept >= 0.90, f"only {kept:.1%} kept their segment_id"
+
+
+def test_segment_ids_are_never_reused_for_another_centroid(runs):
+    con = duckdb.connect(str(runs["next_day"]), read_only=True)
+    try:
+        # Each id keeps one name-independent identity: its centroids on both days are closer
+        # to each other than to any other id's centroid of the other day.
+        cents = con.execute(
+            "SELECT as_of_date, segment_id, feature, value FROM history.segment_centroids"
+        ).df()
+    finally:
+        con.close()
+    wide = cents.pivot_table(index=["as_of_date", "segment_id"], columns="feature",
+                             values="value")
+    days = sorted(wide.index.get_level_values(0).unique())
+    assert len(days) == 2
+    old, new = wide.loc[days[0]], wide.loc[days[1]]
+    scale = pd.concat([old, new]).std().replace(0, 1)
+    for sid in set(old.index) & set(new.index):
+        dist = (((old - new.loc[sid]) / scale) ** 2).sum(axis=1) ** 0.5
+        assert dist.idxmin() == sid, f"{sid} moved to another cluster's place"
+
+
+def test_segments_recover_the_behaviour_groups(runs):
+    truth = pd.read_csv(runs["exports"] / "_ground_truth" / f"{AS_OF}.csv", dtype=str)
+    seg = segments(runs["first"])
+    merged = truth.merge(seg, on="customer_id")
+    assert len(merged) == CUSTOMERS
+    clustered = merged[merged["behaviour_group"] != "prospects"]
+    ari = adjusted_rand_score(clustered["behaviour_group"], clustered["segment_id"])
+    print(f"adjusted Rand index (clustered customers): {ari:.3f}")
+    assert ari >= 0.7
+    # prospects are exactly the customers without a completed order
+    prospects = merged[merged["segment_id"] == "prospects"]
+    assert set(prospects["behaviour_group"]) <= {"prospects"}
+
+
+def test_purchase_columns_equal_lifetimes(runs):
+    from lifetimes.utils import summary_data_from_transaction_data
+
+    con = duckdb.connect(str(runs["first"]), read_only=True)
+    try:
+        # Completed orders up to as_of in base currency, read from raw independently of dbt.
+        tx = con.execute(
+            """
+            SELECT o.customer_id, CAST(o.order_date AS DATE) AS day,
+                   CAST(o.amount * coalesce(f.rate_to_base, 1) AS DOUBLE) AS amount
+            FROM raw.orders o
+            LEFT JOIN raw.fx_rates f ON f.currency = o.currency
+            WHERE coalesce(o.status, 'completed') = 'completed'
+              AND CAST(o.order_date AS DATE) <= DATE '2026-11-21'
+            """
+        ).df()
+        ours = con.execute(
+            "SELECT customer_id, frequency, recency, \"T\", "
+            "CAST(monetary_value AS DOUBLE) AS monetary_value FROM marts.customer_features "
+            "WHERE frequency IS NOT NULL ORDER BY customer_id"
+        ).df().set_index("customer_id")
+    finally:
+        con.close()
+    tx["day"] = pd.to_datetime(tx["day"])
+    ref = summary_data_from_transaction_data(
+        tx, "customer_id", "day", monetary_value_col="amount",
+        observation_period_end=pd.Timestamp(AS_OF), freq="D",
+    ).sort_index()
+    assert list(ours.index) == list(ref.index)
+    for col in ("frequency", "recency", "T"):
+        assert (ours[col].astype(int) == ref[col].astype(int)).all(), col
+    diff = (ours["monetary_value"] - ref["monetary_value"]).abs().max()
+    assert diff < 1e-3, f"monetary_value differs by up to {diff}"
