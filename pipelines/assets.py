@@ -22,6 +22,7 @@ from pipelines.dbt import (
     dbt_vars,
     translator,
 )
+from pipelines.erasure import apply_erasure
 from pipelines.ingest import ExportRefused, discover_exports, exports_to_ingest, ingest_export
 from pipelines.resources import Settings, WarehouseResource
 from pipelines.schemas import TABLES
@@ -69,6 +70,9 @@ def ingest_exports(context: AssetExecutionContext, warehouse: WarehouseResource)
                 + f"; quarantined {result.rows_quarantined} rows"
             )
             results.append(result)
+        erasure = apply_erasure(con)
+        if erasure["customers_erased"]:
+            context.log.info(f"Erasure requests applied: {erasure}")
         counts = {
             t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in TABLES
         }
@@ -78,6 +82,8 @@ def ingest_exports(context: AssetExecutionContext, warehouse: WarehouseResource)
         "as_of_date": as_of.isoformat() if as_of else None,
         "exports_ingested": MetadataValue.json([r.as_metadata() for r in results]),
         "rows_quarantined_this_run": sum(r.rows_quarantined for r in results),
+        "customers_erased": erasure["customers_erased"],
+        "erasure_rows_removed": MetadataValue.json(erasure),
     }
     for key in RAW_KEYS:
         name = key.path[-1]
@@ -169,9 +175,33 @@ def dbt_referral_roi(
 )
 def published_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource):
     """Analysts see the night's tables only from here on, all at once."""
+    with warehouse.connect(read_only=True) as con:
+        quality = data_quality_summary(con)
     as_of = warehouse.as_of_date()
     path = warehouse.publish()
-    context.log.info(f"Published {path} (as of {as_of})")
+    context.log.info(f"Published {path} (as of {as_of}); data quality: {quality}")
     return MaterializeResult(
-        metadata={"path": str(path), "as_of_date": as_of.isoformat() if as_of else None}
+        metadata={
+            "path": str(path),
+            "as_of_date": as_of.isoformat() if as_of else None,
+            **quality,
+        }
     )
+
+
+def data_quality_summary(con) -> dict[str, int]:
+    """Counts a data engineer looks at after a night: what was set aside, and why."""
+    quarantined, exports = con.execute(
+        "SELECT count(*), count(DISTINCT export_date) FROM raw.quarantine").fetchone()
+    self_refs, duplicates, counted = con.execute(
+        "SELECT count(*) FILTER (WHERE is_self_referral), "
+        "count(*) FILTER (WHERE is_duplicate_conversion), count(*) FILTER (WHERE is_counted) "
+        "FROM intermediate.int_referral_attribution"
+    ).fetchone()
+    return {
+        "rows_in_quarantine": quarantined,
+        "exports_with_quarantined_rows": exports,
+        "self_referrals_excluded": self_refs,
+        "duplicate_conversions_excluded": duplicates,
+        "referrals_counted": counted,
+    }

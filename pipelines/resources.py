@@ -57,8 +57,9 @@ class Settings:
         )
 
 
-def build_path_for(published: Path) -> Path:
-    return published.with_name(published.name + ".build")
+def build_path_for(published: Path, run_id: str) -> Path:
+    """Each run builds in its own file: a killed run's orphaned dbt never meets the next run."""
+    return published.with_name(f"{published.name}.build-{run_id[:8]}")
 
 
 class WarehouseLocked(Failure):
@@ -74,7 +75,7 @@ class WarehouseResource(ConfigurableResource):
     threads: int = 2
 
     _lock_file: IO[str] | None = PrivateAttr(default=None)
-    _prepared: bool = PrivateAttr(default=False)
+    _run_id: str = PrivateAttr(default="adhoc")
 
     @property
     def published_path(self) -> Path:
@@ -82,7 +83,7 @@ class WarehouseResource(ConfigurableResource):
 
     @property
     def build_path(self) -> Path:
-        return build_path_for(self.published_path)
+        return build_path_for(self.published_path, self._run_id)
 
     @property
     def lock_path(self) -> Path:
@@ -90,8 +91,8 @@ class WarehouseResource(ConfigurableResource):
 
     # -- run lifecycle ---------------------------------------------------------------
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        run_id = context.run_id if context and context.run_id else "adhoc"
-        self.acquire(run_id, log=context.log if context else None)
+        self._run_id = context.run_id if context and context.run_id else "adhoc"
+        self.acquire(self._run_id, log=context.log if context else None)
         self.prepare_build()
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
@@ -137,25 +138,26 @@ class WarehouseResource(ConfigurableResource):
             return "another run"
 
     def release(self) -> None:
-        self.build_path.unlink(missing_ok=True)
-        Path(str(self.build_path) + ".wal").unlink(missing_ok=True)
+        _remove_database(self.build_path)
         if self._lock_file is not None:
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
-        self._prepared = False
 
     def prepare_build(self) -> None:
-        """Start the run's build database as a copy of the last published one."""
+        """Start the run's build database as a copy of the last published one.
+
+        Build files left by killed runs are removed first (we hold the lock, so no live run
+        owns them; an orphaned dbt still writing keeps its unlinked inode, harmlessly).
+        """
+        for stale in self.published_path.parent.glob(self.published_path.name + ".build-*"):
+            stale.unlink(missing_ok=True)
         build = self.build_path
-        build.unlink(missing_ok=True)
-        Path(str(build) + ".wal").unlink(missing_ok=True)
         if self.published_path.exists():
             shutil.copyfile(self.published_path, build)
         with self.connect() as con:
             create_python_owned_tables(con)
         os.environ["DBT_DUCKDB_PATH"] = str(build)
-        self._prepared = True
 
     def publish(self) -> Path:
         """Swap the build database in place of the published one, atomically."""
@@ -194,6 +196,11 @@ class WarehouseResource(ConfigurableResource):
         with self.connect(read_only=True) as con:
             row = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()
         return row[0] if row else None
+
+
+def _remove_database(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    Path(str(path) + ".wal").unlink(missing_ok=True)
 
 
 def published_as_of(published: Path) -> date | None:

@@ -39,14 +39,15 @@ def env(**values: str | None):
                 os.environ[k] = v
 
 
-def run_job(exports_dir: Path, warehouse: Path, **extra_env: str):
+def run_job(exports_dir: Path, warehouse: Path, instance=None, **extra_env: str):
     """Execute nightly_refresh once; returns the Dagster result (not raising on failure)."""
     from pipelines.definitions import make_definitions
     from pipelines.resources import Settings
 
     with env(CRM_EXPORTS_DIR=str(exports_dir), WAREHOUSE_PATH=str(warehouse), **extra_env):
         defs = make_definitions(Settings.from_env())
-        return defs.resolve_job_def("nightly_refresh").execute_in_process(raise_on_error=False)
+        return defs.resolve_job_def("nightly_refresh").execute_in_process(
+            raise_on_error=False, instance=instance)
 
 
 def read_table(warehouse: Path, table: str, order_by: str | None = None) -> pd.DataFrame:

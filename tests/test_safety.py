@@ -1,0 +1,274 @@
+"""Guard rails: refused exports, killed runs, concurrent runs, privacy and erasure.
+
+Every scenario starts from a warehouse published from the hand fixture and checks that the
+published file (and so every mart) is byte-for-byte what it was whenever a run does not
+complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.exports import write_csv, write_manifest
+from tests.pipeline_runner import MART_TABLES, failure_messages, run_job, table_bytes
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
+NEXT_DAY = "2026-11-22"
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory) -> Path:
+    """A warehouse published once from the hand fixture (copied by each test)."""
+    root = tmp_path_factory.mktemp("published")
+    shutil.copytree(FIXTURE, root / "exports")
+    wh = root / "warehouse.duckdb"
+    result = run_job(root / "exports", wh)
+    assert result.success, failure_messages(result)
+    return root
+
+
+@pytest.fixture()
+def setup(published, tmp_path):
+    """(exports dir, warehouse path, next-day export folder) in a fresh copy."""
+    shutil.copytree(published / "exports", tmp_path / "exports")
+    shutil.copyfile(published / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    nxt = tmp_path / "exports" / NEXT_DAY
+    shutil.copytree(FIXTURE / "2026-11-21", nxt)
+    return tmp_path / "exports", tmp_path / "warehouse.duckdb", nxt
+
+
+def rewrite(path: Path, transform) -> None:
+    with open(path, newline="") as handle:
+        rows = list(csv.reader(handle))
+    rows = transform(rows)
+    with open(path, "w", newline="") as handle:
+        csv.writer(handle, lineterminator="\n").writerows(rows)
+
+
+def drop_column(name: str):
+    def transform(rows):
+        i = rows[0].index(name)
+        return [r[:i] + r[i + 1:] for r in rows]
+    return transform
+
+
+def break_customer_refs(rows):
+    # 12 of 20 orders point to an unknown customer: 60% bad rows > 5%
+    return [rows[0]] + [r[:1] + ["999"] + r[2:] if i < 12 else r
+                        for i, r in enumerate(rows[1:])]
+
+
+REFUSALS = {
+    "missing_file": (lambda d: (d / "referrals.csv").unlink(),
+                     "referrals.csv: required file missing"),
+    "missing_column": (lambda d: rewrite(d / "orders.csv", drop_column("order_date")),
+                       "orders.csv: required column(s) missing: order_date"),
+    "unparseable_file": (lambda d: (d / "surveys.csv").write_text('response_id,nps\n"S1,9\n'),
+                         "surveys.csv: cannot be parsed"),
+    "manifest_rows": (lambda d: write_manifest(d, overrides={"orders.csv": {"rows": 25}}),
+                      "orders.csv: 20 rows read but manifest.json says 25 (truncated export)"),
+    "manifest_checksum": (lambda d: (write_manifest(d), rewrite(d / "events.csv",
+                                                                lambda r: r[:-1])),
+                          "events.csv: sha256 checksum disagrees with manifest.json"),
+    "bad_row_share": (lambda d: rewrite(d / "orders.csv", break_customer_refs),
+                      "orders.csv: 12 of 20 rows are bad (60.0% > 5% threshold); "
+                      "most common: unknown customer in column customer_id"),
+    "currency_without_rate": (lambda d: rewrite(
+        d / "orders.csv", lambda r: [r[0] + ["currency"]] + [x + ["JPY"] for x in r[1:]]),
+        "no exchange rate for currency JPY"),
+}
+
+
+@pytest.mark.parametrize("rule", sorted(REFUSALS))
+def test_refused_export_names_the_file_and_publishes_nothing(setup, rule):
+    exports, wh, nxt = setup
+    damage, fragment = REFUSALS[rule]
+    damage(nxt)
+    before = sha256(wh)
+    result = run_job(exports, wh)
+    assert not result.success
+    messages = " ".join(failure_messages(result))
+    assert f"Export {nxt} refused:" in messages
+    assert fragment in messages
+    assert sha256(wh) == before  # every mart byte-for-byte as it was
+    assert not list(wh.parent.glob("warehouse.duckdb.build-*"))  # build copy discarded
+
+
+def test_quarantined_rows_are_published_with_the_run(setup):
+    exports, wh, nxt = setup
+    rewrite(nxt / "orders.csv", lambda r: r + [["O999", "001", "2026-11-01", "-5", "", ""]])
+    result = run_job(exports, wh)
+    assert result.success, failure_messages(result)
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        rows = con.execute(
+            "SELECT export_date::VARCHAR, file, line_number, column_name, value, reason "
+            "FROM raw.quarantine").fetchall()
+    finally:
+        con.close()
+    assert rows == [(NEXT_DAY, "orders.csv", 22, "amount", "-5", "out of range (must be >= 0)")]
+    ingest_meta = [e for e in result.get_asset_materialization_events()
+                   if e.asset_key.path == ["raw", "orders"]][0]
+    metadata = ingest_meta.step_materialization_data.materialization.metadata
+    assert metadata["rows_quarantined_this_run"].value == 1
+    published = [e for e in result.get_asset_materialization_events()
+                 if e.asset_key.path == ["warehouse", "published"]][0]
+    pmeta = published.step_materialization_data.materialization.metadata
+    # R001 (id) and R007 (normalised email) are self-referrals; R004 a duplicate conversion
+    assert pmeta["self_referrals_excluded"].value == 2
+    assert pmeta["duplicate_conversions_excluded"].value == 1
+
+
+def _start(exports: Path, wh: Path, home: Path) -> subprocess.Popen:
+    env = dict(os.environ, CRM_EXPORTS_DIR=str(exports), WAREHOUSE_PATH=str(wh),
+               DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1")
+    home.mkdir(exist_ok=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "pipelines.nightly"], cwd=ROOT, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )
+
+
+def _kill_when(proc: subprocess.Popen, marker: str, timeout: float = 300) -> str:
+    """SIGKILL the run (the worker only, as an OOM killer would) once `marker` is logged."""
+    seen = []
+    deadline = time.monotonic() + timeout
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+            return "".join(seen)
+        assert time.monotonic() < deadline, "marker never logged"
+    raise AssertionError(f"run ended before {marker!r}:\n{''.join(seen[-20:])}")
+
+
+@pytest.mark.parametrize("marker", [
+    "dbt_customer_features - Running dbt command",
+    "customer_segmentation - STEP_START",
+])
+def test_killed_run_leaves_marts_unchanged_and_next_run_is_green(setup, tmp_path, marker):
+    exports, wh, nxt = setup
+    rewrite(nxt / "orders.csv", lambda r: r + [["O998", "006", "2026-11-21", "40", "", ""]])
+    before = {t: table_bytes(wh, f"marts.{t}") for t in MART_TABLES}
+    proc = _start(exports, wh, tmp_path / "home")
+    try:
+        _kill_when(proc, marker)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # orphaned dbt, if any
+        except ProcessLookupError:
+            pass
+    assert {t: table_bytes(wh, f"marts.{t}") for t in MART_TABLES} == before
+    result = run_job(exports, wh)
+    assert result.success, failure_messages(result)
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        assert con.execute("SELECT max(export_date)::VARCHAR FROM raw.exports").fetchone() == (
+            NEXT_DAY,)
+        # 006 now has two purchase days: frequency 1
+        assert con.execute(
+            "SELECT frequency FROM marts.customer_features WHERE customer_id = '006'"
+        ).fetchone() == (1,)
+    finally:
+        con.close()
+    assert not list(wh.parent.glob("warehouse.duckdb.build-*"))
+
+
+def test_two_runs_at_once_both_end_cleanly(setup, tmp_path):
+    exports, wh, _ = setup
+    first = _start(exports, wh, tmp_path / "home")
+    second = _start(exports, wh, tmp_path / "home")
+    outs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outs
+    waited = [o for o in outs if "Warehouse busy (held by run" in o]
+    assert len(waited) == 1  # exactly one of them waited for the other
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM marts.customer_features").fetchone() == (8,)
+    finally:
+        con.close()
+
+
+def test_erasure_request_removes_customer_from_marts_and_raw(setup):
+    exports, wh, nxt = setup
+    write_csv(nxt, "erasure_requests.csv", ["customer_id", "email"],
+              [["002", ""], ["", "  GUS@example.com"]])
+    result = run_job(exports, wh)
+    assert result.success, failure_messages(result)
+    meta = [e for e in result.get_asset_materialization_events()
+            if e.asset_key.path == ["raw", "customers"]][0]
+    assert meta.step_materialization_data.materialization.metadata[
+        "customers_erased"].value == 2
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        for table in MART_TABLES:
+            cols = [r[0] for r in con.execute(f"DESCRIBE marts.{table}").fetchall()]
+            id_cols = [c for c in cols if "customer_id" in c]
+            for col in id_cols:
+                hits = con.execute(
+                    f"SELECT count(*) FROM marts.{table} WHERE {col} IN ('002', '007')"
+                ).fetchone()[0]
+                assert hits == 0, f"marts.{table}.{col} still holds an erased customer"
+        for table, col in [("customers", "customer_id"), ("orders", "customer_id"),
+                           ("surveys", "customer_id"), ("referrals", "referrer_customer_id"),
+                           ("referrals", "referee_customer_id")]:
+            assert con.execute(
+                f"SELECT count(*) FROM raw.{table} WHERE {col} IN ('002', '007')"
+            ).fetchone()[0] == 0, f"raw.{table}.{col}"
+        assert con.execute(
+            "SELECT count(*) FROM history.segment_assignments "
+            "WHERE customer_id IN ('002', '007')").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM marts.customer_features").fetchone() == (6,)
+    finally:
+        con.close()
+
+
+def test_no_personal_data_in_marts_or_run_logs(setup):
+    exports, wh, _ = setup
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        pii = set()
+        for row in con.execute(
+                "SELECT email, first_name, last_name, phone FROM raw.customers").fetchall():
+            pii |= {v.strip().lower() for v in row if v}
+        pii |= {r[0].lower() for r in con.execute(
+            "SELECT referee_email FROM raw.referrals WHERE referee_email IS NOT NULL").fetchall()}
+        assert len(pii) >= 30
+        for table in MART_TABLES:
+            for row in con.execute(f"SELECT * FROM marts.{table}").fetchall():
+                cells = {str(v).strip().lower() for v in row if v is not None}
+                assert not (pii & cells), f"marts.{table}: {pii & cells}"
+                emails = {p for p in pii if "@" in p}
+                assert not any(e in c for e in emails for c in cells), f"marts.{table}"
+    finally:
+        con.close()
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as instance:
+        result = run_job(exports, wh, instance=instance)
+        assert result.success
+        records = instance.all_logs(result.run_id)
+    # Every log line and event of the run, with its metadata.
+    log_text = " ".join(
+        f"{r.user_message} {r.dagster_event.event_specific_data if r.dagster_event else ''}"
+        for r in records).lower()
+    assert "nightly_refresh" in log_text or len(records) > 50
+    leaked = {p for p in pii if ("@" in p or " " in p) and p in log_text}
+    assert not leaked, leaked
