@@ -48,5 +48,10 @@ sample: install
 lint: install
 	$(BIN)/ruff check .
 
+# Floor vs full nightly job on a cached generated export (N customers, default 1,000,000);
+# see bench/README.md. Ends with one line: bench: customers=N job_s=... floor_s=... ratio=...
+bench: install parse
+	$(BIN)/python bench/run.py --customers $${N:-1000000}
+
 clean:
 	rm -rf data .dagster_home dbt_project/target dbt_project/logs

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import time
+from pathlib import Path
 
 import duckdb
 from dagster import DagsterInstance
 
 from pipelines.ingest import discover_exports
 from pipelines.resources import Settings
+
+_PROCESS_START = time.time()
 
 
 def ensure_sample_export(settings: Settings) -> None:
@@ -32,6 +37,8 @@ def run_nightly(settings: Settings) -> bool:
     result = defs.resolve_job_def("nightly_refresh").execute_in_process(
         instance=instance, raise_on_error=False
     )
+    if os.getenv("NIGHTLY_TIMINGS_JSON"):
+        write_step_timings(instance, result, os.environ["NIGHTLY_TIMINGS_JSON"])
     if not result.success:
         for event in result.get_step_failure_events():
             err = event.step_failure_data.error
@@ -40,6 +47,42 @@ def run_nightly(settings: Settings) -> bool:
             detail = err.message.strip() if err else ""
             print(f"FAILED step {event.step_key}: {detail}", file=sys.stderr)
     return result.success
+
+
+def write_step_timings(instance: DagsterInstance, result, path: str) -> None:
+    """Write each step's start, end and duration (from the run's event log) as JSON, with
+    the segmentation's k and silhouette.
+
+    Used by `make bench` (NIGHTLY_TIMINGS_JSON=path) for its per-stage breakdown.
+    """
+    run_id = result.run_id
+    segmentation = {}
+    for event in result.get_asset_materialization_events():
+        mat = event.step_materialization_data.materialization
+        if mat.asset_key.path == ["marts", "customer_segments"]:
+            segmentation = {k: getattr(mat.metadata.get(k), "value", None)
+                            for k in ("k", "silhouette", "n_clustered", "fit_on_sample")}
+    steps: dict[str, dict] = {}
+    run: dict[str, float] = {}
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None:
+            continue
+        kind = event.event_type_value
+        if kind in ("RUN_START", "RUN_SUCCESS", "RUN_FAILURE"):
+            run[kind.lower()] = entry.timestamp
+        elif event.step_key and kind in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+            step = steps.setdefault(event.step_key, {})
+            step["start" if kind == "STEP_START" else "end"] = entry.timestamp
+            if kind != "STEP_START":
+                step["status"] = kind[5:].lower()
+    for step in steps.values():
+        if "start" in step and "end" in step:
+            step["duration_s"] = round(step["end"] - step["start"], 3)
+    Path(path).write_text(json.dumps(
+        {"run_id": run_id, "success": result.success, "run": run, "steps": steps,
+         "segmentation": segmentation,
+         "process_start": _PROCESS_START, "written_at": time.time()}, indent=2))
 
 
 def print_summary(settings: Settings) -> None:
