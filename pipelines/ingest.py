@@ -238,7 +238,14 @@ def _typed_expr(col: Column, txt: str) -> str:
     if col.type == "date":
         return f"TRY_CAST({txt} AS DATE)"
     if col.type == "timestamp":
-        return f"CAST(TRY_CAST({txt} AS TIMESTAMPTZ) AS TIMESTAMP)"
+        # Fast path (the common case): exactly 'YYYY-MM-DD HH:MM:SS' (or with 'T') leaves no
+        # room for an offset or zone name, and TIMESTAMP parses it as TIMESTAMPTZ does in
+        # UTC, ~5x faster. Anything else goes through TIMESTAMPTZ (offsets, zones).
+        return (
+            f"CASE WHEN length({txt}) = 19 AND {txt}[11] IN (' ', 'T') "
+            f"AND {txt}[14] = ':' AND {txt}[17] = ':' THEN TRY_CAST({txt} AS TIMESTAMP) "
+            f"ELSE CAST(TRY_CAST({txt} AS TIMESTAMPTZ) AS TIMESTAMP) END"
+        )
     if col.type == "money":
         return f"TRY_CAST({txt} AS DECIMAL(18,4))"
     if col.type == "decimal":
@@ -303,18 +310,60 @@ def _row_checks(table: Table, has_known_customers: bool) -> list[tuple[str, str,
     return checks
 
 
-def _checked_sql(
-    table: Table, tmp: str, all_cols: list[str], mapping: dict[str, str], has_known: bool
-) -> str:
-    """One SELECT giving typed values, the first problem of each row, and the raw row."""
-    txt = {c.name: _text_expr(mapping.get(c.name)) for c in table.columns}
+def _line_number_sql(tmp: str) -> str:
     # Temp-table rowids start at an offset; subtracting the first gives the data row number.
-    select = [f"s.rowid - (SELECT min(rowid) FROM {tmp}) + 2 AS _line_number"]
+    return f"s.rowid - (SELECT min(rowid) FROM {tmp}) + 2"
+
+
+def _duplicate_ranks(
+    con: duckdb.DuckDBPyConnection, table: Table, tmp: str, mapping: dict[str, str]
+) -> str | None:
+    """Temp table (_line_number, _dup_rank) of the rows whose key occurs more than once,
+    ranked by line number; None when the key is unique (the usual case, no window at all).
+
+    Ranking only the duplicated keys keeps the window (a sort) off the other rows.
+    """
+    if not table.key:
+        return None
+    keys = [f"{_text_expr(mapping.get(k))} AS k{i}" for i, k in enumerate(table.key)]
+    knames = [f"k{i}" for i in range(len(table.key))]
+    name = f"_dups_{table.name}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} AS "
+        f"WITH k AS (SELECT {_line_number_sql(tmp)} AS _line_number, {', '.join(keys)} "
+        f"FROM {tmp} s), "
+        f"d AS (SELECT {', '.join(knames)} FROM k "
+        f"WHERE {' AND '.join(k + ' IS NOT NULL' for k in knames)} "
+        f"GROUP BY ALL HAVING count(*) > 1) "
+        f"SELECT _line_number, row_number() OVER (PARTITION BY {', '.join(knames)} "
+        f"ORDER BY _line_number) AS _dup_rank FROM k SEMI JOIN d USING ({', '.join(knames)})"
+    )
+    if con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] == 0:
+        con.execute(f"DROP TABLE {name}")
+        return None
+    return name
+
+
+def _checked_sql(
+    table: Table, tmp: str, all_cols: list[str], mapping: dict[str, str], has_known: bool,
+    dups: str | None = None,
+) -> str:
+    """One SELECT giving typed values, the first problem of each row, and the raw row.
+
+    Only what the inserts need is selected (typed values, line number, problem, _extra);
+    the raw row's JSON is built for bad rows only.  `dups` is the table of
+    `_duplicate_ranks` (None: every key is unique).
+    """
+    txt = {c.name: _text_expr(mapping.get(c.name)) for c in table.columns}
+    select = [f"{_line_number_sql(tmp)} AS _line_number"]
     for c in table.columns:
         select.append(f"{txt[c.name]} AS t_{c.name}")
         select.append(f"{_typed_expr(c, txt[c.name])} AS v_{c.name}")
-    raw_pack = ", ".join(f"{_q(c)} := CAST(s.{_q(c)} AS VARCHAR)" for c in all_cols)
-    select.append(f"to_json(struct_pack({raw_pack})) AS _raw_row")
+    raw = [f"s.{_q(c)} AS _r{i}" for i, c in enumerate(all_cols)]
+    select.extend(raw)
+    raw_pack = ", ".join(
+        f"{_q(c)} := CAST(_r{i} AS VARCHAR)" for i, c in enumerate(all_cols)
+    )
     known = set(mapping.values())
     extra = [c for c in all_cols if c not in known]
     if extra:
@@ -333,22 +382,35 @@ def _checked_sql(
                 select.append(f"kc_{c.name}.customer_id AS kc_{c.name}_id")
     typed = f"SELECT {', '.join(select)} FROM {tmp} s{joins}"
     checks = _row_checks(table, has_known)
-    key_txt = [f"t_{k}" for k in table.key]
-    dup = (
-        f"CASE WHEN {' AND '.join(k + ' IS NOT NULL' for k in key_txt)} THEN row_number() OVER "
-        f"(PARTITION BY {', '.join(key_txt)} ORDER BY _line_number) ELSE 1 END"
-        if table.key
-        else "1"
-    )
+    if dups is None:
+        ranked = "SELECT *, 1 AS _dup_rank FROM typed"
+    else:
+        ranked = (
+            "SELECT typed.*, coalesce(d._dup_rank, 1) AS _dup_rank FROM typed "
+            f"LEFT JOIN {dups} d USING (_line_number)"
+        )
     cases = " ".join(
         f"WHEN {cond} THEN "
         f"{{'column_name': {_lit(col)}, 'value': t_{col}, 'reason': {_lit(reason)}}}"
         for cond, col, reason in checks
     )
+    vals = ", ".join(f"v_{c.name}" for c in table.columns)
     return (
-        f"WITH typed AS ({typed}), ranked AS (SELECT *, {dup} AS _dup_rank FROM typed) "
-        f"SELECT *, CASE {cases} END AS _problem FROM ranked"
+        f"WITH typed AS ({typed}), ranked AS ({ranked}), "
+        f"checked AS (SELECT *, CASE {cases} END AS _problem FROM ranked) "
+        f"SELECT _line_number, {vals}, _extra, _problem, "
+        f"CASE WHEN _problem IS NOT NULL THEN to_json(struct_pack({raw_pack})) END AS _raw_row "
+        "FROM checked"
     )
+
+
+def _in_line_order(con: duckdb.DuckDBPyConnection, checked: str) -> bool:
+    """Whether the table's rows are stored in line order (then inserts need no sort)."""
+    (misplaced,) = con.execute(
+        f"SELECT count(*) FROM {checked} "
+        f"WHERE _line_number <> rowid - (SELECT min(rowid) FROM {checked}) + 2"
+    ).fetchone()
+    return misplaced == 0
 
 
 def ingest_table(
@@ -361,10 +423,14 @@ def ingest_table(
 ) -> TableResult:
     tmp, all_cols, mapping = load_text_table(con, folder, path, table)
     checked = f"_checked_{table.name}"
+    dups = _duplicate_ranks(con, table, tmp, mapping)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {checked} AS "
-        f"{_checked_sql(table, tmp, all_cols, mapping, has_known)}"
+        f"{_checked_sql(table, tmp, all_cols, mapping, has_known, dups)}"
     )
+    if dups is not None:
+        con.execute(f"DROP TABLE {dups}")
+    con.execute(f"DROP TABLE {tmp}")
     rows_read, bad = con.execute(
         f"SELECT count(*), count(_problem) FROM {checked}"
     ).fetchone()
@@ -382,25 +448,27 @@ def ingest_table(
     export_date = folder.export_date.isoformat()
     cols = ", ".join(_q(c.name) for c in table.columns)
     vals = ", ".join(f"v_{c.name}" for c in table.columns)
+    # Rows are normally stored in line order already; sort only when they are not.
+    order = "" if _in_line_order(con, checked) else " ORDER BY _line_number"
     con.execute(
         f"INSERT INTO raw.{table.name} ({cols}, _export_date, _line_number, _extra) "
         f"SELECT {vals}, DATE {_lit(export_date)}, _line_number, _extra FROM {checked} "
-        "WHERE _problem IS NULL ORDER BY _line_number"
+        f"WHERE _problem IS NULL{order}"
     )
-    con.execute(
-        "INSERT INTO raw.quarantine SELECT "
-        f"DATE {_lit(export_date)}, {_lit(path.name)}, _line_number, _problem.column_name, "
-        f"_problem.value, _problem.reason, _raw_row FROM {checked} "
-        "WHERE _problem IS NOT NULL ORDER BY _line_number"
-    )
+    if bad:
+        con.execute(
+            "INSERT INTO raw.quarantine SELECT "
+            f"DATE {_lit(export_date)}, {_lit(path.name)}, _line_number, "
+            f"_problem.column_name, _problem.value, _problem.reason, _raw_row FROM {checked} "
+            "WHERE _problem IS NOT NULL ORDER BY _line_number"
+        )
     reasons = dict(
         con.execute(
             f"SELECT _problem.reason, count(*) FROM {checked} WHERE _problem IS NOT NULL "
             "GROUP BY 1 ORDER BY 1"
         ).fetchall()
-    )
+    ) if bad else {}
     con.execute(f"DROP TABLE {checked}")
-    con.execute(f"DROP TABLE {tmp}")
     return TableResult(path.name, rows_read, rows_read - bad, bad, reasons)
 
 
