@@ -18,8 +18,9 @@ quarantine and that downstream models tolerate (dates after the export date -- m
 as_of --, a month that is not the first day, a malformed currency code) are "warning": the
 check fails with severity WARN, which Dagster shows but does not block on.
 
-A raw frame holds only the columns its suite refers to: at 10M rows a full copy of a raw
-table into pandas is expensive.
+A raw frame holds only the columns its suite refers to, and above COMPACT_MIN_ROWS rows the
+asset checks give GX only the rows that may break an expectation (see "compact frames"):
+at 10M rows a full copy of a raw table into pandas is expensive.
 """
 
 import datetime as dt
@@ -28,7 +29,7 @@ import math
 import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -314,14 +315,22 @@ def _result(er: Any, df: pd.DataFrame) -> ExpectationResult:
     )
 
 
-def validate_frame(suite_name: str, df: pd.DataFrame) -> ValidationOutcome:
-    """Validate a DataFrame against expectations/<suite_name>.json."""
+def validate_frame(
+    suite_name: str, df: pd.DataFrame, element_count: int | None = None
+) -> ValidationOutcome:
+    """Validate a DataFrame against expectations/<suite_name>.json.
+
+    ``element_count``: the number of rows of the table the frame stands for, when the
+    frame is a compact one (see `compact_frame`); every result reports it.
+    """
     vd = _validation_definition(suite_name)
     order = {e.id: i for i, e in enumerate(vd.suite.expectations)}
     with _lock:
         run = vd.run(batch_parameters={"dataframe": df})
     ordered = sorted(run.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
     results = [_result(er, df) for er in ordered]
+    if element_count is not None:
+        results = [replace(r, element_count=element_count) for r in results]
     failures = [r for r in results if not r.success]
     return ValidationOutcome(
         suite=suite_name,
@@ -401,6 +410,36 @@ def _as_date(value: dt.date | str) -> dt.date:
     return dt.date.fromisoformat(value)
 
 
+def _raw_frame_sql(
+    con: duckdb.DuckDBPyConnection, table: str
+) -> tuple[list[str], str, str]:
+    """(select items, FROM/WHERE clause with $export_date, ORDER BY items) of a raw frame."""
+    if table not in RAW_TABLES:
+        raise KeyError(f"no raw suite for table {table!r}")
+    existing = _table_columns(con, "raw", table)
+    items = _select_list(
+        suite_columns(f"raw_{table}"), existing, lambda n: _derived_column(table, n)
+    )
+    order = "t._line_number" if "_line_number" in existing else ""
+    return items, f"FROM raw.{_q(table)} t WHERE t._export_date = $export_date", order
+
+
+def _mart_frame_sql(con: duckdb.DuckDBPyConnection, mart: str) -> tuple[list[str], str, str]:
+    if mart not in MART_TABLES:
+        raise KeyError(f"no mart suite for {mart!r}")
+    suite_name = f"marts_{mart}"
+    existing = _table_columns(con, "marts", mart)
+    items = _select_list(suite_columns(suite_name), existing, None)
+    key = [k for k in _suite_spec(suite_name).get("meta", {}).get("key", []) if k in existing]
+    return items, f"FROM marts.{_q(mart)} t", ", ".join("t." + _q(existing[k]) for k in key)
+
+
+def _frame(con, items, source, order, params) -> pd.DataFrame:
+    sql = f"SELECT {', '.join(items) or 'NULL AS _none'} {source}"
+    sql += f" ORDER BY {order}" if order else ""
+    return con.execute(sql, params).df().drop(columns=["_none"], errors="ignore")
+
+
 def frame_for_raw_check(
     con: duckdb.DuckDBPyConnection, table: str, export_date: dt.date | str
 ) -> pd.DataFrame:
@@ -409,33 +448,198 @@ def frame_for_raw_check(
     Unknown customers are looked up against every raw.customers row of an export up to and
     including ``export_date`` (incremental exports reference earlier customers).
     """
-    if table not in RAW_TABLES:
-        raise KeyError(f"no raw suite for table {table!r}")
-    export_date = _as_date(export_date)
-    existing = _table_columns(con, "raw", table)
-    items = _select_list(
-        suite_columns(f"raw_{table}"), existing, lambda n: _derived_column(table, n)
-    )
-    order = "ORDER BY t._line_number" if "_line_number" in existing else ""
-    sql = (
-        f"SELECT {', '.join(items) or 'NULL AS _none'} FROM raw.{_q(table)} t "
-        f"WHERE t._export_date = $export_date {order}"
-    )
-    df = con.execute(sql, {"export_date": export_date}).df()
-    return df.drop(columns=["_none"], errors="ignore")
+    items, source, order = _raw_frame_sql(con, table)
+    return _frame(con, items, source, order, {"export_date": _as_date(export_date)})
 
 
 def frame_for_mart_check(con: duckdb.DuckDBPyConnection, mart: str) -> pd.DataFrame:
     """The columns of marts.<mart> its suite refers to, ordered by the mart's key."""
-    if mart not in MART_TABLES:
-        raise KeyError(f"no mart suite for {mart!r}")
-    suite_name = f"marts_{mart}"
-    existing = _table_columns(con, "marts", mart)
-    items = _select_list(suite_columns(suite_name), existing, None)
-    key = [k for k in _suite_spec(suite_name).get("meta", {}).get("key", []) if k in existing]
-    order = f"ORDER BY {', '.join('t.' + _q(existing[k]) for k in key)}" if key else ""
-    sql = f"SELECT {', '.join(items) or 'NULL AS _none'} FROM marts.{_q(mart)} t {order}"
-    return con.execute(sql).df().drop(columns=["_none"], errors="ignore")
+    items, source, order = _mart_frame_sql(con, mart)
+    return _frame(con, items, source, order, {})
+
+
+# --------------------------------------------------------------------------- compact frames
+#
+# At a million customers a suite's frame is millions of rows, and GX on pandas costs
+# seconds and gigabytes per suite.  Every expectation of the large tables' suites is a
+# row-level ("map") rule, a column-set rule, or uniqueness: its outcome (success,
+# unexpected_count, the first unexpected values and the sampled rows) depends only on the
+# rows that break it.  So DuckDB first keeps the rows that *may* break at least one
+# expectation -- a superset, from a conservative SQL translation of each expectation -- in
+# the frame's order, and GX validates that compact frame; element_count is the exact row
+# count from SQL.  GX stays the rule engine (it decides on every candidate row), and the
+# outcome is the one GX gives on the whole frame (tests/test_perf_quality.py checks this).
+# A suite with an expectation that has no translation (sums, distinct sets, compound
+# keys, ...) is validated on the whole frame, as are frames below COMPACT_MIN_ROWS rows.
+
+COMPACT_MIN_ROWS = int(os.getenv("GX_COMPACT_MIN_ROWS", "100000"))
+_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+            "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
+
+
+def _is_numeric(typ: str) -> bool:
+    return typ.upper().startswith(_NUMERIC)
+
+
+def _sql_number(value: Any) -> str | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return repr(float(value))
+
+
+def _may_fail_sql(
+    exp: Mapping[str, Any], types: Mapping[str, str], dup_table: Any, mismatch_table: Any
+) -> str | None:
+    """SQL true for every row on which GX could find `exp` broken (more is allowed, never
+    less); "FALSE" for table-level rules that depend on no row; None when untranslatable.
+
+    ``dup_table(col)`` / ``mismatch_table(col, regex)`` name temp tables (column ``v``) of
+    the values of ``col`` that repeat / do not fully match ``regex``: computed once per
+    column (a grouping, or a regex per distinct value) instead of once per row.
+    """
+    etype, kw = exp["type"], exp.get("kwargs", {})
+    if etype == "expect_table_columns_to_match_set":
+        return "FALSE"
+    col = kw.get("column")
+    if col is not None and col not in types:
+        return "FALSE"  # a missing column fails the same way on any rows
+    c = _q(col) if col is not None else None
+    if etype == "expect_column_values_to_not_be_null":
+        nan = f" OR isnan(CAST({c} AS DOUBLE))" if _is_numeric(types[col]) else ""
+        return f"({c} IS NULL{nan})"
+    if etype == "expect_column_values_to_be_unique":
+        # values of `col` that occur more than once: temp table (see compact_frame)
+        return f"({c} IS NOT NULL AND {c} IN (SELECT v FROM {dup_table(col)}))"
+    if etype == "expect_column_values_to_be_between":
+        if not _is_numeric(types[col]) or kw.get("parse_strings_as_datetimes"):
+            return None
+        lo, hi = kw.get("min_value"), kw.get("max_value")
+        conds = []
+        for bound, strict, op_strict, op in ((lo, "strict_min", ">", ">="),
+                                             (hi, "strict_max", "<", "<=")):
+            if bound is None:
+                continue
+            num = _sql_number(bound)
+            if num is None:
+                return None
+            conds.append(f"CAST({c} AS DOUBLE) {op_strict if kw.get(strict) else op} {num}")
+        if not conds:
+            return "FALSE"
+        return f"({c} IS NOT NULL AND NOT ({' AND '.join(conds)}))"
+    if etype == "expect_column_values_to_be_in_set":
+        values = kw.get("value_set") or []
+        if all(isinstance(v, bool) for v in values):
+            lits = [("true" if v else "false") for v in values]
+            return (f"({c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN "
+                    f"({', '.join(repr(v) for v in lits) or 'NULL'}))")
+        if all(isinstance(v, str) for v in values):
+            lits = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+            return f"({c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({lits or 'NULL'}))"
+        return None
+    if etype == "expect_column_values_to_match_regex":
+        regex = kw.get("regex")
+        if not isinstance(regex, str):
+            return None
+        # distinct values that do not fully match: temp table (see compact_frame)
+        bad = mismatch_table(col, regex)
+        return f"({c} IS NOT NULL AND CAST({c} AS VARCHAR) IN (SELECT v FROM {bad}))"
+    if etype == "expect_column_pair_values_a_to_be_greater_than_b":
+        a, b = kw.get("column_A"), kw.get("column_B")
+        if a not in types or b not in types:
+            return "FALSE"
+        if not (_is_numeric(types[a]) and _is_numeric(types[b])):
+            return None
+        op = ">=" if kw.get("or_equal") else ">"
+        cmp = f"coalesce(CAST({_q(a)} AS DOUBLE) {op} CAST({_q(b)} AS DOUBLE), FALSE)"
+        if kw.get("ignore_row_if") == "either_value_is_missing":
+            return f"({_q(a)} IS NOT NULL AND {_q(b)} IS NOT NULL AND NOT {cmp})"
+        return f"NOT {cmp}"
+    return None
+
+
+@dataclass
+class Frame:
+    """What a suite is validated on: the frame and the row count it stands for."""
+
+    df: pd.DataFrame
+    rows: int
+    compact: bool = False
+
+
+def compact_frame(
+    con: duckdb.DuckDBPyConnection,
+    suite_name: str,
+    items: list[str],
+    source: str,
+    order: str,
+    params: Mapping[str, Any],
+    min_rows: int | None = None,
+) -> Frame:
+    """The suite's frame, compacted to the rows that may break an expectation when the
+    table is large and every expectation is translatable (see above)."""
+    min_rows = COMPACT_MIN_ROWS if min_rows is None else min_rows
+    (rows,) = con.execute(f"SELECT count(*) {source}", params).fetchone()
+    if rows < min_rows or not items:
+        return Frame(_frame(con, items, source, order, params), rows)
+    body = f"SELECT {', '.join(items)}" + (f", {order} AS __order" if order else "")
+    body += f" {source}"
+    types = {name: typ for name, typ, *_ in con.execute(
+        f"DESCRIBE SELECT * FROM ({body})", params).fetchall()}
+    temps: list[str] = []
+
+    def dup_table(col: str) -> str:
+        name = f"_gx_dups_{len(temps)}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {_q(col)} AS v "
+                    f"FROM ({body}) GROUP BY 1 HAVING count(*) > 1", params)
+        temps.append(name)
+        return name
+
+    def mismatch_table(col: str, regex: str) -> str:
+        name = f"_gx_mismatch_{len(temps)}"
+        pattern = regex.replace("'", "''")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT v FROM (SELECT DISTINCT "
+            f"CAST({_q(col)} AS VARCHAR) AS v FROM ({body})) "
+            f"WHERE v IS NOT NULL AND NOT coalesce(regexp_full_match(v, '{pattern}'), FALSE)",
+            params,
+        )
+        temps.append(name)
+        return name
+
+    try:
+        preds = []
+        for exp in _suite_spec(suite_name)["expectations"]:
+            pred = _may_fail_sql(exp, types, dup_table, mismatch_table)
+            if pred is None:
+                return Frame(_frame(con, items, source, order, params), rows)
+            if pred != "FALSE":
+                preds.append(pred)
+        where = " OR ".join(preds) or "FALSE"
+        sql = f"SELECT * FROM ({body}) WHERE {where}"
+        sql += " ORDER BY __order" if order else ""
+        df = con.execute(sql, params).df().drop(columns=["__order"], errors="ignore")
+    finally:
+        for name in temps:
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+    return Frame(df.reset_index(drop=True), rows, compact=True)
+
+
+def raw_check_frame(
+    con: duckdb.DuckDBPyConnection, table: str, export_date: dt.date | str,
+    min_rows: int | None = None,
+) -> Frame:
+    """`frame_for_raw_check`, compacted when large (what the asset check validates)."""
+    items, source, order = _raw_frame_sql(con, table)
+    return compact_frame(con, f"raw_{table}", items, source, order,
+                         {"export_date": _as_date(export_date)}, min_rows)
+
+
+def mart_check_frame(
+    con: duckdb.DuckDBPyConnection, mart: str, min_rows: int | None = None
+) -> Frame:
+    """`frame_for_mart_check`, compacted when large (what the asset check validates)."""
+    items, source, order = _mart_frame_sql(con, mart)
+    return compact_frame(con, f"marts_{mart}", items, source, order, {}, min_rows)
 
 
 # --------------------------------------------------------------------------- results log
@@ -536,15 +740,17 @@ def _run_check(
     # Read, then validate without holding the connection (DuckDB has one writer), then log.
     with warehouse.connect() as con:
         export_date = latest_export_date(con)
-        df = build_frame(con, export_date) if export_date is not None else None
-    if df is None:
+        frame = build_frame(con, export_date) if export_date is not None else None
+    if frame is None:
         return AssetCheckResult(
             passed=False,
             description="raw.exports is empty: no export to validate",
             metadata={"suite": suite_name},
         )
-    outcome = validate_frame(suite_name, df)
-    del df
+    outcome = validate_frame(
+        suite_name, frame.df, element_count=frame.rows if frame.compact else None
+    )
+    del frame
     with warehouse.connect() as con:
         record_results(con, context.run.run_id, export_date, outcome)
     failed = ", ".join(f"{f.type}({f.column or ''})" for f in outcome.failures)
@@ -585,11 +791,11 @@ def _make_check(
 
 
 def _raw_builder(table: str) -> Any:
-    return lambda con, export_date: frame_for_raw_check(con, table, export_date)
+    return lambda con, export_date: raw_check_frame(con, table, export_date)
 
 
 def _mart_builder(mart: str) -> Any:
-    return lambda con, export_date: frame_for_mart_check(con, mart)
+    return lambda con, export_date: mart_check_frame(con, mart)
 
 
 def raw_asset_checks(
