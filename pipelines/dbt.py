@@ -54,11 +54,14 @@ translator = ProjectTranslator(settings=DagsterDbtTranslatorSettings(enable_asse
 
 
 def dbt_vars() -> list[str]:
-    """`--vars` from the DBT_VARS environment variable (a JSON object), when set."""
+    """`--vars` for dbt: BASE_CURRENCY (shared with ingest), then the DBT_VARS JSON object."""
+    values: dict[str, Any] = {}
+    if os.getenv("BASE_CURRENCY"):
+        values["base_currency"] = os.environ["BASE_CURRENCY"].strip().upper()
     raw = os.getenv("DBT_VARS", "").strip()
-    if not raw:
-        return []
-    parsed = json.loads(raw)
-    if not isinstance(parsed, dict):
-        raise ValueError("DBT_VARS must be a JSON object, e.g. '{\"gross_margin\": 0.6}'")
-    return ["--vars", json.dumps(parsed, sort_keys=True)]
+    if raw:
+        parsed = json.loads(raw)
+        if not isinstance(parsed, dict):
+            raise ValueError("DBT_VARS must be a JSON object, e.g. '{\"gross_margin\": 0.6}'")
+        values.update(parsed)
+    return ["--vars", json.dumps(values, sort_keys=True)] if values else []

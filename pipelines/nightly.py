@@ -34,8 +34,12 @@ def run_nightly(settings: Settings) -> bool:
 
     defs = make_definitions(settings)
     instance = DagsterInstance.get() if os.getenv("DAGSTER_HOME") else DagsterInstance.ephemeral()
+    # Console at INFO (NIGHTLY_LOG_LEVEL): the full DEBUG event log stays in DAGSTER_HOME.
+    level = os.getenv("NIGHTLY_LOG_LEVEL", "INFO").upper()
     result = defs.resolve_job_def("nightly_refresh").execute_in_process(
-        instance=instance, raise_on_error=False
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
     )
     if os.getenv("NIGHTLY_TIMINGS_JSON"):
         write_step_timings(instance, result, os.environ["NIGHTLY_TIMINGS_JSON"])

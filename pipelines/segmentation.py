@@ -145,13 +145,16 @@ def build_preprocessor(features: tuple[str, ...]) -> Pipeline:
     """Impute -> log1p (skewed columns) per feature, then StandardScaler; output in `features`
     order."""
     parts = []
+    # keep_empty_features: an export without surveys leaves nps/csat all-NULL; the column
+    # must stay (filled) or the model loses a feature.
     for f in features:
         if f in NEUTRAL_FILL:
-            imp = SimpleImputer(strategy="constant", fill_value=NEUTRAL_FILL[f])
+            imp = SimpleImputer(
+                strategy="constant", fill_value=NEUTRAL_FILL[f], keep_empty_features=True)
         elif f in ZERO_FILL:
-            imp = SimpleImputer(strategy="constant", fill_value=0.0)
+            imp = SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True)
         else:
-            imp = SimpleImputer(strategy="median")
+            imp = SimpleImputer(strategy="median", keep_empty_features=True)
         steps = [("impute", imp)]
         if f in LOG_FEATURES:
             steps.append(("log1p", FunctionTransformer(

@@ -63,3 +63,14 @@ def test_sensor_requests_a_run_for_a_new_export_once(tmp_path):
             shutil.copytree(FIXTURE / "2026-11-21", exports / "2026-11-22")
             nxt = new_export_sensor(build_sensor_context(instance=instance, cursor=ctx.cursor))
             assert isinstance(nxt, RunRequest) and nxt.run_key == "export-2026-11-22"
+
+
+def test_dbt_vars_take_base_currency_and_dbt_vars():
+    from pipelines.dbt import dbt_vars
+
+    with env(BASE_CURRENCY="gbp", DBT_VARS='{"gross_margin": 0.6, "base_currency": "EUR"}'):
+        assert dbt_vars() == ["--vars", '{"base_currency": "EUR", "gross_margin": 0.6}']
+    with env(BASE_CURRENCY="gbp", DBT_VARS=None):
+        assert dbt_vars() == ["--vars", '{"base_currency": "GBP"}']
+    with env(BASE_CURRENCY=None, DBT_VARS=None):
+        assert dbt_vars() == []

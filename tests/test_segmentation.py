@@ -403,3 +403,15 @@ def test_run_segmentation_against_duckdb():
     assert sum(p[2] for p in prof) == pytest.approx(1.0, abs=1e-5)
     assert prof[-1][3] == "Prospects" and prof[-1][4] == 0.0
     assert prof[4][3] == "Bargain hunters"
+
+
+def test_export_without_surveys_keeps_every_feature(four_groups):
+    """nps/csat all NULL (no surveys file): filled with the neutral value, still clustered."""
+    df = four_groups[0].copy()
+    df["nps_avg"] = np.nan
+    df["csat_avg"] = np.nan
+    result = segment_customers(df, None, set(), CFG)
+    assert result.metadata["k"] == 4
+    feats = set(result.centroids["feature"])
+    assert {"nps_avg", "csat_avg"} <= feats
+    assert set(result.centroids.loc[result.centroids["feature"] == "nps_avg", "value"]) == {7.5}
