@@ -32,13 +32,22 @@ purchases as (
     group by customer_id
 ),
 
+-- The median gap, computed as percentile_cont(0.5) does (lo + (hi - lo) * 0.5 over the
+-- sorted gaps, as a double), but from one sorted list per customer: DuckDB's per-group
+-- quantile state made this CTE the slowest part of the nightly run (~20 s at 1M customers).
 gaps as (
     select
         customer_id,
-        percentile_cont(0.5) within group (order by gap_days) as median_gap_days
-    from purchase_days
-    where gap_days is not null
-    group by customer_id
+        cast(sorted_gaps[(len(sorted_gaps) + 1) // 2] as {{ type_double() }})
+            + (cast(sorted_gaps[len(sorted_gaps) // 2 + 1] as {{ type_double() }})
+               - cast(sorted_gaps[(len(sorted_gaps) + 1) // 2] as {{ type_double() }})) * 0.5
+            as median_gap_days
+    from (
+        select customer_id, list_sort(list(gap_days)) as sorted_gaps
+        from purchase_days
+        where gap_days is not null
+        group by customer_id
+    ) as gap_lists
 ),
 
 order_mix as (
