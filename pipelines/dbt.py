@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
+import sysconfig
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,14 +18,17 @@ from pipelines.resources import DBT_PROJECT_DIR
 # dbt's profile reads the database path from this variable; parsing needs it set too.
 os.environ.setdefault("DBT_DUCKDB_PATH", str(DBT_PROJECT_DIR / "target" / "parse.duckdb"))
 
+# The venv's dbt even when the venv is not activated (make runs .venv/bin/python directly;
+# `dagster dev` prepares the project with a plain `dbt` from PATH).
+_SCRIPTS = sysconfig.get_path("scripts")
+if (Path(_SCRIPTS) / "dbt").exists() and _SCRIPTS not in os.environ.get("PATH", "").split(":"):
+    os.environ["PATH"] = _SCRIPTS + os.pathsep + os.environ.get("PATH", "")
+DBT_EXECUTABLE = shutil.which("dbt") or "dbt"
+
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="dev")
 dbt_project.prepare_if_dev()
 if not dbt_project.manifest_path.exists():
     dbt_project.preparer.prepare(dbt_project)
-
-# The venv's dbt even when the venv is not activated (make runs .venv/bin/python directly).
-_VENV_DBT = Path(sys.executable).parent / "dbt"
-DBT_EXECUTABLE = str(_VENV_DBT) if _VENV_DBT.exists() else (shutil.which("dbt") or "dbt")
 
 FEATURES_SELECT = "tag:features"
 POST_SEGMENTATION_SELECT = "tag:post_segmentation"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import warnings
 from pathlib import Path
@@ -74,3 +75,19 @@ def test_dbt_vars_take_base_currency_and_dbt_vars():
         assert dbt_vars() == ["--vars", '{"base_currency": "GBP"}']
     with env(BASE_CURRENCY=None, DBT_VARS=None):
         assert dbt_vars() == []
+
+
+def test_code_location_loads_like_dagster_dev_without_an_activated_venv():
+    """`dagster dev` prepares the dbt project with `dbt` from PATH; the venv is not on it."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    env_vars = {"PATH": "/usr/bin:/bin", "DAGSTER_IS_DEV_CLI": "1",
+                "HOME": str(root), "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
+    done = subprocess.run(
+        [sys.executable, "-c", "import pipelines.definitions as d; print(d.defs is not None)"],
+        cwd=root, env=env_vars, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("True")
