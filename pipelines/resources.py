@@ -71,7 +71,9 @@ class WarehouseResource(ConfigurableResource):
 
     path: str
     lock_timeout_s: float = 3600.0
-    memory_limit: str = "4GB"
+    # DuckDB buffer pool of the Python steps (ingest, checks, segmentation); larger
+    # operations spill to disk.  Bounded so a whole run stays within ~2 GiB (bench/README.md).
+    memory_limit: str = os.getenv("WAREHOUSE_MEMORY_LIMIT", "1GB")
     threads: int = 2
 
     _lock_file: IO[str] | None = PrivateAttr(default=None)
