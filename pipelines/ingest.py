@@ -262,8 +262,15 @@ def _typed_expr(col: Column, txt: str) -> str:
     raise ValueError(f"unknown type {col.type}")
 
 
-def _row_checks(table: Table, has_known_customers: bool) -> list[tuple[str, str, str]]:
-    """(condition, column, reason) in the order they are tried; the first match wins."""
+def _row_checks(
+    table: Table, has_known_customers: bool, unknown: dict[str, str] | None = None
+) -> list[tuple[str, str, str]]:
+    """(condition, column, reason) in the order they are tried; the first match wins.
+
+    ``unknown``: customer-reference column -> temp table of the lines whose customer is
+    unknown (`_unknown_customer_lines`); a column left out has no unknown customer, so its
+    check can never match and is left out too.
+    """
     checks: list[tuple[str, str, str]] = []
     for col in table.columns:
         t, v = f"t_{col.name}", f"v_{col.name}"
@@ -300,7 +307,7 @@ def _row_checks(table: Table, has_known_customers: bool) -> list[tuple[str, str,
         )
     if has_known_customers:
         for col in table.columns:
-            if col.customer_ref:
+            if col.customer_ref and (unknown is None or col.name in unknown):
                 checks.append(
                     (f"v_{col.name} IS NOT NULL AND kc_{col.name}_id IS NULL",
                      col.name, "unknown customer")
@@ -344,15 +351,43 @@ def _duplicate_ranks(
     return name
 
 
+def _unknown_customer_lines(
+    con: duckdb.DuckDBPyConnection, table: Table, tmp: str, mapping: dict[str, str]
+) -> dict[str, str]:
+    """Customer-reference column -> temp table (_line_number) of the lines whose customer id
+    is not a known customer, for the columns that have any (usually none).
+
+    Found with one narrow anti-join, so the checked query joins nothing in the usual case
+    and keeps the file's row order (the raw insert then needs no sort).
+    """
+    found: dict[str, str] = {}
+    for col in table.columns:
+        if not col.customer_ref:
+            continue
+        name = f"_unknown_{table.name}_{col.name}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT k._line_number FROM ("
+            f"SELECT {_line_number_sql(tmp)} AS _line_number, "
+            f"{_text_expr(mapping.get(col.name))} AS cid FROM {tmp} s) k "
+            "ANTI JOIN _known_customers c ON c.customer_id = k.cid WHERE k.cid IS NOT NULL"
+        )
+        if con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]:
+            found[col.name] = name
+        else:
+            con.execute(f"DROP TABLE {name}")
+    return found
+
+
 def _checked_sql(
     table: Table, tmp: str, all_cols: list[str], mapping: dict[str, str], has_known: bool,
-    dups: str | None = None,
+    dups: str | None = None, unknown: dict[str, str] | None = None,
 ) -> str:
     """One SELECT giving typed values, the first problem of each row, and the raw row.
 
     Only what the inserts need is selected (typed values, line number, problem, _extra);
     the raw row's JSON is built for bad rows only.  `dups` is the table of
-    `_duplicate_ranks` (None: every key is unique).
+    `_duplicate_ranks` (None: every key is unique); `unknown` the tables of
+    `_unknown_customer_lines` (None: join _known_customers here instead).
     """
     txt = {c.name: _text_expr(mapping.get(c.name)) for c in table.columns}
     select = [f"{_line_number_sql(tmp)} AS _line_number"]
@@ -374,14 +409,26 @@ def _checked_sql(
     joins = ""
     if has_known:
         for c in table.columns:
-            if c.customer_ref:
+            if not c.customer_ref:
+                continue
+            if unknown is None:
                 joins += (
                     f" LEFT JOIN _known_customers kc_{c.name}"
                     f" ON kc_{c.name}.customer_id = {txt[c.name]}"
                 )
                 select.append(f"kc_{c.name}.customer_id AS kc_{c.name}_id")
+            elif c.name in unknown:
+                # NULL for the unknown lines, the id otherwise (what the join would give)
+                joins += (
+                    f" LEFT JOIN {unknown[c.name]} u_{c.name}"
+                    f" ON u_{c.name}._line_number = {_line_number_sql(tmp)}"
+                )
+                select.append(
+                    f"CASE WHEN u_{c.name}._line_number IS NULL THEN {txt[c.name]} END"
+                    f" AS kc_{c.name}_id"
+                )
     typed = f"SELECT {', '.join(select)} FROM {tmp} s{joins}"
-    checks = _row_checks(table, has_known)
+    checks = _row_checks(table, has_known, unknown)
     if dups is None:
         ranked = "SELECT *, 1 AS _dup_rank FROM typed"
     else:
@@ -424,12 +471,14 @@ def ingest_table(
     tmp, all_cols, mapping = load_text_table(con, folder, path, table)
     checked = f"_checked_{table.name}"
     dups = _duplicate_ranks(con, table, tmp, mapping)
+    unknown = _unknown_customer_lines(con, table, tmp, mapping) if has_known else {}
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {checked} AS "
-        f"{_checked_sql(table, tmp, all_cols, mapping, has_known, dups)}"
+        f"{_checked_sql(table, tmp, all_cols, mapping, has_known, dups, unknown)}"
     )
-    if dups is not None:
-        con.execute(f"DROP TABLE {dups}")
+    for helper in [dups, *unknown.values()]:
+        if helper is not None:
+            con.execute(f"DROP TABLE {helper}")
     con.execute(f"DROP TABLE {tmp}")
     rows_read, bad = con.execute(
         f"SELECT count(*), count(_problem) FROM {checked}"
