@@ -1,0 +1,146 @@
+"""The analysts' report on the hand fixture (tests/fixtures/hand_export, as_of 2026-11-21).
+
+One real nightly run builds the published warehouse; the report is then built from it.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+from pathlib import Path
+
+import dagster
+import duckdb
+import pytest
+
+from pipelines.report import build_report, report_asset
+from pipelines.resources import WarehouseResource
+from tests.pipeline_runner import MART_TABLES, failure_messages, run_job
+
+FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("report_hand")
+    shutil.copytree(FIXTURE, root / "exports")
+    wh = root / "warehouse.duckdb"
+    result = run_job(root / "exports", wh)
+    assert result.success, failure_messages(result)
+    return wh
+
+
+@pytest.fixture(scope="module")
+def report(warehouse, tmp_path_factory):
+    return build_report(warehouse, tmp_path_factory.mktemp("reports"))
+
+
+def query(warehouse: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_report_files_and_result(report):
+    folder = report.report_path.parent
+    assert folder.name == "2026-11-21" and report.report_path.name == "report.html"
+    assert report.latest_path == folder.parent / "latest.html"
+    assert report.latest_path.read_bytes() == report.report_path.read_bytes()
+    assert sorted(report.extracts) == sorted(MART_TABLES)
+    assert {p.name for p in folder.iterdir()} == {
+        "report.html", *(f"{t}.parquet" for t in MART_TABLES)}  # no temporary file left
+    assert (report.customers, report.segments, report.overall_roi) == (8, 6, -0.333333)
+    assert report.extract_rows["customer_features"] == 8
+    assert report.extract_rows["segment_migrations"] == 0
+
+
+def test_report_content(report, warehouse):
+    page = report.report_path.read_text(encoding="utf-8")
+    assert "as of 2026-11-21" in page
+    names = [r[0] for r in query(warehouse, "SELECT segment_name FROM marts.segment_profiles")]
+    assert len(names) == 6
+    for name in names:
+        assert f"<td>{html.escape(name)}<br>" in page, name
+    # headline ROI of the 'all' row: (140 - 210) / 210 = -0.333333 -> two decimals
+    assert '<div class="v">-0.33</div><div class="k"><a href="#def-roi">ROI</a>' in page
+    assert '<div class="v">210.00</div>' in page  # total cost
+    assert page.count("<svg") == 4  # one run: no migration matrix
+    assert "No migrations yet" in page
+    assert "@" not in page  # no email address (and no CSS at-rule either)
+    assert not re.search(r"<script|<link|https?:|url\(", page)  # self-contained
+    for key in ("roi", "share_rate", "clv_12m", "low_confidence"):
+        assert f'id="def-{key}"' in page and f'href="#def-{key}"' in page
+
+
+def test_page_holds_no_customer_rows(report, warehouse):
+    page = report.report_path.read_text(encoding="utf-8")
+    ids = [r[0] for r in query(warehouse, "SELECT customer_id FROM marts.top_referrers")]
+    assert ids == ["001", "002", "003"]
+    assert not re.search(r"\b00[1-8]\b", page)  # customer ids 001..008
+    assert "customer_id" not in page
+
+
+@pytest.mark.parametrize("table", MART_TABLES)
+def test_parquet_extracts_equal_the_marts(report, warehouse, table):
+    path = str(report.extracts[table]).replace("'", "''")
+    mart = query(warehouse, f"SELECT * FROM marts.{table}")
+    extract = query(warehouse, f"SELECT * FROM read_parquet('{path}')")
+    assert sorted(map(repr, extract)) == sorted(map(repr, mart))  # same values and types
+
+
+def test_customer_features_extract_is_in_key_order(report, warehouse):
+    path = str(report.extracts["customer_features"])
+    stored = query(warehouse, f"SELECT * FROM read_parquet('{path}')")
+    assert stored == query(warehouse, "SELECT * FROM marts.customer_features ORDER BY customer_id")
+
+
+def test_same_warehouse_gives_identical_bytes(report, warehouse, tmp_path):
+    again = build_report(warehouse, tmp_path)
+    first, second = report.report_path.parent.parent, again.report_path.parent.parent
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
+    for name in files:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_migration_matrix_and_escaping(warehouse, tmp_path):
+    """A second run's migrations add the fifth chart; every name is escaped."""
+    wh = tmp_path / "two_runs.duckdb"
+    shutil.copyfile(warehouse, wh)
+    con = duckdb.connect(str(wh))
+    try:
+        con.execute("UPDATE marts.segment_profiles SET segment_name = 'Big <b>spenders</b> & co' "
+                    "WHERE segment_id = 'S01'")
+        con.execute("""INSERT INTO marts.segment_migrations VALUES
+            ('2026-11-20', '2026-11-21', 'S01', 'Occasional buyers', 'S01',
+             'Occasional buyers', 1, 0.5, false, true),
+            ('2026-11-20', '2026-11-21', 'S01', 'Occasional buyers', 'S03',
+             'New customers', 1, 0.5, true, true),
+            ('2026-11-19', '2026-11-20', 'S02', 'Old', 'S03', 'Older', 9, 1.0, true, false)""")
+    finally:
+        con.close()
+    page = build_report(wh, tmp_path / "out").report_path.read_text(encoding="utf-8")
+    assert page.count("<svg") == 5
+    assert "Segment migrations 2026-11-20 \u2192 2026-11-21" in page
+    assert "Older" not in page  # only the latest pair of runs
+    assert "Big &lt;b&gt;spenders&lt;/b&gt; &amp; co" in page and "<b>" not in page
+
+
+def test_asset_writes_to_reports_dir(warehouse, tmp_path, monkeypatch):
+    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "reports"))
+    monkeypatch.delenv("DBT_DUCKDB_PATH", raising=False)  # the resource's setup sets it
+    before = warehouse.read_bytes()
+    result = dagster.materialize(
+        [report_asset], resources={"warehouse": WarehouseResource(path=str(warehouse))})
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    meta = event.materialization.metadata
+    assert event.asset_key == dagster.AssetKey(["reports", "referral_roi"])
+    assert meta["report"].value == str(tmp_path / "reports" / "2026-11-21" / "report.html")
+    assert (meta["as_of_date"].value, meta["segments"].value) == ("2026-11-21", 6)
+    assert meta["overall_roi"].value == pytest.approx(-0.333333)
+    assert (tmp_path / "reports" / "latest.html").exists()
+    assert warehouse.read_bytes() == before  # the published file is only read
