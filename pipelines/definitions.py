@@ -16,6 +16,7 @@ from pipelines.assets import (
 from pipelines.automation import new_export_sensor, nightly_refresh, nightly_schedule
 from pipelines.dbt import DBT_EXECUTABLE, dbt_project
 from pipelines.quality import mart_asset_checks, raw_asset_checks
+from pipelines.report import report_asset
 from pipelines.resources import Settings, WarehouseResource
 
 
@@ -28,6 +29,7 @@ def make_definitions(settings: Settings) -> Definitions:
             customer_segmentation,
             dbt_referral_roi,
             published_warehouse,
+            report_asset,
         ],
         asset_checks=[
             *raw_asset_checks(pool=WAREHOUSE_POOL),

@@ -12,7 +12,7 @@ import duckdb
 from dagster import DagsterInstance
 
 from pipelines.ingest import discover_exports
-from pipelines.resources import Settings
+from pipelines.resources import Settings, _absolute
 
 _PROCESS_START = time.time()
 
@@ -94,6 +94,8 @@ def print_summary(settings: Settings) -> None:
     try:
         as_of = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()[0]
         print(f"\nWarehouse: {settings.warehouse_path}  (as of {as_of})")
+        reports = _absolute(os.getenv("REPORTS_DIR", "data/reports"))
+        print(f"Report:    {reports / str(as_of) / 'report.html'}  (+ Parquet extracts)")
         print("Tables:")
         for schema, table, rows in con.execute(
             "SELECT schema_name, table_name, estimated_size FROM duckdb_tables() "

@@ -44,7 +44,9 @@ def run_job(exports_dir: Path, warehouse: Path, instance=None, **extra_env: str)
     from pipelines.definitions import make_definitions
     from pipelines.resources import Settings
 
-    with env(CRM_EXPORTS_DIR=str(exports_dir), WAREHOUSE_PATH=str(warehouse), **extra_env):
+    reports = str(warehouse.parent / "reports")
+    with env(CRM_EXPORTS_DIR=str(exports_dir), WAREHOUSE_PATH=str(warehouse),
+             REPORTS_DIR=reports, **extra_env):
         defs = make_definitions(Settings.from_env())
         return defs.resolve_job_def("nightly_refresh").execute_in_process(
             raise_on_error=False, instance=instance)
