@@ -1,0 +1,123 @@
+"""Build the report from the published warehouse: load the marts, export Parquet, write pages."""
+
+import os
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import duckdb
+from dagster import MetadataValue
+
+from pipelines.report.fmt import _missing
+from pipelines.report.page import render_html
+
+# Extracts are ordered by each table's key (the dbt uniqueness tests); others by every column.
+TABLE_KEYS = {"customer_features": "customer_id", "customer_segments": "customer_id",
+              "segment_profiles": "segment_id", "referral_roi_by_segment": "segment_id",
+              "referral_roi_by_segment_monthly": "segment_id, month",
+              "top_referrers": "referrer_rank, customer_id",
+              "segment_history": "as_of_date, customer_id",
+              "segment_migrations": "to_as_of_date, from_as_of_date, from_segment_id, "
+                                    "to_segment_id"}
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """What `build_report` wrote, and the headline numbers for run metadata."""
+
+    as_of_date: date
+    report_path: Path
+    latest_path: Path
+    extracts: dict[str, Path]
+    extract_rows: dict[str, int]
+    customers: int
+    segments: int
+    overall_roi: float | None
+
+    def metadata(self) -> dict:
+        return {"report": MetadataValue.path(str(self.report_path)),
+                "latest": MetadataValue.path(str(self.latest_path)),
+                "as_of_date": self.as_of_date.isoformat(), "customers": self.customers,
+                "segments": self.segments, "overall_roi": self.overall_roi,
+                "extract_rows": MetadataValue.json(self.extract_rows)}
+
+
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
+    cur = con.execute(sql)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def _load(con: duckdb.DuckDBPyConnection) -> dict:
+    return {
+        "overall": _rows(con, "SELECT * FROM marts.referral_roi_by_segment "
+                              "WHERE segment_id = 'all'")[0],
+        "segments": _rows(con, """
+            SELECT p.segment_id, p.segment_name, p.customers, p.share, p.persona,
+                   p.recommended_incentive, r.share_rate, r.referral_conversion_rate, r.roi,
+                   r.low_confidence, r.clv_12m_referred, r.clv_12m_nonreferred
+            FROM marts.segment_profiles p
+            LEFT JOIN marts.referral_roi_by_segment r USING (segment_id)
+            ORDER BY p.customers DESC, p.segment_id"""),
+        "monthly": _rows(con, """
+            WITH m AS (SELECT month, referrals_sent, referrals_converted
+                       FROM marts.referral_roi_by_segment_monthly WHERE segment_id = 'all'),
+            s AS (SELECT unnest(generate_series(min(month), max(month), INTERVAL 1 MONTH))
+                         ::DATE AS month FROM m)
+            SELECT s.month, coalesce(m.referrals_sent, 0) AS sent,
+                   coalesce(m.referrals_converted, 0) AS converted
+            FROM s LEFT JOIN m USING (month) WHERE s.month IS NOT NULL ORDER BY s.month"""),
+        "migrations": _rows(con, """
+            SELECT * FROM marts.segment_migrations WHERE is_latest
+            ORDER BY from_segment_id, to_segment_id"""),
+    }
+
+
+def _export(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> tuple[Path, int]:
+    """COPY marts.<table> ordered by its key to <table>.parquet (via a temporary name)."""
+    path, tmp = folder / f"{table}.parquet", folder / f".{table}.parquet.tmp"
+    order = TABLE_KEYS.get(table, "ALL")
+    target = str(tmp).replace("'", "''")
+    rows = con.execute(f'COPY (SELECT * FROM marts."{table}" ORDER BY {order}) '
+                       f"TO '{target}' (FORMAT parquet)").fetchone()[0]
+    os.replace(tmp, path)
+    return path, int(rows)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def build_report(warehouse_path: Path, out_dir: Path, currency: str = "") -> ReportResult:
+    """Write the dated report, the Parquet extracts and latest.html; see the package doc."""
+    warehouse_path = Path(warehouse_path)
+    if not warehouse_path.exists():
+        raise FileNotFoundError(f"No published warehouse at {warehouse_path}")
+    con = duckdb.connect(str(warehouse_path), read_only=True)
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        as_of = con.execute("SELECT max(as_of_date) FROM marts.segment_profiles").fetchone()[0]
+        if as_of is None:
+            raise ValueError(f"{warehouse_path}: marts.segment_profiles is empty")
+        folder = Path(out_dir) / as_of.isoformat()
+        folder.mkdir(parents=True, exist_ok=True)
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
+            "ORDER BY table_name").fetchall()]
+        written = {t: _export(con, t, folder) for t in tables}
+        data = _load(con)
+    finally:
+        con.close()
+    rows = {t: n for t, (_, n) in written.items()}
+    report, latest = folder / "report.html", Path(out_dir) / "latest.html"
+    page = render_html(data, as_of, rows, currency)
+    _write_text(report, page)
+    _write_text(latest, page)  # the same bytes: the newest report at a fixed address
+    roi = data["overall"]["roi"]
+    return ReportResult(
+        as_of_date=as_of, report_path=report, latest_path=latest,
+        extracts={t: p for t, (p, _) in written.items()}, extract_rows=rows,
+        customers=int(data["overall"]["customers"]), segments=len(data["segments"]),
+        overall_roi=None if _missing(roi) else round(float(roi), 6))
