@@ -1,0 +1,46 @@
+"""Shared constants (prospects segment, rounding, default features) and SegmentationConfig."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+PROSPECTS_ID = "prospects"
+PROSPECTS_NAME = "Prospects"
+ROUND = 6
+
+DEFAULT_FEATURES: tuple[str, ...] = (
+    "orders_count", "net_revenue", "avg_order_value", "days_since_last_order", "tenure_days",
+    "purchase_days_per_year", "nps_avg", "csat_avg", "referrals_sent", "reviews_posted",
+    "social_shares", "refund_rate", "discount_share",
+)
+
+
+@dataclass(frozen=True)
+class SegmentationConfig:
+    k_min: int = 3
+    k_max: int = 8
+    min_share: float = 0.03  # of the clustered customers (prospects excluded)
+    seed: int = 42
+    n_init: int = 4
+    sample_size: int = 20_000  # silhouette sample
+    fit_sample_size: int = 200_000  # above this many clustered customers, fit on a sample
+    batch_size: int = 250_000  # transform/predict batch
+    max_match_distance: float | None = 2.5  # Euclidean, current standardised space
+    n_threads: int = 2  # <= 2 keeps KMeans' OpenMP reduction order-independent
+    features: tuple[str, ...] = DEFAULT_FEATURES
+
+    @classmethod
+    def from_env(cls) -> SegmentationConfig:
+        """SEGMENT_K_MIN, SEGMENT_K_MAX, SEGMENT_MIN_SHARE, SEGMENT_SEED (README); defaults."""
+        d = cls()
+        return cls(k_min=int(os.getenv("SEGMENT_K_MIN", d.k_min)),
+                   k_max=int(os.getenv("SEGMENT_K_MAX", d.k_max)),
+                   min_share=float(os.getenv("SEGMENT_MIN_SHARE", d.min_share)),
+                   seed=int(os.getenv("SEGMENT_SEED", d.seed)))
+
+    def __post_init__(self):
+        if not 2 <= self.k_min <= self.k_max:
+            raise ValueError(f"need 2 <= k_min <= k_max, got {self.k_min}, {self.k_max}")
+        if not 0 <= self.min_share < 1:
+            raise ValueError(f"min_share must be in [0, 1), got {self.min_share}")
