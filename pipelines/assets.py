@@ -140,7 +140,7 @@ HISTORY_KEYS = [AssetKey(["history", "segment_assignments"]),
     pool=WAREHOUSE_POOL,
 )
 def customer_segmentation(context: AssetExecutionContext, warehouse: WarehouseResource):
-    """Cluster customers with stable segment ids (see pipelines/segmentation.py)."""
+    """Cluster customers with stable segment ids (see pipelines/segmentation/)."""
     with warehouse.connect() as con:
         meta = run_segmentation(con, SegmentationConfig.from_env())
     context.log.info(f"Segmentation: k={meta.get('k')} silhouette={meta.get('silhouette')}")
