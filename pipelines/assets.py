@@ -3,6 +3,7 @@
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetsDefinition,
     AssetSpec,
     Backoff,
     Failure,
@@ -34,6 +35,7 @@ RAW_KEYS = [AssetKey(["raw", t]) for t in TABLES] + [
     AssetKey(["raw", "exports"]),
     AssetKey(["raw", "quarantine"]),
 ]
+
 
 @multi_asset(
     specs=[
@@ -93,25 +95,39 @@ def ingest_exports(context: AssetExecutionContext, warehouse: WarehouseResource)
             metadata["dagster/row_count"] = rows
         yield MaterializeResult(asset_key=key, metadata=metadata)
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    select=FEATURES_SELECT,
-    exclude=POST_SEGMENTATION_SELECT,
-    dagster_dbt_translator=translator,
-    name="dbt_customer_features",
-    project=dbt_project,
-    pool=WAREHOUSE_POOL,
+
+def dbt_stage(name: str, select: str, exclude: str, doc: str) -> AssetsDefinition:
+    """One `dbt build` over a slice of the project, in the run's build database.
+
+    `warehouse` is requested so the run's lock and build copy exist before dbt starts.
+    """
+
+    def build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+        yield from dbt.cli([*BUILD_ARGS, *dbt_vars()], context=context).stream()
+
+    build.__doc__ = doc
+    return dbt_assets(
+        manifest=dbt_project.manifest_path,
+        select=select,
+        exclude=exclude,
+        dagster_dbt_translator=translator,
+        name=name,
+        project=dbt_project,
+        pool=WAREHOUSE_POOL,
+    )(build)
+
+
+dbt_customer_features = dbt_stage(
+    "dbt_customer_features", FEATURES_SELECT, POST_SEGMENTATION_SELECT,
+    "Staging models and marts.customer_features (with their data tests).",
 )
-def dbt_customer_features(
-    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
-):
-    """Staging models and marts.customer_features (with their data tests)."""
-    yield from dbt.cli([*BUILD_ARGS, *dbt_vars()], context=context).stream()
+
 
 CUSTOMER_FEATURES_KEY = get_asset_key_for_model([dbt_customer_features], "customer_features")
 SEGMENT_KEYS = [AssetKey(["marts", "customer_segments"]), AssetKey(["marts", "segment_profiles"])]
 HISTORY_KEYS = [AssetKey(["history", "segment_assignments"]),
                 AssetKey(["history", "segment_centroids"])]
+
 
 @multi_asset(
     specs=[
@@ -151,19 +167,12 @@ def customer_segmentation(context: AssetExecutionContext, warehouse: WarehouseRe
                       for k, v in meta.items() if v is not None},
         )
 
-@dbt_assets(
-    manifest=dbt_project.manifest_path,
-    select=POST_SEGMENTATION_SELECT,
-    dagster_dbt_translator=translator,
-    name="dbt_referral_roi",
-    project=dbt_project,
-    pool=WAREHOUSE_POOL,
+
+dbt_referral_roi = dbt_stage(
+    "dbt_referral_roi", POST_SEGMENTATION_SELECT, "",
+    "Referral ROI by segment (overall and monthly), top referrers, segment history.",
 )
-def dbt_referral_roi(
-    context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
-):
-    """Referral ROI by segment (overall and monthly), top referrers, segment history."""
-    yield from dbt.cli([*BUILD_ARGS, *dbt_vars()], context=context).stream()
+
 
 @asset(
     key=AssetKey(["warehouse", "published"]),
