@@ -42,6 +42,7 @@ STAGES = (
     ("segmentation", ("customer_segmentation",)),
     ("roi", ("dbt_referral_roi",)),
     ("publish", ("published_warehouse", "warehouse__published")),
+    ("report", ("reports__", "report")),
 )
 
 
