@@ -8,6 +8,7 @@ complete.
 from __future__ import annotations
 
 import csv
+import fcntl
 import hashlib
 import os
 import shutil
@@ -135,14 +136,31 @@ def test_quarantined_rows_are_published_with_the_run(setup):
     assert pmeta["duplicate_conversions_excluded"].value == 1
 
 
-def _start(exports: Path, wh: Path, home: Path) -> subprocess.Popen:
+def _start(exports: Path, wh: Path, home: Path, log: Path | None = None) -> subprocess.Popen:
+    """`python -m pipelines.nightly` in its own session; output to a pipe or to `log`."""
     env = dict(os.environ, CRM_EXPORTS_DIR=str(exports), WAREHOUSE_PATH=str(wh),
-               DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1")
+               DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1", NIGHTLY_LOG_LEVEL="DEBUG")
     home.mkdir(exist_ok=True)
+    out = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 - closed by the child
     return subprocess.Popen(
         [sys.executable, "-m", "pipelines.nightly"], cwd=ROOT, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )
+
+
+def _wait_until_locked(lock: Path, timeout: float = 300) -> None:
+    """Return once some process holds the warehouse lock."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lock.exists():
+            with open(lock) as handle:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+                except BlockingIOError:
+                    return
+        time.sleep(0.1)
+    raise AssertionError("the first run never took the warehouse lock")
 
 
 def _kill_when(proc: subprocess.Popen, marker: str, timeout: float = 300) -> str:
@@ -193,12 +211,15 @@ def test_killed_run_leaves_marts_unchanged_and_next_run_is_green(setup, tmp_path
 
 def test_two_runs_at_once_both_end_cleanly(setup, tmp_path):
     exports, wh, _ = setup
-    first = _start(exports, wh, tmp_path / "home")
-    second = _start(exports, wh, tmp_path / "home")
-    outs = [p.communicate(timeout=600)[0] for p in (first, second)]
-    assert [first.returncode, second.returncode] == [0, 0], outs
-    waited = [o for o in outs if "Warehouse busy (held by run" in o]
-    assert len(waited) == 1  # exactly one of them waited for the other
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    first = _start(exports, wh, tmp_path / "home", logs[0])
+    _wait_until_locked(wh.with_name(wh.name + ".lock"))  # the second surely meets the first
+    second = _start(exports, wh, tmp_path / "home", logs[1])
+    codes = [p.wait(timeout=600) for p in (first, second)]
+    outs = [log.read_text() for log in logs]
+    assert codes == [0, 0], [o[-3000:] for o in outs]
+    assert "Warehouse busy (held by run" not in outs[0]
+    assert "Warehouse busy (held by run" in outs[1]  # it waited, then ran
     con = duckdb.connect(str(wh), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM marts.customer_features").fetchone() == (8,)
