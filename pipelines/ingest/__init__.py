@@ -1,0 +1,44 @@
+"""Export discovery, parsing, raw tables and quarantine.
+
+Everything stays inside DuckDB: files are read with DuckDB's own readers as text, typed
+and checked with one SQL statement per table, and split into good rows (`raw.<table>`)
+and bad rows (`raw.quarantine`).  An export is applied in one transaction, so a refused
+export leaves no trace in raw.
+
+The modules, in the order an export goes through them: `folders` (discovery, fingerprints),
+`manifest` (mode, sha256 checks), `reading` (files into text temp tables), `casting` (typing
+expressions), `rules` (row checks, quarantine), `tables` (one table), `export` (one export).
+"""
+
+from pipelines.ingest.casting import BOOL_FALSE, BOOL_TRUE, _typed_expr
+from pipelines.ingest.errors import ExportRefused
+from pipelines.ingest.export import TABLE_ORDER, ExportResult, ingest_export
+from pipelines.ingest.folders import (
+    EXPORT_DIR_RE,
+    ExportFolder,
+    discover_exports,
+    exports_to_ingest,
+)
+from pipelines.ingest.manifest import check_manifest_checksums, read_manifest, sha256_of
+from pipelines.ingest.reading import load_text_table
+from pipelines.ingest.tables import TableResult, ingest_table
+
+__all__ = [
+    "BOOL_FALSE",
+    "BOOL_TRUE",
+    "EXPORT_DIR_RE",
+    "TABLE_ORDER",
+    "ExportFolder",
+    "ExportRefused",
+    "ExportResult",
+    "TableResult",
+    "_typed_expr",
+    "check_manifest_checksums",
+    "discover_exports",
+    "exports_to_ingest",
+    "ingest_export",
+    "ingest_table",
+    "load_text_table",
+    "read_manifest",
+    "sha256_of",
+]

@@ -1,0 +1,62 @@
+"""Reading a file with DuckDB's readers into a temp table of text columns."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipelines.ingest.errors import ExportRefused
+from pipelines.ingest.folders import ExportFolder
+from pipelines.ingest.sql import _q
+from pipelines.schemas import Table
+
+
+def _reader_sql(path: Path) -> str:
+    p = str(path).replace("'", "''")
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return f"read_parquet('{p}')"
+    if name.endswith(".jsonl"):
+        return (
+            f"read_json('{p}', format = 'newline_delimited', records = true, sample_size = -1)"
+        )
+    return (
+        f"read_csv('{p}', header = true, all_varchar = true, delim = ',', "
+        f"quote = '\"', escape = '\"', strict_mode = true)"
+    )
+
+
+def load_text_table(
+    con: duckdb.DuckDBPyConnection, folder: ExportFolder, path: Path, table: Table
+) -> tuple[str, list[str], dict[str, str]]:
+    """Read a file into a temp table of text columns; returns (temp name, all columns, map).
+
+    The map goes from contract column to the file's own column name (matched ignoring case
+    and surrounding blanks).  Row order is the file's, so rowid gives the line number.
+    """
+    tmp = f"_src_{table.name}"
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {tmp} AS SELECT * FROM {_reader_sql(path)}")
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ExportRefused(folder.path, path.name, f"cannot be parsed: {first}") from exc
+    described = con.execute(f"DESCRIBE {tmp}").fetchall()
+    for name, typ, *_ in described:
+        if typ == "JSON":  # JSON readers leave all-NULL or mixed columns as JSON values
+            con.execute(
+                f"ALTER TABLE {tmp} ALTER {_q(name)} TYPE VARCHAR "
+                f"USING json_extract_string({_q(name)}, '$')"
+            )
+    cols = [r[0] for r in described]
+    mapping: dict[str, str] = {}
+    for col in cols:
+        norm = col.strip().lower()
+        if norm in table.column_names and norm not in mapping:
+            mapping[norm] = col
+    missing = [c.name for c in table.columns if c.required and c.name not in mapping]
+    if missing:
+        raise ExportRefused(
+            folder.path, path.name, f"required column(s) missing: {', '.join(missing)}"
+        )
+    return tmp, cols, mapping

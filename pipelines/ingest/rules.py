@@ -1,0 +1,193 @@
+"""Row checks and quarantine rules: the one checked SELECT per table and its helper tables."""
+
+from __future__ import annotations
+
+import duckdb
+
+from pipelines.ingest.casting import _typed_expr
+from pipelines.ingest.sql import _line_number_sql, _lit, _q, _text_expr
+from pipelines.schemas import Table
+
+
+def _row_checks(
+    table: Table, has_known_customers: bool, unknown: dict[str, str] | None = None
+) -> list[tuple[str, str, str]]:
+    """(condition, column, reason) in the order they are tried; the first match wins.
+
+    ``unknown``: customer-reference column -> temp table of the lines whose customer is
+    unknown (`_unknown_customer_lines`); a column left out has no unknown customer, so its
+    check can never match and is left out too.
+    """
+    checks: list[tuple[str, str, str]] = []
+    for col in table.columns:
+        t, v = f"t_{col.name}", f"v_{col.name}"
+        if col.required:
+            checks.append((f"{t} IS NULL", col.name, "missing required value"))
+        checks.append((f"{t} IS NOT NULL AND {v} IS NULL", col.name, f"unparseable {col.type}"))
+        if col.allowed is not None:
+            allowed = ", ".join(_lit(a) for a in col.allowed)
+            checks.append(
+                (f"{v} IS NOT NULL AND {v} NOT IN ({allowed})", col.name, "value not allowed")
+            )
+        if col.min_value is not None:
+            op = ">" if col.type == "decimal" else ">="
+            checks.append(
+                (f"{v} IS NOT NULL AND NOT ({v} {op} {col.min_value})", col.name,
+                 f"out of range (must be {op} {col.min_value:g})")
+            )
+        if col.max_value is not None:
+            checks.append(
+                (f"{v} IS NOT NULL AND {v} > {col.max_value}", col.name,
+                 f"out of range (must be <= {col.max_value:g})")
+            )
+    if table.name == "referrals":
+        checks.append(
+            ("v_status = 'converted' AND v_converted_at IS NULL", "converted_at",
+             "converted_at required when status = converted")
+        )
+    if table.name == "surveys":
+        checks.append(("v_nps IS NULL AND v_csat IS NULL", "nps", "nps or csat required"))
+    if table.name == "erasure_requests":
+        checks.append(
+            ("v_customer_id IS NULL AND v_email IS NULL", "customer_id",
+             "customer_id or email required")
+        )
+    if has_known_customers:
+        for col in table.columns:
+            if col.customer_ref and (unknown is None or col.name in unknown):
+                checks.append(
+                    (f"v_{col.name} IS NOT NULL AND kc_{col.name}_id IS NULL",
+                     col.name, "unknown customer")
+                )
+    if table.key:
+        checks.append(("_dup_rank > 1", table.key[0], "duplicate key within export"))
+    return checks
+
+
+def _duplicate_ranks(
+    con: duckdb.DuckDBPyConnection, table: Table, tmp: str, mapping: dict[str, str]
+) -> str | None:
+    """Temp table (_line_number, _dup_rank) of the rows whose key occurs more than once,
+    ranked by line number; None when the key is unique (the usual case, no window at all).
+
+    Ranking only the duplicated keys keeps the window (a sort) off the other rows.
+    """
+    if not table.key:
+        return None
+    keys = [f"{_text_expr(mapping.get(k))} AS k{i}" for i, k in enumerate(table.key)]
+    knames = [f"k{i}" for i in range(len(table.key))]
+    name = f"_dups_{table.name}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {name} AS "
+        f"WITH k AS (SELECT {_line_number_sql(tmp)} AS _line_number, {', '.join(keys)} "
+        f"FROM {tmp} s), "
+        f"d AS (SELECT {', '.join(knames)} FROM k "
+        f"WHERE {' AND '.join(k + ' IS NOT NULL' for k in knames)} "
+        f"GROUP BY ALL HAVING count(*) > 1) "
+        f"SELECT _line_number, row_number() OVER (PARTITION BY {', '.join(knames)} "
+        f"ORDER BY _line_number) AS _dup_rank FROM k SEMI JOIN d USING ({', '.join(knames)})"
+    )
+    if con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] == 0:
+        con.execute(f"DROP TABLE {name}")
+        return None
+    return name
+
+
+def _unknown_customer_lines(
+    con: duckdb.DuckDBPyConnection, table: Table, tmp: str, mapping: dict[str, str]
+) -> dict[str, str]:
+    """Customer-reference column -> temp table (_line_number) of the lines whose customer id
+    is not a known customer, for the columns that have any (usually none).
+
+    Found with one narrow anti-join, so the checked query joins nothing in the usual case
+    and keeps the file's row order (the raw insert then needs no sort).
+    """
+    found: dict[str, str] = {}
+    for col in table.columns:
+        if not col.customer_ref:
+            continue
+        name = f"_unknown_{table.name}_{col.name}"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT k._line_number FROM ("
+            f"SELECT {_line_number_sql(tmp)} AS _line_number, "
+            f"{_text_expr(mapping.get(col.name))} AS cid FROM {tmp} s) k "
+            "ANTI JOIN _known_customers c ON c.customer_id = k.cid WHERE k.cid IS NOT NULL"
+        )
+        if con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]:
+            found[col.name] = name
+        else:
+            con.execute(f"DROP TABLE {name}")
+    return found
+
+
+def _checked_sql(
+    table: Table, tmp: str, all_cols: list[str], mapping: dict[str, str], has_known: bool,
+    dups: str | None = None, unknown: dict[str, str] | None = None,
+) -> str:
+    """One SELECT giving typed values, the first problem of each row, and the raw row.
+
+    Only what the inserts need is selected (typed values, line number, problem, _extra);
+    the raw row's JSON is built for bad rows only.  `dups` is the table of
+    `_duplicate_ranks` (None: every key is unique); `unknown` the tables of
+    `_unknown_customer_lines` (None: join _known_customers here instead).
+    """
+    txt = {c.name: _text_expr(mapping.get(c.name)) for c in table.columns}
+    select = [f"{_line_number_sql(tmp)} AS _line_number"]
+    for c in table.columns:
+        select.append(f"{txt[c.name]} AS t_{c.name}")
+        select.append(f"{_typed_expr(c, txt[c.name])} AS v_{c.name}")
+    raw = [f"s.{_q(c)} AS _r{i}" for i, c in enumerate(all_cols)]
+    select.extend(raw)
+    raw_pack = ", ".join(
+        f"{_q(c)} := CAST(_r{i} AS VARCHAR)" for i, c in enumerate(all_cols)
+    )
+    known = set(mapping.values())
+    extra = [c for c in all_cols if c not in known]
+    if extra:
+        pack = ", ".join(f"{_q(c.strip())} := CAST(s.{_q(c)} AS VARCHAR)" for c in extra)
+        select.append(f"to_json(struct_pack({pack})) AS _extra")
+    else:
+        select.append("CAST(NULL AS JSON) AS _extra")
+    joins = ""
+    if has_known:
+        for c in table.columns:
+            if not c.customer_ref:
+                continue
+            if unknown is None:
+                joins += (
+                    f" LEFT JOIN _known_customers kc_{c.name}"
+                    f" ON kc_{c.name}.customer_id = {txt[c.name]}"
+                )
+                select.append(f"kc_{c.name}.customer_id AS kc_{c.name}_id")
+            elif c.name in unknown:
+                # NULL for the unknown lines, the id otherwise (what the join would give)
+                joins += (
+                    f" LEFT JOIN {unknown[c.name]} u_{c.name}"
+                    f" ON u_{c.name}._line_number = {_line_number_sql(tmp)}"
+                )
+                select.append(
+                    f"CASE WHEN u_{c.name}._line_number IS NULL THEN {txt[c.name]} END"
+                    f" AS kc_{c.name}_id"
+                )
+    typed = f"SELECT {', '.join(select)} FROM {tmp} s{joins}"
+    checks = _row_checks(table, has_known, unknown)
+    if dups is None:
+        ranked = "SELECT *, 1 AS _dup_rank FROM typed"
+    else:
+        ranked = (
+            "SELECT typed.*, coalesce(d._dup_rank, 1) AS _dup_rank FROM typed "
+            f"LEFT JOIN {dups} d USING (_line_number)"
+        )
+    cases = " ".join(
+        f"WHEN {cond} THEN "
+        f"{{'column_name': {_lit(col)}, 'value': t_{col}, 'reason': {_lit(reason)}}}"
+        for cond, col, reason in checks
+    )
+    vals = ", ".join(f"v_{c.name}" for c in table.columns)
+    return (
+        f"WITH typed AS ({typed}), ranked AS ({ranked}), "
+        f"checked AS (SELECT *, CASE {cases} END AS _problem FROM ranked) "
+        f"SELECT _line_number, {vals}, _extra, _problem, "
+        f"CASE WHEN _problem IS NOT NULL THEN to_json(struct_pack({raw_pack})) END AS _raw_row "
+        "FROM checked"
+    )

@@ -1,0 +1,22 @@
+"""Small SQL text helpers shared by the readers, typing and row checks."""
+
+from __future__ import annotations
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _lit(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _text_expr(src_col: str | None) -> str:
+    if src_col is None:
+        return "CAST(NULL AS VARCHAR)"
+    return f"NULLIF(trim(CAST(s.{_q(src_col)} AS VARCHAR)), '')"
+
+
+def _line_number_sql(tmp: str) -> str:
+    # Temp-table rowids start at an offset; subtracting the first gives the data row number.
+    return f"s.rowid - (SELECT min(rowid) FROM {tmp}) + 2"
