@@ -1,0 +1,163 @@
+"""Dagster asset checks: one blocking check per raw table and per mart suite."""
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetKey,
+    ConfigurableResource,
+    MetadataValue,
+    asset_check,
+)
+
+from pipelines.quality.compact import mart_check_frame, raw_check_frame
+from pipelines.quality.results import record_results
+from pipelines.quality.suites import MART_TABLES, RAW_TABLES
+from pipelines.quality.validation import ValidationOutcome, validate_frame
+
+# Annotations stay real objects (no `from __future__ import annotations`): Dagster inspects
+# the asset check's parameter types to find the context and the resource.
+
+
+def latest_export_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
+    """The run's as-of date: max(export_date) of raw.exports (None when nothing ingested)."""
+    row = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()
+    return row[0] if row else None
+
+
+def _check_metadata(outcome: ValidationOutcome, export_date: dt.date) -> dict[str, Any]:
+    return {
+        "suite": outcome.suite,
+        "export_date": export_date.isoformat(),
+        "evaluated": outcome.evaluated,
+        "failed": outcome.failed,
+        "failed_expectations": MetadataValue.json(
+            [
+                {
+                    "type": f.type,
+                    "column": f.column,
+                    "severity": f.severity,
+                    "unexpected_count": f.unexpected_count,
+                    "element_count": f.element_count,
+                    **({"error": f.error} if f.error else {}),
+                }
+                for f in outcome.failures
+            ]
+        ),
+        "unexpected_count": outcome.unexpected_count,
+        "sample_bad_values": MetadataValue.json(
+            {
+                f"{f.type}:{f.column or ''}": (f.partial_unexpected_list or f.observed_value)
+                for f in outcome.failures
+            }
+        ),
+    }
+
+
+def _run_check(
+    context: AssetCheckExecutionContext,
+    warehouse: Any,
+    suite_name: str,
+    build_frame: Any,
+) -> AssetCheckResult:
+    # Read, then validate without holding the connection (DuckDB has one writer), then log.
+    with warehouse.connect() as con:
+        export_date = latest_export_date(con)
+        frame = build_frame(con, export_date) if export_date is not None else None
+    if frame is None:
+        return AssetCheckResult(
+            passed=False,
+            description="raw.exports is empty: no export to validate",
+            metadata={"suite": suite_name},
+        )
+    outcome = validate_frame(
+        suite_name, frame.df, element_count=frame.rows if frame.compact else None
+    )
+    del frame
+    with warehouse.connect() as con:
+        record_results(con, context.run.run_id, export_date, outcome)
+    failed = ", ".join(f"{f.type}({f.column or ''})" for f in outcome.failures)
+    # A failed "critical" expectation fails the check with severity ERROR, which blocks
+    # everything downstream; failed "warning" expectations only give a WARN result.
+    return AssetCheckResult(
+        passed=outcome.success,
+        severity=AssetCheckSeverity.ERROR if outcome.critical else AssetCheckSeverity.WARN,
+        description=f"{outcome.failed} of {outcome.evaluated} expectations failed: {failed}"
+        if failed
+        else f"all {outcome.evaluated} expectations passed",
+        metadata=_check_metadata(outcome, export_date),
+    )
+
+
+def _make_check(
+    asset_key: AssetKey,
+    suite_name: str,
+    build_frame: Any,
+    description: str,
+    pool: str | None,
+) -> AssetChecksDefinition:
+    @asset_check(
+        asset=asset_key,
+        name=f"gx_{suite_name}",
+        blocking=True,
+        description=description,
+        pool=pool,
+    )
+    def _check(
+        context: AssetCheckExecutionContext, warehouse: ConfigurableResource
+    ) -> AssetCheckResult:
+        # `warehouse` is duck-typed: anything with .connect() -> context manager of a
+        # DuckDB connection to the run's build database.
+        return _run_check(context, warehouse, suite_name, build_frame)
+
+    return _check
+
+
+def _raw_builder(table: str) -> Any:
+    return lambda con, export_date: raw_check_frame(con, table, export_date)
+
+
+def _mart_builder(mart: str) -> Any:
+    return lambda con, export_date: mart_check_frame(con, mart)
+
+
+def raw_asset_checks(
+    tables: Sequence[str] = RAW_TABLES, *, pool: str | None = None
+) -> list[AssetChecksDefinition]:
+    """One blocking check ``gx_raw_<table>`` per raw table, on the newest export's rows.
+
+    Needs the resource ``warehouse`` (``.connect()`` -> context manager of a DuckDB
+    connection); ``pool`` serialises them with the other DuckDB writers if given.
+    """
+    return [
+        _make_check(
+            AssetKey(["raw", t]),
+            f"raw_{t}",
+            _raw_builder(t),
+            f"Great Expectations suite expectations/raw_{t}.json on the newest export",
+            pool,
+        )
+        for t in tables
+    ]
+
+
+def mart_asset_checks(
+    marts: Sequence[str] = MART_TABLES, *, pool: str | None = None
+) -> list[AssetChecksDefinition]:
+    """One blocking check ``gx_marts_<mart>`` per mart (a failure stops publishing)."""
+    return [
+        _make_check(
+            AssetKey(["marts", m]),
+            f"marts_{m}",
+            _mart_builder(m),
+            f"Great Expectations suite expectations/marts_{m}.json",
+            pool,
+        )
+        for m in marts
+    ]
