@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run test dev bench sample lint parse dagster-home clean
+.PHONY: install run test dev bench sample lint parse dagster-home clean docs
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 required"'
@@ -44,6 +44,13 @@ dev: install dagster-home parse
 
 sample: install
 	$(BIN)/python -m pipelines.sample --customers $${SAMPLE_CUSTOMERS:-5000} --out "$(CRM_EXPORTS_DIR)"
+
+# dbt docs (every model and column described) from a copy of the published warehouse.
+docs: install parse
+	@test -f "$(WAREHOUSE_PATH)" || { echo "No warehouse at $(WAREHOUSE_PATH): run make run first"; exit 1; }
+	cp "$(WAREHOUSE_PATH)" dbt_project/target/docs.duckdb
+	cd dbt_project && DBT_DUCKDB_PATH=$(CURDIR)/dbt_project/target/docs.duckdb ../$(BIN)/dbt docs generate --quiet --profiles-dir .
+	@echo "dbt docs: dbt_project/target/index.html (serve: ../$(BIN)/python -m http.server -d dbt_project/target 8080)"
 
 lint: install
 	$(BIN)/ruff check .
