@@ -62,7 +62,7 @@ EXPECTED_CUSTOMERS = [
     ["12352", "2010-12-07", "Channel Islands", "", ""],
     ["17850", "2010-12-01", "GB", "", ""],
 ]
-REAL_FILE = online_retail.DEFAULT_SOURCE
+REAL_FILE = online_retail.default_source()  # ONLINE_RETAIL_PATH or ../shared
 
 
 def _rows(path: Path) -> list[list[str]]:
