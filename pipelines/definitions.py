@@ -5,6 +5,7 @@ from __future__ import annotations
 from dagster import Definitions
 from dagster_dbt import DbtCliResource
 
+from pipelines.alerts import nightly_failure_alert
 from pipelines.assets import (
     WAREHOUSE_POOL,
     customer_segmentation,
@@ -37,7 +38,7 @@ def make_definitions(settings: Settings) -> Definitions:
         ],
         jobs=[nightly_refresh],
         schedules=[nightly_schedule],
-        sensors=[new_export_sensor],
+        sensors=[new_export_sensor, nightly_failure_alert],
         resources={
             "warehouse": WarehouseResource(
                 path=str(settings.warehouse_path), lock_timeout_s=settings.lock_timeout_s

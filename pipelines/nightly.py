@@ -11,6 +11,7 @@ from pathlib import Path
 import duckdb
 from dagster import DagsterInstance
 
+from pipelines.alerts import root_cause
 from pipelines.ingest import discover_exports
 from pipelines.resources import Settings, _absolute
 
@@ -45,10 +46,7 @@ def run_nightly(settings: Settings) -> bool:
         write_step_timings(instance, result, os.environ["NIGHTLY_TIMINGS_JSON"])
     if not result.success:
         for event in result.get_step_failure_events():
-            err = event.step_failure_data.error
-            while err is not None and err.cause is not None:  # the root cause says most
-                err = err.cause
-            detail = err.message.strip() if err else ""
+            detail = root_cause(event.step_failure_data.error)
             print(f"FAILED step {event.step_key}: {detail}", file=sys.stderr)
     return result.success
 

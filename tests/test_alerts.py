@@ -1,0 +1,60 @@
+"""A failed nightly run raises an alert with the root cause, posted to a local webhook."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
+
+from pipelines.alerts import nightly_failure_alert
+from tests.pipeline_runner import env, run_job
+
+FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
+
+
+class _Capture(BaseHTTPRequestHandler):
+    bodies: list[dict] = []
+
+    def do_POST(self):  # noqa: N802 - http.server API
+        length = int(self.headers["Content-Length"])
+        _Capture.bodies.append(json.loads(self.rfile.read(length)))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+
+def test_failed_run_posts_its_root_cause(tmp_path):
+    shutil.copytree(FIXTURE, tmp_path / "exports")
+    (tmp_path / "exports" / "2026-11-21" / "referrals.csv").unlink()
+    server = HTTPServer(("127.0.0.1", 0), _Capture)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with DagsterInstance.ephemeral() as instance:
+            result = run_job(tmp_path / "exports", tmp_path / "w.duckdb", instance=instance)
+            assert not result.success
+            failure = next(e for e in result.all_events
+                           if e.event_type == DagsterEventType.RUN_FAILURE)
+            context = build_run_status_sensor_context(
+                sensor_name="nightly_failure_alert", dagster_event=failure,
+                dagster_instance=instance, dagster_run=result.dagster_run,
+            ).for_run_failure()
+            url = f"http://127.0.0.1:{server.server_port}/hook"
+            with env(ALERT_WEBHOOK_URL=url):
+                nightly_failure_alert(context)
+    finally:
+        server.shutdown()
+    (body,) = _Capture.bodies
+    assert body["job"] == "nightly_refresh"
+    assert body["run_id"] == result.run_id
+    assert body["error"] == (
+        f"step ingest_exports: Export {tmp_path / 'exports' / '2026-11-21'} refused: "
+        "referrals.csv: required file missing"
+    )
+    assert body["text"].startswith(f"nightly_refresh failed (run {result.run_id[:8]}): ")
