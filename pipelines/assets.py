@@ -1,5 +1,8 @@
 """Dagster assets of the nightly run: ingest -> dbt features -> segments -> dbt ROI -> publish."""
 
+import hashlib
+from pathlib import Path
+
 from dagster import (
     AssetExecutionContext,
     AssetKey,
@@ -25,7 +28,7 @@ from pipelines.dbt import (
 )
 from pipelines.erasure import apply_erasure
 from pipelines.ingest import ExportRefused, discover_exports, exports_to_ingest, ingest_export
-from pipelines.resources import Settings, WarehouseResource
+from pipelines.resources import DBT_PROJECT_DIR, Settings, WarehouseResource
 from pipelines.schemas import TABLES
 from pipelines.segmentation import SegmentationConfig, run_segmentation
 
@@ -96,14 +99,28 @@ def ingest_exports(context: AssetExecutionContext, warehouse: WarehouseResource)
         yield MaterializeResult(asset_key=key, metadata=metadata)
 
 
+def _dbt_target(warehouse: WarehouseResource, stage: str) -> Path:
+    """dbt artifacts of the last run of a stage, one folder per warehouse.
+
+    dagster-dbt's default is a new folder per invocation (~6 MB a night, never removed);
+    runs on one warehouse are serialised by its lock, so one folder per stage suffices.
+    """
+    published = warehouse.published_path
+    tag = hashlib.sha1(str(published).encode()).hexdigest()[:8]
+    return DBT_PROJECT_DIR / "target" / "nightly" / f"{published.stem}-{tag}" / stage
+
+
 def dbt_stage(name: str, select: str, exclude: str, doc: str) -> AssetsDefinition:
     """One `dbt build` over a slice of the project, in the run's build database.
 
     `warehouse` is requested so the run's lock and build copy exist before dbt starts.
     """
 
+
     def build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
-        yield from dbt.cli([*BUILD_ARGS, *dbt_vars()], context=context).stream()
+        yield from dbt.cli(
+            [*BUILD_ARGS, *dbt_vars()], context=context, target_path=_dbt_target(warehouse, name)
+        ).stream()
 
     build.__doc__ = doc
     return dbt_assets(
