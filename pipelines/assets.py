@@ -31,6 +31,7 @@ from pipelines.ingest import ExportRefused, discover_exports, exports_to_ingest,
 from pipelines.resources import DBT_PROJECT_DIR, Settings, WarehouseResource
 from pipelines.schemas import TABLES
 from pipelines.segmentation import SegmentationConfig, run_segmentation
+from pipelines.warehouse_tables import latest_export_date
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 IO_RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
@@ -82,7 +83,7 @@ def ingest_exports(context: AssetExecutionContext, warehouse: WarehouseResource)
             t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in TABLES
         }
         quarantined = con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0]
-        as_of = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()[0]
+        as_of = latest_export_date(con)
     summary = {
         "as_of_date": as_of.isoformat() if as_of else None,
         "exports_ingested": MetadataValue.json([r.as_metadata() for r in results]),

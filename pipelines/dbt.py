@@ -45,8 +45,6 @@ class ProjectTranslator(DagsterDbtTranslator):
         meta_key = (dbt_resource_props.get("meta") or {}).get("dagster", {}).get("asset_key")
         if meta_key:
             return AssetKey(meta_key)
-        if dbt_resource_props["resource_type"] == "source":
-            return AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
         return AssetKey([dbt_resource_props["schema"], dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:

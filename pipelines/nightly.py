@@ -14,6 +14,7 @@ from dagster import DagsterInstance
 from pipelines.alerts import root_cause
 from pipelines.ingest import discover_exports
 from pipelines.resources import Settings, _absolute
+from pipelines.warehouse_tables import latest_export_date
 
 _PROCESS_START = time.time()
 
@@ -90,7 +91,7 @@ def write_step_timings(instance: DagsterInstance, result, path: str) -> None:
 def print_summary(settings: Settings) -> None:
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)
     try:
-        as_of = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()[0]
+        as_of = latest_export_date(con)
         print(f"\nWarehouse: {settings.warehouse_path}  (as of {as_of})")
         reports = _absolute(os.getenv("REPORTS_DIR", "data/reports"))
         print(f"Report:    {reports / str(as_of) / 'report.html'}  (+ Parquet extracts)")

@@ -24,7 +24,7 @@ import duckdb
 from dagster import ConfigurableResource, Failure, InitResourceContext
 from pydantic import PrivateAttr
 
-from pipelines.warehouse_tables import create_python_owned_tables
+from pipelines.warehouse_tables import create_python_owned_tables, latest_export_date
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -196,8 +196,7 @@ class WarehouseResource(ConfigurableResource):
 
     def as_of_date(self) -> date | None:
         with self.connect(read_only=True) as con:
-            row = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()
-        return row[0] if row else None
+            return latest_export_date(con)
 
 
 def _remove_database(path: Path) -> None:
@@ -211,10 +210,7 @@ def published_as_of(published: Path) -> date | None:
         return None
     con = duckdb.connect(str(published), read_only=True)
     try:
-        row = con.execute(
-            "SELECT max(export_date) FROM raw.exports"
-        ).fetchone()
-        return row[0] if row else None
+        return latest_export_date(con)
     except duckdb.CatalogException:
         return None
     finally:

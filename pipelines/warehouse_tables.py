@@ -5,6 +5,8 @@ dbt reads these as sources, so they must exist, even empty, before the first dbt
 
 from __future__ import annotations
 
+from datetime import date
+
 import duckdb
 
 from pipelines.schemas import DUCKDB_TYPES, RAW_META_COLUMNS, TABLES
@@ -58,6 +60,12 @@ SEGMENTATION_DDL = (
         value DOUBLE NOT NULL
     )""",
 )
+
+
+def latest_export_date(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The run's as-of date: the newest ingested export (None before the first ingest)."""
+    row = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()
+    return row[0] if row else None
 
 
 def raw_table_ddl(table: str) -> str:

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 MART_TABLES = (
     "customer_features",
@@ -52,15 +51,6 @@ def run_job(exports_dir: Path, warehouse: Path, instance=None, **extra_env: str)
             raise_on_error=False, instance=instance)
 
 
-def read_table(warehouse: Path, table: str, order_by: str | None = None) -> pd.DataFrame:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        sql = f"SELECT * FROM {table}" + (f" ORDER BY {order_by}" if order_by else "")
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 def table_bytes(warehouse: Path, table: str) -> bytes:
     """Every row of a table, in stored order, as CSV bytes: equal bytes = equal table."""
     con = duckdb.connect(str(warehouse), read_only=True)
@@ -71,10 +61,6 @@ def table_bytes(warehouse: Path, table: str) -> bytes:
 
 
 def failure_messages(result) -> list[str]:
-    messages = []
-    for event in result.get_step_failure_events():
-        err = event.step_failure_data.error
-        while err is not None and err.cause is not None:  # the root cause names the problem
-            err = err.cause
-        messages.append(err.message if err else "")
-    return messages
+    from pipelines.alerts import root_cause
+
+    return [root_cause(e.step_failure_data.error) for e in result.get_step_failure_events()]

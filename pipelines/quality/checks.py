@@ -4,7 +4,6 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-import duckdb
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -20,15 +19,10 @@ from pipelines.quality.compact import mart_check_frame, raw_check_frame
 from pipelines.quality.results import record_results
 from pipelines.quality.suites import MART_TABLES, RAW_TABLES
 from pipelines.quality.validation import ValidationOutcome, validate_frame
+from pipelines.warehouse_tables import latest_export_date
 
 # Annotations stay real objects (no `from __future__ import annotations`): Dagster inspects
 # the asset check's parameter types to find the context and the resource.
-
-
-def latest_export_date(con: duckdb.DuckDBPyConnection) -> dt.date | None:
-    """The run's as-of date: max(export_date) of raw.exports (None when nothing ingested)."""
-    row = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()
-    return row[0] if row else None
 
 
 def _check_metadata(outcome: ValidationOutcome, export_date: dt.date) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pandas as pd
 from pipelines.segmentation.config import SegmentationConfig
 from pipelines.segmentation.profiles import CATEGORICAL_SOURCES, MEAN_SOURCES, PROFILE_MEANS
 from pipelines.segmentation.segment import segment_customers
-from pipelines.warehouse_tables import create_python_owned_tables
+from pipelines.warehouse_tables import create_python_owned_tables, latest_export_date
 
 
 def _write(con, table: str, df: pd.DataFrame, as_of, where_as_of: bool, order: str) -> None:
@@ -37,7 +37,7 @@ def run_segmentation(con: duckdb.DuckDBPyConnection,
     config = config or SegmentationConfig()
     create_python_owned_tables(con)
     ensure_profile_columns(con)
-    as_of = con.execute("SELECT max(export_date) FROM raw.exports").fetchone()[0]
+    as_of = latest_export_date(con)
     if as_of is None:
         raise ValueError("raw.exports is empty: no as-of date")
     available = {r[0] for r in con.execute(
