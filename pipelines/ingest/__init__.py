@@ -1,13 +1,15 @@
 """Export discovery, parsing, raw tables and quarantine.
 
-Everything stays inside DuckDB: files are read with DuckDB's own readers as text, typed
-and checked with one SQL statement per table, and split into good rows (`raw.<table>`)
-and bad rows (`raw.quarantine`).  An export is applied in one transaction, so a refused
-export leaves no trace in raw.
+Everything stays inside DuckDB.  A clean CSV file (the usual case) is read typed by
+DuckDB's CSV reader, checked in one scan and inserted as read (`clean`); any other file
+is read as text, typed and checked with one SQL statement, and split into good rows
+(`raw.<table>`) and bad rows (`raw.quarantine`).  Both paths give the same raw rows.  An
+export is applied in one transaction, so a refused export leaves no trace in raw.
 
 The modules, in the order an export goes through them: `folders` (discovery, fingerprints),
-`manifest` (mode, sha256 checks), `reading` (files into text temp tables), `casting` (typing
-expressions), `rules` (row checks, quarantine), `tables` (one table), `export` (one export).
+`manifest` (mode, sha256 checks), `clean` (the fast path), `reading` (files into text temp
+tables), `casting` (typing expressions), `rules` (row checks, quarantine), `tables` (one
+table), `export` (one export).
 """
 
 from pipelines.ingest.casting import BOOL_FALSE, BOOL_TRUE, _typed_expr

@@ -8,23 +8,43 @@ import duckdb
 
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
-from pipelines.ingest.sql import _q
+from pipelines.ingest.sql import _lit, _q
 from pipelines.schemas import Table
 
 
-def _reader_sql(path: Path) -> str:
-    p = str(path).replace("'", "''")
+def is_csv(path: Path) -> bool:
+    return not path.name.lower().endswith((".parquet", ".jsonl"))
+
+
+def _reader_sql(path: Path, csv_options: str = "") -> str:
+    p = _lit(str(path))
     name = path.name.lower()
     if name.endswith(".parquet"):
-        return f"read_parquet('{p}')"
+        return f"read_parquet({p})"
     if name.endswith(".jsonl"):
-        return (
-            f"read_json('{p}', format = 'newline_delimited', records = true, sample_size = -1)"
-        )
+        return f"read_json({p}, format = 'newline_delimited', records = true, sample_size = -1)"
     return (
-        f"read_csv('{p}', header = true, all_varchar = true, delim = ',', "
-        f"quote = '\"', escape = '\"', strict_mode = true)"
+        f"read_csv({p}, header = true, all_varchar = true, delim = ',', "
+        f"quote = '\"', escape = '\"', strict_mode = true{csv_options})"
     )
+
+
+def match_columns(
+    folder: ExportFolder, path: Path, table: Table, cols: list[str]
+) -> dict[str, str]:
+    """Contract column -> the file's own column name (matched ignoring case and blanks);
+    refuses the export when a required column is missing."""
+    mapping: dict[str, str] = {}
+    for col in cols:
+        norm = col.strip().lower()
+        if norm in table.column_names and norm not in mapping:
+            mapping[norm] = col
+    missing = [c.name for c in table.columns if c.required and c.name not in mapping]
+    if missing:
+        raise ExportRefused(
+            folder.path, path.name, f"required column(s) missing: {', '.join(missing)}"
+        )
+    return mapping
 
 
 def load_text_table(
@@ -49,14 +69,4 @@ def load_text_table(
                 f"USING json_extract_string({_q(name)}, '$')"
             )
     cols = [r[0] for r in described]
-    mapping: dict[str, str] = {}
-    for col in cols:
-        norm = col.strip().lower()
-        if norm in table.column_names and norm not in mapping:
-            mapping[norm] = col
-    missing = [c.name for c in table.columns if c.required and c.name not in mapping]
-    if missing:
-        raise ExportRefused(
-            folder.path, path.name, f"required column(s) missing: {', '.join(missing)}"
-        )
-    return tmp, cols, mapping
+    return tmp, cols, match_columns(folder, path, table, cols)

@@ -120,27 +120,27 @@ def _unknown_customer_lines(
     return found
 
 
-def _checked_sql(
+def _typed_sql(
     table: Table, tmp: str, all_cols: list[str], mapping: dict[str, str], has_known: bool,
-    dups: str | None = None, unknown: dict[str, str] | None = None,
+    unknown: dict[str, str] | None = None, values: dict[str, tuple[str, str]] | None = None,
 ) -> str:
-    """One SELECT giving typed values, the first problem of each row, and the raw row.
+    """SELECT over the file's temp table: line number, per contract column its trimmed
+    text `t_<col>` and typed value `v_<col>`, the raw columns `_r<i>`, `_extra`, and the
+    customer-check columns.
 
-    Only what the inserts need is selected (typed values, line number, problem, _extra);
-    the raw row's JSON is built for bad rows only.  `dups` is the table of
-    `_duplicate_ranks` (None: every key is unique); `unknown` the tables of
-    `_unknown_customer_lines` (None: join _known_customers here instead).
+    ``values``: column -> (text, typed) expressions that replace the text path's for the
+    columns the CSV reader already typed (`clean.load_clean_csv`).
     """
+    values = values or {}
     txt = {c.name: _text_expr(mapping.get(c.name)) for c in table.columns}
     select = [f"{_line_number_sql(tmp)} AS _line_number"]
     for c in table.columns:
+        if c.name in values:
+            txt[c.name] = values[c.name][0]
+        v = values[c.name][1] if c.name in values else _typed_expr(c, txt[c.name])
         select.append(f"{txt[c.name]} AS t_{c.name}")
-        select.append(f"{_typed_expr(c, txt[c.name])} AS v_{c.name}")
-    raw = [f"s.{_q(c)} AS _r{i}" for i, c in enumerate(all_cols)]
-    select.extend(raw)
-    raw_pack = ", ".join(
-        f"{_q(c)} := CAST(_r{i} AS VARCHAR)" for i, c in enumerate(all_cols)
-    )
+        select.append(f"{v} AS v_{c.name}")
+    select.extend(f"s.{_q(c)} AS _r{i}" for i, c in enumerate(all_cols))
     known = set(mapping.values())
     extra = [c for c in all_cols if c not in known]
     if extra:
@@ -169,7 +169,24 @@ def _checked_sql(
                     f"CASE WHEN u_{c.name}._line_number IS NULL THEN {txt[c.name]} END"
                     f" AS kc_{c.name}_id"
                 )
-    typed = f"SELECT {', '.join(select)} FROM {tmp} s{joins}"
+    return f"SELECT {', '.join(select)} FROM {tmp} s{joins}"
+
+
+def _checked_sql(
+    table: Table, tmp: str, all_cols: list[str], mapping: dict[str, str], has_known: bool,
+    dups: str | None = None, unknown: dict[str, str] | None = None,
+) -> str:
+    """One SELECT giving typed values, the first problem of each row, and the raw row.
+
+    Only what the inserts need is selected (typed values, line number, problem, _extra);
+    the raw row's JSON is built for bad rows only.  `dups` is the table of
+    `_duplicate_ranks` (None: every key is unique); `unknown` the tables of
+    `_unknown_customer_lines` (None: join _known_customers here instead).
+    """
+    typed = _typed_sql(table, tmp, all_cols, mapping, has_known, unknown)
+    raw_pack = ", ".join(
+        f"{_q(c)} := CAST(_r{i} AS VARCHAR)" for i, c in enumerate(all_cols)
+    )
     checks = _row_checks(table, has_known, unknown)
     if dups is None:
         ranked = "SELECT *, 1 AS _dup_rank FROM typed"

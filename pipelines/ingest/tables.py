@@ -8,9 +8,10 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.ingest.clean import ingest_clean_csv
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
-from pipelines.ingest.reading import load_text_table
+from pipelines.ingest.reading import is_csv, load_text_table
 from pipelines.ingest.rules import _checked_sql, _duplicate_ranks, _unknown_customer_lines
 from pipelines.ingest.sql import _lit, _q
 from pipelines.schemas import Table
@@ -43,6 +44,10 @@ def ingest_table(
     has_known: bool,
     bad_row_threshold: float,
 ) -> TableResult:
+    if is_csv(path):
+        rows = ingest_clean_csv(con, folder, table, path, has_known)
+        if rows is not None:
+            return TableResult(path.name, rows, rows, 0)
     tmp, all_cols, mapping = load_text_table(con, folder, path, table)
     checked = f"_checked_{table.name}"
     dups = _duplicate_ranks(con, table, tmp, mapping)

@@ -1,4 +1,6 @@
 -- Latest version of each event; events of erased customers removed.
+-- Left unsorted, unlike the smaller models: one row per event (~6M at 1M customers), and
+-- sorting them cost ~0.9 s a night while nothing reads them in order (see docs/decisions.md).
 with latest as (
     {{ latest_version(source('raw', 'events'), ['event_id'], has_updated_at=false) }}
 ),
@@ -16,4 +18,3 @@ select
 from latest
 left join erased on latest.customer_id = erased.customer_id
 where erased.customer_id is null
-order by latest.event_id

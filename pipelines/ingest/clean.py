@@ -1,0 +1,137 @@
+"""The fast path for a clean CSV file: one typed read, one check, one insert.
+
+Most nights every row of every file is good and already in normal form.  DuckDB's CSV
+reader types columns while it parses, at the cost of reading text, so a CSV file is first
+read typed and checked in one scan: every rule of the text path, unique keys, known
+customers, and text already in normal form (no surrounding blanks or empty strings,
+values of a value set in lower case, currencies in upper case).  A clean file then goes
+to raw as read.  Otherwise the text path (`tables.ingest_table`) reads the file again as
+text, normalises and quarantines row by row.  The reader casts with DuckDB's own casts,
+the text path with TRY_CAST of the trimmed text: the same values, so raw is the same
+whichever path a file took (tests/test_ingest_clean.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from pipelines.ingest.casting import _typed_expr
+from pipelines.ingest.folders import ExportFolder
+from pipelines.ingest.reading import _reader_sql, match_columns
+from pipelines.ingest.rules import _row_checks, _typed_sql
+from pipelines.ingest.sql import _lit, _q
+from pipelines.schemas import Column, Table
+
+# Contract types the CSV reader types itself.  Ids, strings and bools stay text (the
+# contract's bools include yes/no, y/n, which DuckDB's BOOLEAN cast does not accept).
+READER_TYPES = {
+    "date": "DATE",
+    "timestamp": "TIMESTAMPTZ",  # offsets honoured; stored as UTC TIMESTAMP, as on text
+    "money": "DECIMAL(18,4)",
+    "decimal": "DECIMAL(18,8)",
+    "int": "BIGINT",
+}
+
+
+def _drop(con: duckdb.DuckDBPyConnection, *tables: str) -> None:
+    for name in tables:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def _read_typed(
+    con: duckdb.DuckDBPyConnection, folder: ExportFolder, path: Path, table: Table
+) -> tuple[str, list[str], dict[str, str]] | None:
+    """The file in a temp table, contract columns typed; None when the reader rejects a
+    row (the text path then says which and why).  A required column missing from the
+    header refuses the export here, as on the text path."""
+    try:
+        described = con.execute(f"DESCRIBE SELECT * FROM {_reader_sql(path)}").fetchall()
+    except duckdb.Error:
+        return None
+    cols = [r[0] for r in described]
+    mapping = match_columns(folder, path, table, cols)
+    type_of = {src: READER_TYPES.get(table.column(name).type) for name, src in mapping.items()}
+    types = ", ".join(f"{_lit(c)}: {_lit(type_of.get(c) or 'VARCHAR')}" for c in cols)
+    tmp, rejects = f"_typed_{table.name}", f"_rejects_{table.name}"
+    options = (
+        f", types = {{{types}}}, store_rejects = true, "
+        f"rejects_table = {_lit(rejects)}, rejects_scan = {_lit(rejects + '_scan')}"
+    )
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {tmp} AS SELECT * FROM {_reader_sql(path, options)}"
+        )
+        (rejected,) = con.execute(f"SELECT count(*) FROM {rejects}").fetchone()
+    except duckdb.Error:
+        rejected = None
+    _drop(con, rejects, rejects + "_scan")
+    if rejected != 0:
+        _drop(con, tmp)
+        return None
+    return tmp, cols, mapping
+
+
+def _as_read(col: Column, ref: str) -> tuple[str, str]:
+    """(text, value) of a column taken as read: the text path's value for normal text."""
+    if col.type == "timestamp":
+        return ref, f"CAST({ref} AS TIMESTAMP)"
+    if col.type == "bool":
+        return ref, _typed_expr(col, ref)
+    return ref, ref
+
+
+def _not_normal(col: Column, ref: str) -> list[str]:
+    """Conditions under which the text path would change a text value as read."""
+    if col.type in READER_TYPES:
+        return []
+    conds = [f"{ref} <> trim({ref})", f"{ref} = ''"]
+    if col.allowed is not None:
+        conds.append(f"{ref} NOT IN ({', '.join(_lit(a) for a in col.allowed)})")
+    elif col.name == "currency":
+        conds.append(f"{ref} <> upper({ref})")
+    return conds
+
+
+def ingest_clean_csv(
+    con: duckdb.DuckDBPyConnection,
+    folder: ExportFolder,
+    table: Table,
+    path: Path,
+    has_known: bool,
+) -> int | None:
+    """Insert every row of a clean CSV file into raw.<table>; returns the row count, or
+    None (nothing written) when a row needs the text path."""
+    loaded = _read_typed(con, folder, path, table)
+    if loaded is None:
+        return None
+    tmp, all_cols, mapping = loaded
+    try:
+        values = {
+            name: _as_read(table.column(name), f"s.{_q(src)}") for name, src in mapping.items()
+        }
+        conds = [cond for cond, _, _ in _row_checks(table, has_known) if "_dup_rank" not in cond]
+        for name in mapping:
+            conds.extend(_not_normal(table.column(name), f"t_{name}"))
+        keys = [f"t_{k}" for k in table.key]
+        key_ok = " AND ".join(f"{k} IS NOT NULL" for k in keys) or "false"
+        key = f"({', '.join(keys)})" if len(keys) > 1 else (keys[0] if keys else "NULL")
+        checked = _typed_sql(table, tmp, all_cols, mapping, has_known, None, values)
+        rows, bad, keyed, distinct = con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {' OR '.join(f'({c})' for c in conds)}), "
+            f"count(*) FILTER (WHERE {key_ok}), count(DISTINCT {key}) FILTER (WHERE {key_ok}) "
+            f"FROM ({checked}) typed"
+        ).fetchone()
+        if bad or keyed != distinct:
+            return None
+        cols = ", ".join(_q(c.name) for c in table.columns)
+        vals = ", ".join(f"v_{c.name}" for c in table.columns)
+        con.execute(
+            f"INSERT INTO raw.{table.name} ({cols}, _export_date, _line_number, _extra) "
+            f"SELECT {vals}, DATE {_lit(folder.export_date.isoformat())}, _line_number, _extra "
+            f"FROM ({_typed_sql(table, tmp, all_cols, mapping, False, None, values)}) typed"
+        )
+        return rows
+    finally:
+        _drop(con, tmp)
