@@ -138,11 +138,16 @@ def compact_frame(
     types = {name: typ for name, typ, *_ in con.execute(
         f"DESCRIBE SELECT * FROM ({body})", params).fetchall()}
     temps: list[str] = []
+    # One column's values alone: the per-column tables need no other (derived) column.
+    by_alias = {item.rsplit(" AS ", 1)[1]: item for item in items}
+
+    def narrow(col: str) -> str:
+        return f"SELECT {by_alias[_q(col)]} {source}"
 
     def dup_table(col: str) -> str:
         name = f"_gx_dups_{len(temps)}"
         con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {_q(col)} AS v "
-                    f"FROM ({body}) GROUP BY 1 HAVING count(*) > 1", params)
+                    f"FROM ({narrow(col)}) GROUP BY 1 HAVING count(*) > 1", params)
         temps.append(name)
         return name
 
@@ -151,7 +156,7 @@ def compact_frame(
         pattern = regex.replace("'", "''")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT v FROM (SELECT DISTINCT "
-            f"CAST({_q(col)} AS VARCHAR) AS v FROM ({body})) "
+            f"CAST({_q(col)} AS VARCHAR) AS v FROM ({narrow(col)})) "
             f"WHERE v IS NOT NULL AND NOT coalesce(regexp_full_match(v, '{pattern}'), FALSE)",
             params,
         )
