@@ -49,8 +49,23 @@
 
 {#- Latest version of each record of a raw relation by its key: newest _export_date wins,
     then the newest updated_at (when the table has one), then the highest _line_number.
-    Returns every raw column of the winning rows. -#}
+    Returns every raw column of the winning rows.  Only keys seen more than once are
+    ranked: most records have one version, and a window over every row cost ~1 s per 10M
+    rows with nothing to rank. -#}
 {% macro latest_version(relation, key_columns, has_updated_at=true) -%}
+    {%- set match -%}
+        {%- for k in key_columns %}{% if not loop.first %} and {% endif %}multi.{{ k }} = src.{{ k }}{% endfor -%}
+    {%- endset -%}
+    with multi as (
+        select {{ key_columns | join(', ') }}
+        from {{ relation }}
+        group by {{ key_columns | join(', ') }}
+        having count(*) > 1
+    )
+    select src.*, 1 as _version_rank
+    from {{ relation }} as src
+    where not exists (select 1 from multi where {{ match }})
+    union all
     select * from (
         select
             src.*,
@@ -62,6 +77,7 @@
                     _line_number desc
             ) as _version_rank
         from {{ relation }} as src
+        where exists (select 1 from multi where {{ match }})
     ) as versions
     where _version_rank = 1
 {%- endmacro %}
