@@ -13,7 +13,7 @@ from typing import Any
 from dagster import AssetKey
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
-from pipelines.resources import DBT_PROJECT_DIR
+from pipelines.resources import DBT_PROJECT_DIR, dbt_dies_with_parent
 
 # dbt's profile reads the database path from this variable; parsing needs it set too.
 os.environ.setdefault("DBT_DUCKDB_PATH", str(DBT_PROJECT_DIR / "target" / "parse.duckdb"))
@@ -23,7 +23,11 @@ os.environ.setdefault("DBT_DUCKDB_PATH", str(DBT_PROJECT_DIR / "target" / "parse
 _SCRIPTS = sysconfig.get_path("scripts")
 if (Path(_SCRIPTS) / "dbt").exists() and _SCRIPTS not in os.environ.get("PATH", "").split(":"):
     os.environ["PATH"] = _SCRIPTS + os.pathsep + os.environ.get("PATH", "")
-DBT_EXECUTABLE = shutil.which("dbt") or "dbt"
+# The job runs dbt through pipelines/dbt_child, which binds it to the run's process
+# (resources.build_path_for says why).
+os.environ["DBT_CHILD_EXECUTABLE"] = shutil.which("dbt") or "dbt"
+os.environ["DBT_CHILD_BOUND"] = "1" if dbt_dies_with_parent() else ""
+DBT_EXECUTABLE = str(Path(__file__).with_name("dbt_child"))
 
 dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target="dev")
 dbt_project.prepare_if_dev()

@@ -9,9 +9,12 @@ file untouched.  A file lock serialises runs, so two launches never meet inside 
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,8 +60,23 @@ class Settings:
         )
 
 
+@functools.cache
+def dbt_dies_with_parent() -> bool:
+    """Whether dbt runs bound to the run's process (pipelines/dbt_child: Linux, setpriv)."""
+    setpriv = shutil.which("setpriv")
+    if not sys.platform.startswith("linux") or setpriv is None:
+        return False
+    probe = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"], check=False)
+    return probe.returncode == 0
+
+
 def build_path_for(published: Path, run_id: str) -> Path:
-    """Each run builds in its own file: a killed run's orphaned dbt never meets the next run."""
+    """Where a run builds: the same file every night when dbt dies with its run, so dbt's
+    profile (which names the file) stays the same and dbt parses the project partially
+    (~1.6 s less per dbt stage).  Elsewhere each run builds in its own file, so a killed
+    run's orphaned dbt can never write into the next run's build."""
+    if dbt_dies_with_parent():
+        return published.with_name(f"{published.name}.build")
     return published.with_name(f"{published.name}.build-{run_id[:8]}")
 
 
@@ -149,10 +167,12 @@ class WarehouseResource(ConfigurableResource):
     def prepare_build(self) -> None:
         """Start the run's build database as a copy of the last published one.
 
-        Build files left by killed runs are removed first (we hold the lock, so no live run
-        owns them; an orphaned dbt still writing keeps its unlinked inode, harmlessly).
+        Build files left by killed runs are removed first: we hold the lock, so no live run
+        owns them, and no dbt of theirs is alive (it died with its run, or it writes to
+        its own per-run file, whose unlinked inode it keeps, harmlessly).
         """
-        for stale in self.published_path.parent.glob(self.published_path.name + ".build-*"):
+        name = self.published_path.name
+        for stale in self.published_path.parent.glob(name + ".build*"):
             stale.unlink(missing_ok=True)
         build = self.build_path
         if self.published_path.exists():

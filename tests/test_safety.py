@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.resources import build_path_for, dbt_dies_with_parent
 from tests.exports import write_csv, write_manifest
 from tests.pipeline_runner import MART_TABLES, failure_messages, run_job, table_bytes
 
@@ -108,7 +109,7 @@ def test_refused_export_names_the_file_and_publishes_nothing(setup, rule):
     assert f"Export {nxt} refused:" in messages
     assert fragment in messages
     assert sha256(wh) == before  # every mart byte-for-byte as it was
-    assert not list(wh.parent.glob("warehouse.duckdb.build-*"))  # build copy discarded
+    assert not list(wh.parent.glob("warehouse.duckdb.build*"))  # build copy discarded
 
 
 def test_quarantined_rows_are_published_with_the_run(setup):
@@ -177,6 +178,49 @@ def _kill_when(proc: subprocess.Popen, marker: str, timeout: float = 300) -> str
     raise AssertionError(f"run ended before {marker!r}:\n{''.join(seen[-20:])}")
 
 
+def _session_left(sid: int, wait_s: float = 10) -> list[str]:
+    """Command lines of the processes still in session `sid` after up to `wait_s`."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[3]) == sid and fields[0] != "Z":  # session id, not a zombie
+                    left.append((stat.parent / "cmdline").read_text().replace("\0", " "))
+            except (OSError, IndexError, ValueError):
+                continue
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
+def test_dbt_dies_with_the_run_that_started_it():
+    """The binding itself: a child started through pipelines/dbt_child (here `sleep`, which
+    never writes, so a broken pipe cannot end it) dies when its parent is SIGKILLed."""
+    if not dbt_dies_with_parent():  # then every run builds in a file of its own
+        assert build_path_for(Path("/w/x.duckdb"), "0123456789") == Path(
+            "/w/x.duckdb.build-01234567")
+        return
+    assert build_path_for(Path("/w/x.duckdb"), "0123456789") == Path("/w/x.duckdb.build")
+    env = dict(os.environ, DBT_CHILD_EXECUTABLE=shutil.which("sleep"), DBT_CHILD_BOUND="1")
+    parent = subprocess.Popen(
+        [sys.executable, "-c", "import subprocess, sys, time; "
+         "p = subprocess.Popen(sys.argv[1:]); print(p.pid, flush=True); time.sleep(60)",
+         str(ROOT / "pipelines" / "dbt_child"), "60"],
+        env=env, stdout=subprocess.PIPE, text=True,
+    )
+    child = Path(f"/proc/{int(parent.stdout.readline())}/stat")
+    time.sleep(0.5)  # the wrapper has exec'd sleep
+    assert "sleep" in (child.parent / "cmdline").read_text()
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 5
+    while child.exists() and child.read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child outlived its parent"
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize("marker", [
     "dbt_customer_features - Running dbt command",
     "customer_segmentation - STEP_START",
@@ -188,6 +232,8 @@ def test_killed_run_leaves_marts_unchanged_and_next_run_is_green(setup, tmp_path
     proc = _start(exports, wh, tmp_path / "home")
     try:
         _kill_when(proc, marker)
+        if dbt_dies_with_parent():  # every run builds in one file: no dbt may outlive its run
+            assert _session_left(proc.pid) == [], "dbt outlived the killed run"
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)  # orphaned dbt, if any
@@ -206,7 +252,7 @@ def test_killed_run_leaves_marts_unchanged_and_next_run_is_green(setup, tmp_path
         ).fetchone() == (1,)
     finally:
         con.close()
-    assert not list(wh.parent.glob("warehouse.duckdb.build-*"))
+    assert not list(wh.parent.glob("warehouse.duckdb.build*"))
 
 
 def test_two_runs_at_once_both_end_cleanly(setup, tmp_path):
