@@ -12,15 +12,24 @@ from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_se
 
 from pipelines.automation import nightly_refresh
 
+# DuckDB's own words when an operator hits its buffer pool; the fix is a setting.
+OUT_OF_MEMORY = "Out of Memory Error"
+MEMORY_HINT = (
+    " [DuckDB ran out of its memory budget: raise WAREHOUSE_MEMORY_LIMIT (ingest, checks, "
+    "segmentation) or DBT_DUCKDB_MEMORY_LIMIT (dbt); see README]"
+)
+
 
 def root_cause(error) -> str:
-    """The innermost error's message, without the exception's class path in front."""
+    """The innermost error's message, without the exception's class path in front; an
+    out-of-memory error says which setting to raise."""
     while error is not None and error.cause is not None:
         error = error.cause
     if error is None:
         return ""
     head, sep, rest = error.message.strip().partition(": ")
-    return rest if sep and head.split(".")[-1] == error.cls_name else error.message.strip()
+    text = rest if sep and head.split(".")[-1] == error.cls_name else error.message.strip()
+    return text + MEMORY_HINT if OUT_OF_MEMORY in text else text
 
 
 def failure_summary(context: RunFailureSensorContext) -> dict[str, str]:

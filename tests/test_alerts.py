@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import duckdb
+import pytest
 from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
+from dagster._utils.error import serializable_error_info_from_exc_info
 
-from pipelines.alerts import nightly_failure_alert
+from pipelines.alerts import nightly_failure_alert, root_cause
 from tests.pipeline_runner import env, run_job
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
@@ -58,3 +62,22 @@ def test_failed_run_posts_its_root_cause(tmp_path):
         "referrals.csv: required file missing"
     )
     assert body["text"].startswith(f"nightly_refresh failed (run {result.run_id[:8]}): ")
+
+
+def _error_info(exc: BaseException):
+    try:
+        raise RuntimeError("step failed") from exc
+    except RuntimeError:
+        return serializable_error_info_from_exc_info(sys.exc_info())
+
+
+def test_out_of_memory_names_the_setting_to_raise():
+    """The 10M benchmark once failed this way; the alert should say what to change."""
+    con = duckdb.connect(config={"memory_limit": "20MB", "threads": 1})
+    with pytest.raises(duckdb.OutOfMemoryException) as caught:
+        con.execute("SELECT count(DISTINCT i::VARCHAR || 'x') FROM range(20000000) t(i)")
+    cause = root_cause(_error_info(caught.value))
+    assert cause.startswith("Out of Memory Error: ")
+    assert cause.endswith("raise WAREHOUSE_MEMORY_LIMIT (ingest, checks, segmentation) or "
+                          "DBT_DUCKDB_MEMORY_LIMIT (dbt); see README]")
+    assert root_cause(_error_info(ValueError("plain"))) == "plain"
