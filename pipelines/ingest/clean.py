@@ -110,7 +110,8 @@ def ingest_clean_csv(
     values = {
         name: _as_read(table.column(name), f"s.{_q(src)}") for name, src in mapping.items()
     }
-    conds = [cond for cond, _, _ in _row_checks(table, has_known) if "_dup_rank" not in cond]
+    # Duplicate keys are counted by a grouping below, not ranked per row.
+    conds = [cond for cond, _, _ in _row_checks(table, has_known, duplicates=False)]
     for name in mapping:
         conds.extend(_not_normal(table.column(name), f"t_{name}"))
     checked = _typed_sql(table, tmp, all_cols, mapping, has_known, None, values)

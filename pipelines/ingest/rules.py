@@ -10,7 +10,8 @@ from pipelines.schemas import Table
 
 
 def _row_checks(
-    table: Table, has_known_customers: bool, unknown: dict[str, str] | None = None
+    table: Table, has_known_customers: bool, unknown: dict[str, str] | None = None,
+    duplicates: bool = True,
 ) -> list[tuple[str, str, str]]:
     """(condition, column, reason) in the order they are tried; the first match wins.
 
@@ -59,7 +60,7 @@ def _row_checks(
                     (f"v_{col.name} IS NOT NULL AND kc_{col.name}_id IS NULL",
                      col.name, "unknown customer")
                 )
-    if table.key:
+    if table.key and duplicates:
         checks.append(("_dup_rank > 1", table.key[0], "duplicate key within export"))
     return checks
 
