@@ -1,6 +1,6 @@
 """`make bench`: time the floor (bench/floor.py) and the full nightly job on one export.
 
-    python bench/run.py [--customers N] [--skip-floor]
+    python bench/run.py [--customers N] [--skip-floor] [--nights K]
 
 1. Generates (once, cached in bench/cache/export_<N>/) an export of N customers with the
    project's sample generator.
@@ -14,12 +14,17 @@
    pipelines.nightly when NIGHTLY_TIMINGS_JSON is set), both silhouettes, and ends with
    `bench: customers=N job_s=... floor_s=... ratio=... peak_mib=...`.
 
+With --nights K (NIGHTS=K make bench) the job then runs again on K-1 more nights, each
+adding the same full export under the next date (raw keeps every export), and prints each
+night's time: how the nightly cost grows with the exports stored.
+
 Results of each invocation are appended to bench/out/results.jsonl.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -121,6 +126,16 @@ def export_folder(root: Path) -> Path:
     return next(p for p in sorted(root.iterdir()) if p.is_dir() and p.name[:1].isdigit())
 
 
+def _add_night(root: Path, folder: Path, night: int) -> None:
+    """The export `folder` again, dated `night` days later, as a folder of symlinks."""
+    day = dt.date.fromisoformat(folder.name) + dt.timedelta(days=night)
+    target = root / day.isoformat()
+    target.mkdir(parents=True)
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            (target / path.name).symlink_to(path)
+
+
 def stage_breakdown(timings: dict, job_wall: float) -> dict[str, float]:
     stages = {name: 0.0 for name, _ in STAGES}
     for key, step in timings["steps"].items():
@@ -140,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--customers", type=int,
                         default=int(os.getenv("N", "1000000")))
     parser.add_argument("--skip-floor", action="store_true")
+    parser.add_argument("--nights", type=int, default=int(os.getenv("NIGHTS", "1")),
+                        help="run the job on this many consecutive nights of the same full "
+                        "export (steady state: raw keeps every export)")
     args = parser.parse_args(argv)
     n = args.customers
 
@@ -167,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"floor: {floor['wall_s']:.1f}s peak {floor['peak_mib']} MiB  "
               f"stages {floor_out['times']}", flush=True)
 
+    if args.nights > 1:  # the same export under consecutive dates, files symlinked
+        root = out / "exports"
+        _add_night(root, folder, 0)
     home = out / "dagster_home"
     home.mkdir()
     shutil.copyfile(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
@@ -196,6 +217,21 @@ def main(argv: list[str] | None = None) -> int:
               "silhouette_job": seg.get("silhouette"),
               "silhouette_floor": floor_out["silhouette"] if floor else None,
               "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    nights = []
+    for night in range(1, args.nights):
+        _add_night(root, folder, night)
+        again = measure([PYTHON, "-m", "pipelines.nightly"], job_env, out / f"job{night}.log")
+        if again["rc"] != 0:
+            raise SystemExit(f"night {night + 1} failed, see {out / f'job{night}.log'}")
+        parts = stage_breakdown(json.loads(timings_path.read_text()), again["wall_s"])
+        mib = round((out / "warehouse.duckdb").stat().st_size / 2**20)
+        nights.append({"night": night + 1, "job_s": again["wall_s"],
+                       "peak_mib": again["peak_mib"], "warehouse_mib": mib, "stages": parts})
+        print(f"night {night + 1}: job_s={again['wall_s']:.1f} peak_mib={again['peak_mib']} "
+              f"warehouse_mib={mib}  " + "  ".join(f"{k}={v}" for k, v in parts.items()),
+              flush=True)
+    if nights:
+        record["nights"] = nights
     with open(BENCH / "out" / "results.jsonl", "a") as fh:
         fh.write(json.dumps(record) + "\n")
     floor_s = floor["wall_s"] if floor else float("nan")
