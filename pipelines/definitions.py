@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 from dagster_dbt import DbtCliResource
 
 from pipelines.alerts import nightly_failure_alert
@@ -37,6 +37,9 @@ def make_definitions(settings: Settings) -> Definitions:
             *mart_asset_checks(pool=WAREHOUSE_POOL),
         ],
         jobs=[nightly_refresh],
+        # Every job in one process, UI materialisations too: the warehouse resource (lock,
+        # build copy, publish) lives for a whole run, not for one step's process.
+        executor=in_process_executor,
         schedules=[nightly_schedule],
         sensors=[new_export_sensor, nightly_failure_alert],
         resources={

@@ -116,6 +116,13 @@ class WarehouseResource(ConfigurableResource):
         self.prepare_build()
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self.build_path.exists() and context is not None and context.log is not None:
+            # A failed run, or a materialisation that left out warehouse/published.
+            context.log.warning(
+                f"Run {self._run_id} ended without publishing: its build copy is discarded "
+                f"and {self.published_path} is unchanged. Runs that include the asset "
+                "warehouse/published (nightly_refresh does) change what analysts see."
+            )
         self.release()
 
     def acquire(self, owner: str, log=None) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
+from pipelines.assets import ingest_exports
 from pipelines.automation import new_export_sensor, nightly_schedule
 from pipelines.definitions import make_definitions
 from pipelines.resources import Settings
@@ -91,3 +92,30 @@ def test_code_location_loads_like_dagster_dev_without_an_activated_venv():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("True")
+
+
+def test_ui_materialisations_run_in_one_process(tmp_path):
+    """`Materialize all` in the UI uses the implicit asset job.  With a process per step
+    each step's resource would start from a fresh build copy and discard it at the end,
+    so the run would "succeed" and publish nothing new: every job runs in one process."""
+    with env(CRM_EXPORTS_DIR=str(tmp_path), WAREHOUSE_PATH=str(tmp_path / "w.duckdb")):
+        defs = make_definitions(Settings.from_env())
+    assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
+    assert defs.resolve_job_def("nightly_refresh").executor_def.name == "in_process"
+
+
+def test_a_run_without_the_publish_asset_says_its_work_was_discarded(tmp_path):
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    warehouse = tmp_path / "w.duckdb"
+    instance = DagsterInstance.ephemeral()
+    with env(CRM_EXPORTS_DIR=str(exports), WAREHOUSE_PATH=str(warehouse)):
+        defs = make_definitions(Settings.from_env())
+        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=list(ingest_exports.keys), instance=instance)
+    assert result.success
+    assert not warehouse.exists()  # nothing published
+    assert not list(tmp_path.glob("w.duckdb.build*"))  # build copy discarded
+    said = [e.user_message for e in instance.all_logs(result.run_id)
+            if "ended without publishing" in e.user_message]
+    assert len(said) == 1 and str(warehouse) in said[0]
