@@ -96,8 +96,8 @@ def test_code_location_loads_like_dagster_dev_without_an_activated_venv():
 
 def test_ui_materialisations_run_in_one_process(tmp_path):
     """`Materialize all` in the UI uses the implicit asset job.  With a process per step
-    each step's resource would start from a fresh build copy and discard it at the end,
-    so the run would "succeed" and publish nothing new: every job runs in one process."""
+    each step's resource started from a fresh copy of the published file and discarded it
+    at the end (the run failed at the first GX check): every job runs in one process."""
     with env(CRM_EXPORTS_DIR=str(tmp_path), WAREHOUSE_PATH=str(tmp_path / "w.duckdb")):
         defs = make_definitions(Settings.from_env())
     assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
