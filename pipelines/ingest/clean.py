@@ -2,13 +2,13 @@
 
 Most nights every row of every file is good and already in normal form.  DuckDB's CSV
 reader types columns while it parses, at the cost of reading text, so a CSV file is first
-read typed and checked in one scan: every rule of the text path, unique keys, known
-customers, and text already in normal form (no surrounding blanks or empty strings,
-values of a value set in lower case, currencies in upper case).  A clean file then goes
-to raw as read.  Otherwise the text path (`tables.ingest_table`) reads the file again as
-text, normalises and quarantines row by row.  The reader casts with DuckDB's own casts,
-the text path with TRY_CAST of the trimmed text: the same values, so raw is the same
-whichever path a file took (tests/test_ingest_clean.py).
+read typed and checked in one scan: every rule of the text path, known customers, and
+text already in normal form (read as is, it gives the value the text path would make of
+it), plus one grouping for unique keys.  A clean file then goes to raw as read.
+Otherwise the text path (`tables.ingest_table`) reads the file again as text, normalises
+and quarantines row by row.  The reader casts with DuckDB's own casts, the text path with
+TRY_CAST of the trimmed text: the same values, so raw is the same whichever path a file
+took (tests/test_ingest_clean.py).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import duckdb
 from pipelines.ingest.casting import _typed_expr
 from pipelines.ingest.folders import ExportFolder
 from pipelines.ingest.reading import _reader_sql, match_columns
-from pipelines.ingest.rules import _row_checks, _typed_sql
-from pipelines.ingest.sql import _lit, _q
+from pipelines.ingest.rules import _insert_raw_sql, _row_checks, _typed_sql
+from pipelines.ingest.sql import _lit, _q, _text_of
 from pipelines.schemas import Column, Table
 
 # Contract types the CSV reader types itself.  Ids, strings and bools stay text (the
@@ -82,16 +82,13 @@ def _as_read(col: Column, ref: str) -> tuple[str, str]:
     return ref, ref
 
 
-def _not_normal(col: Column, ref: str) -> list[str]:
-    """Conditions under which the text path would change a text value as read."""
+def _not_normal(col: Column, name: str) -> str | None:
+    """True when the text path would make another value of this text as read: its value
+    of the trimmed text (blank -> NULL, value sets lower-cased, currencies upper-cased,
+    bools mapped) differs from the value taken as read."""
     if col.type in READER_TYPES:
-        return []
-    conds = [f"{ref} <> trim({ref})", f"{ref} = ''"]
-    if col.allowed is not None:
-        conds.append(f"{ref} NOT IN ({', '.join(_lit(a) for a in col.allowed)})")
-    elif col.name == "currency":
-        conds.append(f"{ref} <> upper({ref})")
-    return conds
+        return None  # typed by the reader with the same casts
+    return f"v_{name} IS DISTINCT FROM {_typed_expr(col, _text_of(f't_{name}'))}"
 
 
 def ingest_clean_csv(
@@ -112,8 +109,7 @@ def ingest_clean_csv(
     }
     # Duplicate keys are counted by a grouping below, not ranked per row.
     conds = [cond for cond, _, _ in _row_checks(table, has_known, duplicates=False)]
-    for name in mapping:
-        conds.extend(_not_normal(table.column(name), f"t_{name}"))
+    conds += [c for c in (_not_normal(table.column(n), n) for n in mapping) if c is not None]
     checked = _typed_sql(table, tmp, all_cols, mapping, has_known, None, values)
     rows, bad = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {' OR '.join(f'({c})' for c in conds)}) "
@@ -131,12 +127,7 @@ def ingest_clean_csv(
     if bad:
         _drop(con, tmp)
         return None
-    cols = ", ".join(_q(c.name) for c in table.columns)
-    vals = ", ".join(f"v_{c.name}" for c in table.columns)
-    con.execute(
-        f"INSERT INTO raw.{table.name} ({cols}, _export_date, _line_number, _extra) "
-        f"SELECT {vals}, DATE {_lit(folder.export_date.isoformat())}, _line_number, _extra "
-        f"FROM ({_typed_sql(table, tmp, all_cols, mapping, False, None, values)}) typed"
-    )
+    typed = _typed_sql(table, tmp, all_cols, mapping, False, None, values)
+    con.execute(_insert_raw_sql(table, folder.export_date, f"({typed}) typed"))
     _drop(con, tmp)
     return rows

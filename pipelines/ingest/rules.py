@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import duckdb
 
 from pipelines.ingest.casting import _typed_expr
@@ -208,4 +210,16 @@ def _checked_sql(
         f"SELECT _line_number, {vals}, _extra, _problem, "
         f"CASE WHEN _problem IS NOT NULL THEN to_json(struct_pack({raw_pack})) END AS _raw_row "
         "FROM checked"
+    )
+
+
+def _insert_raw_sql(table: Table, export_date: date, source: str, tail: str = "") -> str:
+    """INSERT of `v_<col>`, `_line_number` and `_extra` rows from `source` into
+    raw.<table>, tagged with the export date (both ingest paths write raw through this)."""
+    cols = ", ".join(_q(c.name) for c in table.columns)
+    vals = ", ".join(f"v_{c.name}" for c in table.columns)
+    return (
+        f"INSERT INTO raw.{table.name} ({cols}, _export_date, _line_number, _extra) "
+        f"SELECT {vals}, DATE {_lit(export_date.isoformat())}, _line_number, _extra "
+        f"FROM {source}{tail}"
     )

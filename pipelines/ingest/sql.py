@@ -11,10 +11,15 @@ def _lit(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _text_of(expr: str) -> str:
+    """The trimmed text of a value, NULL when blank: what every rule and cast starts from."""
+    return f"NULLIF(trim(CAST({expr} AS VARCHAR)), '')"
+
+
 def _text_expr(src_col: str | None) -> str:
     if src_col is None:
         return "CAST(NULL AS VARCHAR)"
-    return f"NULLIF(trim(CAST(s.{_q(src_col)} AS VARCHAR)), '')"
+    return _text_of(f"s.{_q(src_col)}")
 
 
 def _line_number_sql(tmp: str) -> str:

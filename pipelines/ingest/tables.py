@@ -12,8 +12,13 @@ from pipelines.ingest.clean import ingest_clean_csv
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
 from pipelines.ingest.reading import is_csv, load_text_table
-from pipelines.ingest.rules import _checked_sql, _duplicate_ranks, _unknown_customer_lines
-from pipelines.ingest.sql import _lit, _q
+from pipelines.ingest.rules import (
+    _checked_sql,
+    _duplicate_ranks,
+    _insert_raw_sql,
+    _unknown_customer_lines,
+)
+from pipelines.ingest.sql import _lit
 from pipelines.schemas import Table
 
 
@@ -75,14 +80,10 @@ def ingest_table(
             f"{bad_row_threshold:.0%} threshold); most common: {top[0]} in column {top[1]}",
         )
     export_date = folder.export_date.isoformat()
-    cols = ", ".join(_q(c.name) for c in table.columns)
-    vals = ", ".join(f"v_{c.name}" for c in table.columns)
     # Rows are normally stored in line order already; sort only when they are not.
     order = "" if _in_line_order(con, checked) else " ORDER BY _line_number"
     con.execute(
-        f"INSERT INTO raw.{table.name} ({cols}, _export_date, _line_number, _extra) "
-        f"SELECT {vals}, DATE {_lit(export_date)}, _line_number, _extra FROM {checked} "
-        f"WHERE _problem IS NULL{order}"
+        _insert_raw_sql(table, folder.export_date, checked, f" WHERE _problem IS NULL{order}")
     )
     if bad:
         con.execute(
