@@ -9,6 +9,7 @@ from dagster import (
     AssetsDefinition,
     AssetSpec,
     Backoff,
+    Config,
     Failure,
     MaterializeResult,
     MetadataValue,
@@ -17,6 +18,7 @@ from dagster import (
     multi_asset,
 )
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
+from pydantic import Field
 
 from pipelines.dbt import (
     BUILD_ARGS,
@@ -111,16 +113,34 @@ def _dbt_target(warehouse: WarehouseResource, stage: str) -> Path:
     return DBT_PROJECT_DIR / "target" / "nightly" / f"{published.stem}-{tag}" / stage
 
 
+class DbtBuildConfig(Config):
+    """Run config of a dbt stage (Dagster launchpad)."""
+
+    full_refresh: bool = Field(
+        default=False,
+        description="Rebuild the incremental staging models from all of raw (dbt "
+        "--full-refresh). They rebuild by themselves when what they staged changed; this is "
+        "for a changed macro they use (docs/decisions.md, 'Incremental staging').",
+    )
+
+
 def dbt_stage(name: str, select: str, exclude: str, doc: str) -> AssetsDefinition:
     """One `dbt build` over a slice of the project, in the run's build database.
 
     `warehouse` is requested so the run's lock and build copy exist before dbt starts.
     """
 
-
-    def build(context: AssetExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource):
+    def build(
+        context: AssetExecutionContext,
+        dbt: DbtCliResource,
+        warehouse: WarehouseResource,
+        config: DbtBuildConfig,
+    ):
+        refresh = ["--full-refresh"] if config.full_refresh else []
         yield from dbt.cli(
-            [*BUILD_ARGS, *dbt_vars()], context=context, target_path=_dbt_target(warehouse, name)
+            [*BUILD_ARGS, *refresh, *dbt_vars()],
+            context=context,
+            target_path=_dbt_target(warehouse, name),
         ).stream()
 
     build.__doc__ = doc

@@ -47,6 +47,39 @@ def test_rerun_on_the_same_exports_gives_identical_marts(runs):
         assert first == table_bytes(runs["second"], f"marts.{table}"), table
 
 
+def test_next_day_merged_into_staging_equals_a_full_refresh(runs, tmp_path):
+    """The next day's staging was merged (incremental); a full refresh of the same
+    warehouse from the launchpad config gives the same staging rows and the same marts."""
+    wh = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(runs["next_day"], wh)
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        staged = con.execute(
+            "SELECT count(*) FROM staging.stg_orders__staged").fetchone()[0]
+        before = {t: sorted(con.execute(f"SELECT * FROM staging.{t}").fetchall())
+                  for t in ("stg_customers", "stg_orders", "stg_referrals", "stg_events")}
+    finally:
+        con.close()
+    assert staged == 2  # both exports recorded: the second night merged
+    refresh = {"ops": {"dbt_customer_features": {"config": {"full_refresh": True}}}}
+    from dagster import DagsterInstance
+
+    with DagsterInstance.ephemeral() as instance:
+        result = run_job(runs["exports"], wh, instance=instance, run_config=refresh)
+        assert result.success, failure_messages(result)
+        said = " ".join(r.user_message for r in instance.all_logs(result.run_id))
+    assert "--full-refresh" in said
+    con = duckdb.connect(str(wh), read_only=True)
+    try:
+        for table, rows in before.items():
+            assert sorted(con.execute(f"SELECT * FROM staging.{table}").fetchall()) == rows
+    finally:
+        con.close()
+    for table in MART_TABLES:
+        assert table_bytes(wh, f"marts.{table}") == table_bytes(
+            runs["next_day"], f"marts.{table}"), table
+
+
 def test_next_day_records_migrations(runs):
     con = duckdb.connect(str(runs["next_day"]), read_only=True)
     try:

@@ -303,6 +303,17 @@ def test_erasure_request_removes_customer_from_marts_and_raw(setup):
             "SELECT count(*) FROM history.segment_assignments "
             "WHERE customer_id IN ('002', '007')").fetchone()[0] == 0
         assert con.execute("SELECT count(*) FROM marts.customer_features").fetchone() == (6,)
+        # Staging persists between nights (incremental): the erased are gone from it too,
+        # except from the list of who was erased.
+        id_cols = con.execute(
+            "SELECT table_schema, table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema IN ('staging', 'intermediate') AND column_name LIKE '%customer_id' "
+            "AND table_name <> 'stg_erased_customers'").fetchall()
+        assert ("staging", "stg_orders", "customer_id") in id_cols
+        for schema, table, col in id_cols:
+            assert con.execute(
+                f"SELECT count(*) FROM {schema}.{table} WHERE {col} IN ('002', '007')"
+            ).fetchone()[0] == 0, f"{schema}.{table}.{col}"
     finally:
         con.close()
 

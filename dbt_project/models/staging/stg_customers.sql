@@ -1,7 +1,18 @@
 -- Latest version of each customer; PII dropped (first_name, last_name, phone) or hashed
 -- (email -> email_hash); marketing_opt_in defaults to false; erased customers removed.
+-- Incremental: a night stages only the exports not staged yet, and rebuilds from all of raw
+-- when what was staged changed (macros/incremental_staging.sql says when).
+{{ config(
+    materialized='incremental',
+    unique_key='customer_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    pre_hook="{{ clear_staged_rows_when_rebuilding('customers') }}",
+    post_hook="{{ record_staged_exports('customers') }}",
+) }}
+
 with latest as (
-    {{ latest_version(source('raw', 'customers'), ['customer_id']) }}
+    {{ latest_version(staging_source('customers'), ['customer_id']) }}
 ),
 
 erased as (

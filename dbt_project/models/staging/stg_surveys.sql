@@ -1,6 +1,17 @@
 -- Latest version of each survey response; responses of erased customers removed.
+-- Incremental: a night stages only the exports not staged yet, and rebuilds from all of raw
+-- when what was staged changed (macros/incremental_staging.sql says when).
+{{ config(
+    materialized='incremental',
+    unique_key='response_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='sync_all_columns',
+    pre_hook="{{ clear_staged_rows_when_rebuilding('surveys') }}",
+    post_hook="{{ record_staged_exports('surveys') }}",
+) }}
+
 with latest as (
-    {{ latest_version(source('raw', 'surveys'), ['response_id'], has_updated_at=false) }}
+    {{ latest_version(staging_source('surveys'), ['response_id'], has_updated_at=false) }}
 ),
 
 erased as (

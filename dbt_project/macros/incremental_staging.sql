@@ -1,0 +1,140 @@
+{#- Incremental staging of the large keyed tables (stg_orders, stg_events).
+
+    Raw keeps every row of every export, so "latest version of each record" over all of
+    raw costs more every night (bench/README.md: +13-17 s a night at 1M customers).
+    Exports are ingested oldest first and the newest export date wins, so a night only
+    needs the raw rows of the exports not staged yet: their latest versions replace the
+    staged ones (delete+insert on the key).  That equals a rebuild from all of raw only
+    while what is staged is still true, so the model rebuilds itself from all of raw
+    (the rows are cleared in a pre-hook, then everything is inserted) when any of these
+    changed since it was staged, as recorded in `<model>__staged` by its post-hook:
+    - an export it staged: re-ingested (file fingerprint) or rows removed from raw
+      (erasure): per export, the raw row count;
+    - an export older than the newest staged one arrived late;
+    - the model's signature: its SQL (checksum) and what it applies to every row
+      (`signature_sql`, e.g. base currency and fx rates).
+    `dbt build --full-refresh` rebuilds as usual.  docs/decisions.md has the reasoning. -#}
+
+{% macro staged_state_relation() -%}
+    {{ return(api.Relation.create(
+        database=this.database, schema=this.schema, identifier=this.identifier ~ '__staged')) }}
+{%- endmacro %}
+
+{#- SQL expression: the model's signature (its SQL and what it applies to every row). -#}
+{% macro staging_signature(signature_sql) -%}
+    md5(concat_ws('|', '{{ model.checksum.checksum }}', {{ signature_sql }}))
+{%- endmacro %}
+
+{#- SELECT of (export_date, files, raw_rows) for every export in raw. -#}
+{% macro raw_export_counts(source_relation) -%}
+    select e.export_date, e.files, coalesce(r.raw_rows, 0) as raw_rows
+    from {{ source('raw', 'exports') }} as e
+    left join (
+        select _export_date, count(*) as raw_rows
+        from {{ source_relation }}
+        group by _export_date
+    ) as r on r._export_date = e.export_date
+{%- endmacro %}
+
+{#- {'mode': 'full' | 'rebuild' | 'incremental', 'reason': ..., 'watermark': date}.
+    'full': not an incremental run (first build, --full-refresh, unit tests). -#}
+{% macro staging_plan(table) -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return({'mode': 'full', 'reason': none, 'watermark': none}) }}
+    {%- endif -%}
+    {%- set source_relation = source('raw', table) -%}
+    {%- set signature_sql = staging_signature_sql(table) -%}
+    {%- set state = adapter.get_relation(
+        database=this.database, schema=this.schema, identifier=this.identifier ~ '__staged') -%}
+    {%- if state is none -%}
+        {{ return({'mode': 'rebuild', 'reason': 'no record of what was staged', 'watermark': none}) }}
+    {%- endif -%}
+    {%- set query -%}
+        with staged as (select * from {{ state }}),
+        now as ({{ raw_export_counts(source_relation) }}),
+        newest as (select max(export_date) as d from staged)
+        select
+            case
+                when (select count(*) from staged) = 0
+                    then 'no record of what was staged'
+                when (select min(signature) from staged)
+                        is distinct from {{ staging_signature(signature_sql) }}
+                    then 'its SQL or what it applies to every row (base currency, fx rates) changed'
+                when exists (
+                    select 1 from staged
+                    left join now on now.export_date = staged.export_date
+                    where now.files is distinct from staged.files
+                       or now.raw_rows is distinct from staged.raw_rows)
+                    then 'a staged export was re-ingested or lost rows in raw (erasure)'
+                when exists (
+                    select 1 from now
+                    where now.export_date <= (select d from newest)
+                      and now.export_date not in (select export_date from staged))
+                    then 'an export older than the newest staged one arrived'
+            end as reason,
+            cast((select d from newest) as varchar) as watermark
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {%- if row[0] is not none -%}
+        {{ return({'mode': 'rebuild', 'reason': row[0], 'watermark': none}) }}
+    {%- endif -%}
+    {{ return({'mode': 'incremental', 'reason': none, 'watermark': row[1]}) }}
+{%- endmacro %}
+
+{#- The raw rows of raw.<table> this run stages: all of them, or those of the exports
+    not staged yet. -#}
+{% macro staging_source(table) -%}
+    {%- set source_relation = source('raw', table) -%}
+    {%- set plan = staging_plan(table) -%}
+    {%- if plan.mode == 'incremental' -%}
+        (select * from {{ source_relation }} where _export_date > date '{{ plan.watermark }}')
+    {%- else -%}
+        {%- if plan.mode == 'rebuild' -%}
+            {{ log(this.identifier ~ ': rebuilt from all of raw: ' ~ plan.reason, info=true) }}
+        {%- endif -%}
+        {{ source_relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Pre-hook: a rebuild starts from an empty table (delete+insert only replaces keys it
+    inserts; records gone from raw must go too). -#}
+{% macro clear_staged_rows_when_rebuilding(table) -%}
+    {%- if staging_plan(table).mode == 'rebuild' -%}
+        delete from {{ this }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook: record what is now staged, in the model's transaction. -#}
+{% macro record_staged_exports(table) -%}
+    create or replace table {{ staged_state_relation() }} as
+    select now.*, {{ staging_signature(staging_signature_sql(table)) }} as signature
+    from ({{ raw_export_counts(source('raw', table)) }}) as now
+    order by now.export_date
+{%- endmacro %}
+
+{#- SQL expression of what a model applies to every staged row besides the raw row
+    itself; when it changes, the model rebuilds.  Erasure shows in raw row counts (rows
+    deleted), except for referrals, whose referee fields ingest clears in place. -#}
+{% macro staging_signature_sql(table) -%}
+    {%- set fx -%}
+        '{{ var("base_currency") }}' || ':' || coalesce((
+            select string_agg(currency || '=' || cast(rate_to_base as varchar), ',' order by currency)
+            from {{ ref('stg_fx_rates') }}), '')
+    {%- endset -%}
+    {%- set salt = "md5(" ~ email_hash_salt_literal() ~ ")" -%}
+    {%- set erasure -%}
+        coalesce((
+            select count(*) || ':' || md5(string_agg(
+                coalesce(customer_id, '') || '/' || coalesce(lower(trim(email)), ''), ','
+                order by customer_id, email))
+            from {{ source('raw', 'erasure_requests') }}), '')
+        || ':' || coalesce((
+            select md5(string_agg(customer_id, ',' order by customer_id))
+            from {{ ref('stg_erased_customers') }}), '')
+    {%- endset -%}
+    {%- if table == 'orders' -%}{{ fx }}
+    {%- elif table == 'customers' -%}{{ salt }}
+    {%- elif table == 'referrals' -%}{{ fx }} || '|' || {{ salt }} || '|' || {{ erasure }}
+    {%- else -%}''
+    {%- endif -%}
+{%- endmacro %}

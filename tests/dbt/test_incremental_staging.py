@@ -1,0 +1,251 @@
+"""stg_orders and stg_events stage only the exports not staged yet, and rebuild from all of
+raw when what they staged changed (dbt_project/macros/incremental_staging.sql).
+
+Night by night on a small hand-made raw dataset; every expected row is worked out by hand
+from the rows inserted (newest export wins; amount_base = amount * EUR rate), and the last
+night is compared with a `--full-refresh` build of the same raw data.
+"""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from dbt.cli.main import dbtRunner
+
+from pipelines.warehouse_tables import create_python_owned_tables
+
+PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+SELECT = ["--select", "+stg_orders", "+stg_events", "+stg_customers", "+stg_referrals"]
+D1, D2, D3, D4 = "2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"
+ORDER_COLS = (
+    "order_id, customer_id, order_date, amount, currency, status, _export_date, _line_number"
+)
+
+
+class Warehouse:
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.path = tmp / "warehouse.duckdb"
+        con = duckdb.connect(str(self.path))
+        create_python_owned_tables(con)
+        con.close()
+
+    def sql(self, statement: str, params: list | None = None) -> list[tuple]:
+        con = duckdb.connect(str(self.path))
+        try:
+            cur = con.execute(statement, params or [])
+            return cur.fetchall() if cur.description else []
+        finally:
+            con.close()
+
+    def export(self, day: str, files: str = "{}") -> None:
+        self.sql("DELETE FROM raw.exports WHERE export_date = ?", [day])
+        self.sql("INSERT INTO raw.exports VALUES (?, 'incremental', ?, ?)", [day, day, files])
+
+    def orders(self, *rows: tuple) -> None:
+        for line, row in enumerate(rows, start=2):
+            self.sql(f"INSERT INTO raw.orders ({ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                     [*row, line])
+
+    def events(self, day: str, *rows: tuple) -> None:
+        for line, (event_id, customer) in enumerate(rows, start=2):
+            self.sql(
+                "INSERT INTO raw.events (event_id, customer_id, occurred_at, event_type, "
+                "_export_date, _line_number) VALUES (?, ?, '2026-10-01', 'social_share', ?, ?)",
+                [event_id, customer, day, line])
+
+    def eur(self, day: str, rate: str) -> None:
+        self.sql("INSERT INTO raw.fx_rates (currency, rate_to_base, _export_date, _line_number) "
+                 "VALUES ('EUR', ?, ?, 2)", [rate, day])
+
+    def customer(self, day: str, customer_id: str, email: str) -> None:
+        self.sql("INSERT INTO raw.customers (customer_id, email, signup_date, _export_date, "
+                 "_line_number) VALUES (?, ?, '2025-01-01', ?, 2)", [customer_id, email, day])
+
+    def referral(self, day: str, referral_id: str, referrer: str, referee: str) -> None:
+        self.sql("INSERT INTO raw.referrals (referral_id, referrer_customer_id, "
+                 "referee_customer_id, sent_at, status, _export_date, _line_number) "
+                 "VALUES (?, ?, ?, '2026-09-01', 'sent', ?, 2)",
+                 [referral_id, referrer, referee, day])
+
+    def dbt(self, *extra: str) -> list[str]:
+        """Runs the staging models; returns what they logged (rebuild reasons)."""
+        said: list[str] = []
+
+        def listen(event) -> None:
+            if event.info.name == "JinjaLogInfo":
+                said.append(event.info.msg)
+
+        mp = pytest.MonkeyPatch()
+        mp.setenv("DBT_DUCKDB_PATH", str(self.path))
+        mp.delenv("DBT_VARS", raising=False)
+        try:
+            res = dbtRunner(callbacks=[listen]).invoke([
+                "run", *SELECT, *extra, "--project-dir", str(PROJECT_DIR),
+                "--profiles-dir", str(PROJECT_DIR), "--target-path", str(self.tmp / "target"),
+                "--log-path", str(self.tmp / "logs"),
+            ])
+        finally:
+            mp.undo()
+        assert res.success, f"dbt run failed: {res.exception or res.result}"
+        return [s for s in said if "rebuilt from all of raw" in s]
+
+    def staged_orders(self) -> dict[str, tuple]:
+        rows = self.sql("SELECT order_id, amount, amount_base, source_export_date::VARCHAR "
+                        "FROM staging.stg_orders")
+        return {r[0]: r[1:] for r in rows}
+
+    def staged_events(self) -> dict[str, str]:
+        rows = self.sql("SELECT event_id, source_export_date::VARCHAR FROM staging.stg_events")
+        return dict(rows)
+
+
+def money(value: str) -> Decimal:
+    return Decimal(value).quantize(Decimal("0.0001"))
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory: pytest.TempPathFactory):
+    """The warehouse after each night, with what each night's build logged."""
+    wh = Warehouse(tmp_path_factory.mktemp("incremental"))
+    seen: dict[str, dict] = {}
+
+    def night(name: str, *extra: str) -> None:
+        seen[name] = {"rebuilt": wh.dbt(*extra), "orders": wh.staged_orders(),
+                      "events": wh.staged_events(),
+                      "referees": dict(wh.sql("SELECT referral_id, referee_customer_id "
+                                              "FROM staging.stg_referrals")),
+                      "email_hash": wh.sql("SELECT email_hash FROM staging.stg_customers "
+                                           "WHERE customer_id = 'C1'")[0][0],
+                      "state": wh.sql("SELECT export_date::VARCHAR, raw_rows "
+                                      "FROM staging.stg_orders__staged ORDER BY 1")}
+
+    # Night 1: first build.  EUR = 2.
+    wh.export(D1)
+    wh.eur(D1, "2")
+    wh.orders(("A", "C1", "2026-10-01", 10, "USD", "completed", D1, ),
+              ("B", "C2", "2026-10-02", 20, "EUR", "completed", D1),
+              ("C", "C3", "2026-10-03", 5, "USD", "completed", D1))
+    wh.events(D1, ("E1", "C1"), ("E2", "C2"))
+    wh.customer(D1, "C1", "a@x.com")
+    wh.referral(D1, "R1", "C1", "C9")
+    night("1 first build")
+    # Night 2: A changed, D new, B and C not in the export (incremental): staged as before.
+    wh.export(D2)
+    wh.eur(D2, "2")
+    wh.orders(("A", "C1", "2026-10-01", 11, "USD", "completed", D2),
+              ("D", "C1", "2026-10-04", 7, "USD", "completed", D2))
+    wh.events(D2, ("E3", "C3"))
+    night("2 incremental")
+    # Night 3: C3 erased (ingest deletes their raw rows, from the staged export D1 too).
+    wh.sql("DELETE FROM raw.orders WHERE customer_id = 'C3'")
+    wh.sql("DELETE FROM raw.events WHERE customer_id = 'C3'")
+    wh.export(D3)
+    night("3 erasure")
+    # Night 4: the EUR rate changes to 3: B (staged on night 1) must be converted again.
+    wh.export(D4)
+    wh.eur(D4, "3")
+    night("4 fx change")
+    # Night 5: an export dated before the newest staged one arrives late, with order F.
+    wh.export("2026-10-31")
+    wh.orders(("F", "C2", "2026-10-05", 9, "USD", "completed", "2026-10-31"))
+    night("5 late export")
+    # Night 6: export D2 is re-delivered (new fingerprint) with A = 12 instead of 11.
+    wh.sql("DELETE FROM raw.orders WHERE _export_date = ?", [D2])
+    wh.export(D2, files='{"orders.csv": {"size": 2}}')
+    wh.orders(("A", "C1", "2026-10-01", 12, "USD", "completed", D2),
+              ("D", "C1", "2026-10-04", 7, "USD", "completed", D2))
+    night("6 re-delivered export")
+    # Night 7: nothing new.
+    night("7 nothing new")
+    # Night 8: referee C9 asks to be erased; ingest clears the referee of R1 in raw (an
+    # update: no raw row count changes).
+    wh.sql("INSERT INTO raw.erasure_requests (customer_id, _export_date, _line_number) "
+           "VALUES ('C9', '2026-11-05', 2)")
+    wh.sql("UPDATE raw.referrals SET referee_customer_id = NULL "
+           "WHERE referee_customer_id = 'C9'")
+    wh.export("2026-11-05")
+    night("8 referee erased")
+    # Night 9: a new email hash salt.
+    night("9 new salt", "--vars", '{"email_hash_salt": "another-salt"}')
+    return wh, seen
+
+
+def test_first_build_and_incremental_night(nights):
+    _, seen = nights
+    first, second = seen["1 first build"], seen["2 incremental"]
+    assert first["rebuilt"] == []  # a first build is a plain full build
+    assert first["orders"] == {
+        "A": (money("10"), money("10"), D1),
+        "B": (money("20"), money("40"), D1),  # 20 EUR * 2
+        "C": (money("5"), money("5"), D1),
+    }
+    assert second["rebuilt"] == []  # merged, not rebuilt
+    assert second["orders"] == {
+        "A": (money("11"), money("11"), D2),  # the newer export wins
+        "B": (money("20"), money("40"), D1),  # not in export D2: staged version stays
+        "C": (money("5"), money("5"), D1),
+        "D": (money("7"), money("7"), D2),
+    }
+    assert second["events"] == {"E1": D1, "E2": D1, "E3": D2}
+    assert second["state"] == [(D1, 3), (D2, 2)]
+
+
+@pytest.mark.parametrize(
+    ("night", "reason"),
+    [
+        ("3 erasure", "lost rows in raw"),
+        ("4 fx change", "fx rates"),
+        ("5 late export", "older than the newest staged one"),
+        ("6 re-delivered export", "re-ingested"),
+    ],
+)
+def test_rebuilds_when_what_was_staged_changed(nights, night, reason):
+    _, seen = nights
+    rebuilt = seen[night]["rebuilt"]
+    assert any(m.startswith("stg_orders: rebuilt") and reason in m for m in rebuilt), rebuilt
+
+
+def test_rows_after_each_rebuild(nights):
+    _, seen = nights
+    assert seen["3 erasure"]["orders"] == {
+        "A": (money("11"), money("11"), D2),
+        "B": (money("20"), money("40"), D1),
+        "D": (money("7"), money("7"), D2),
+    }  # C (customer C3) gone although export D1 was staged before
+    assert seen["3 erasure"]["events"] == {"E1": D1, "E2": D1}
+    assert seen["4 fx change"]["orders"]["B"] == (money("20"), money("60"), D1)  # 20 * 3
+    assert seen["5 late export"]["orders"]["F"] == (money("9"), money("9"), "2026-10-31")
+    assert seen["6 re-delivered export"]["orders"]["A"] == (money("12"), money("12"), D2)
+    # stg_events saw no change of its own on nights 4 and 5
+    assert not any(m.startswith("stg_events") for m in seen["4 fx change"]["rebuilt"])
+    assert seen["7 nothing new"]["rebuilt"] == []
+    assert seen["7 nothing new"]["referees"] == {"R1": "C9"}
+    assert seen["7 nothing new"]["orders"] == seen["6 re-delivered export"]["orders"]
+
+
+def test_last_night_equals_a_full_refresh(nights, tmp_path):
+    wh, _ = nights
+    full = Warehouse.__new__(Warehouse)
+    full.tmp, full.path = tmp_path, tmp_path / "warehouse.duckdb"
+    wh.sql("CHECKPOINT")  # dbt-duckdb keeps the file open: flush its WAL before copying
+    shutil.copy(wh.path, full.path)
+    assert full.dbt("--full-refresh") == []
+    for table in ("staging.stg_orders", "staging.stg_events"):
+        query = f"SELECT * FROM {table} ORDER BY 1"
+        assert wh.sql(query) == full.sql(query), table
+
+
+def test_erasure_and_salt_reach_staged_rows(nights):
+    _, seen = nights
+    referee_erased, new_salt = seen["8 referee erased"], seen["9 new salt"]
+    assert [m.split(":")[0] for m in referee_erased["rebuilt"]] == ["stg_referrals"]
+    assert referee_erased["referees"] == {"R1": None}
+    assert [m.split(":")[0] for m in new_salt["rebuilt"]] == ["stg_customers", "stg_referrals"]
+    con = duckdb.connect()
+    expected = con.execute("SELECT sha256('another-salt' || 'a@x.com')").fetchone()[0]
+    assert new_salt["email_hash"] == expected != referee_erased["email_hash"]
