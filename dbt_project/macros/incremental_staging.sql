@@ -1,18 +1,19 @@
-{#- Incremental staging of the large keyed tables (stg_orders, stg_events).
+{#- Incremental staging of the keyed tables (stg_customers, stg_orders, stg_referrals,
+    stg_surveys, stg_events).
 
     Raw keeps every row of every export, so "latest version of each record" over all of
     raw costs more every night (bench/README.md: +13-17 s a night at 1M customers).
     Exports are ingested oldest first and the newest export date wins, so a night only
     needs the raw rows of the exports not staged yet: their latest versions replace the
-    staged ones (delete+insert on the key).  That equals a rebuild from all of raw only
-    while what is staged is still true, so the model rebuilds itself from all of raw
-    (the rows are cleared in a pre-hook, then everything is inserted) when any of these
-    changed since it was staged, as recorded in `<model>__staged` by its post-hook:
+    staged ones (strategy `replace_keys` below).  That equals a rebuild from all of raw
+    only while what is staged is still true, so the model rebuilds itself from all of raw
+    when any of these changed since it was staged, as recorded in `<model>__staged` by its
+    post-hook:
     - an export it staged: re-ingested (file fingerprint) or rows removed from raw
       (erasure): per export, the raw row count;
     - an export older than the newest staged one arrived late;
     - the model's signature: its SQL (checksum) and what it applies to every row
-      (`signature_sql`, e.g. base currency and fx rates).
+      (`staging_signature_sql`: base currency, fx rates, salt, erasure requests).
     `dbt build --full-refresh` rebuilds as usual.  docs/decisions.md has the reasoning. -#}
 
 {% macro staged_state_relation() -%}
@@ -37,8 +38,11 @@
 {%- endmacro %}
 
 {#- {'mode': 'full' | 'rebuild' | 'incremental', 'reason': ..., 'watermark': date}.
-    'full': not an incremental run (first build, --full-refresh, unit tests). -#}
-{% macro staging_plan(table) -%}
+    'full': not an incremental run (first build, --full-refresh, unit tests).  `table`
+    defaults to the model's `raw_table` config (the strategy below has no other way to
+    know it). -#}
+{% macro staging_plan(table=none) -%}
+    {%- set table = table or config.get('raw_table') -%}
     {%- if not execute or not is_incremental() -%}
         {{ return({'mode': 'full', 'reason': none, 'watermark': none}) }}
     {%- endif -%}
@@ -59,7 +63,7 @@
                     then 'no record of what was staged'
                 when (select min(signature) from staged)
                         is distinct from {{ staging_signature(signature_sql) }}
-                    then 'its SQL or what it applies to every row (base currency, fx rates) changed'
+                    then 'its SQL or what it applies to every row changed (base currency, fx rates, salt or erasure requests)'
                 when exists (
                     select 1 from staged
                     left join now on now.export_date = staged.export_date
@@ -96,12 +100,26 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Pre-hook: a rebuild starts from an empty table (delete+insert only replaces keys it
-    inserts; records gone from raw must go too). -#}
-{% macro clear_staged_rows_when_rebuilding(table) -%}
-    {%- if staging_plan(table).mode == 'rebuild' -%}
-        delete from {{ this }}
-    {%- endif -%}
+{#- Incremental strategy `replace_keys`: a new table of the staged rows whose key is not
+    in tonight's batch plus the batch (all of the batch on a rebuild), swapped in.  dbt's
+    delete+insert ran out of memory at 10M customers (a DELETE of ~60M keys with DuckDB's
+    1GB pool); an anti-join and a table write spill to disk like the first night's build. -#}
+{% macro get_incremental_replace_keys_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set batch = arg_dict['temp_relation'] -%}
+    {%- set key = arg_dict['unique_key'] -%}
+    {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set merging = target.incorporate(path={'identifier': target.identifier ~ '__merging'}) -%}
+    drop table if exists {{ merging }};
+    create table {{ merging }} as
+    {% if staging_plan().mode != 'rebuild' -%}
+    select {{ cols }} from {{ target }} as staged
+    where not exists (select 1 from {{ batch }} as b where b.{{ key }} = staged.{{ key }})
+    union all
+    {% endif -%}
+    select {{ cols }} from {{ batch }};
+    drop table {{ target }};
+    alter table {{ merging }} rename to {{ adapter.quote(target.identifier) }}
 {%- endmacro %}
 
 {#- Post-hook: record what is now staged, in the model's transaction. -#}

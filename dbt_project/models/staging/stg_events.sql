@@ -6,9 +6,9 @@
 {{ config(
     materialized='incremental',
     unique_key='event_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='replace_keys',
     on_schema_change='sync_all_columns',
-    pre_hook="{{ clear_staged_rows_when_rebuilding('events') }}",
+    raw_table='events',
     post_hook="{{ record_staged_exports('events') }}",
 ) }}
 

@@ -4,9 +4,9 @@
 {{ config(
     materialized='incremental',
     unique_key='response_id',
-    incremental_strategy='delete+insert',
+    incremental_strategy='replace_keys',
     on_schema_change='sync_all_columns',
-    pre_hook="{{ clear_staged_rows_when_rebuilding('surveys') }}",
+    raw_table='surveys',
     post_hook="{{ record_staged_exports('surveys') }}",
 ) }}
 

@@ -1,7 +1,9 @@
 -- One row per segmentation run (as_of_date) x customer, from history.segment_assignments
 -- (erased customers removed), with the customer's segment in the run just before
 -- (NULL when the customer was not in that run, or for the first run).
-with assignments as (
+-- `not materialized`: DuckDB materialises a CTE read twice in memory; with the sort below it
+-- ran out of the 1GB dbt pool at 10M customers on the second night (20M history rows).
+with assignments as not materialized (
     select
         history.as_of_date,
         history.customer_id,
