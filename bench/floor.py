@@ -30,12 +30,29 @@ from threadpoolctl import threadpool_limits
 
 TABLES = ("customers", "orders", "referrals", "surveys", "events")
 FEATURES = (
-    "orders_count", "net_revenue", "avg_order_value", "days_since_last_order", "tenure_days",
-    "nps_avg", "csat_avg", "referrals_sent", "reviews_posted", "social_shares", "refund_rate",
+    "orders_count",
+    "net_revenue",
+    "avg_order_value",
+    "days_since_last_order",
+    "tenure_days",
+    "nps_avg",
+    "csat_avg",
+    "referrals_sent",
+    "reviews_posted",
+    "social_shares",
+    "refund_rate",
     "discount_share",
 )
-LOG = {"orders_count", "net_revenue", "avg_order_value", "days_since_last_order",
-       "tenure_days", "referrals_sent", "reviews_posted", "social_shares"}
+LOG = {
+    "orders_count",
+    "net_revenue",
+    "avg_order_value",
+    "days_since_last_order",
+    "tenure_days",
+    "referrals_sent",
+    "reviews_posted",
+    "social_shares",
+}
 
 FEATURES_SQL = """
 CREATE TABLE features AS
@@ -117,8 +134,9 @@ def main(export: Path, work: Path) -> dict:
     X = StandardScaler().fit_transform(X)
     with threadpool_limits(limits=2):
         km = KMeans(n_clusters=6, n_init=3, random_state=42).fit(X)
-        sil = float(silhouette_score(X, km.labels_, sample_size=min(20_000, len(X)),
-                                     random_state=42))
+        sil = float(
+            silhouette_score(X, km.labels_, sample_size=min(20_000, len(X)), random_state=42)
+        )
     times["kmeans"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -131,8 +149,12 @@ def main(export: Path, work: Path) -> dict:
     con.close()
     times["roi"] = time.perf_counter() - t
     times["total"] = time.perf_counter() - t0
-    return {"silhouette": round(sil, 4), "customers_clustered": len(df), "segments": rows,
-            "times": {k: round(v, 3) for k, v in times.items()}}
+    return {
+        "silhouette": round(sil, 4),
+        "customers_clustered": len(df),
+        "segments": rows,
+        "times": {k: round(v, 3) for k, v in times.items()},
+    }
 
 
 if __name__ == "__main__":

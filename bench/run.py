@@ -102,9 +102,13 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> dict:
         sampler.join()
         proc.returncode = os.waitstatus_to_exitcode(status)
     maxrss = usage.ru_maxrss / 1024  # KiB on Linux
-    return {"wall_s": round(wall, 2), "rc": proc.returncode,
-            "peak_tree_mib": round(peak / 2**20), "maxrss_mib": round(maxrss),
-            "peak_mib": round(max(peak / 2**20, maxrss))}
+    return {
+        "wall_s": round(wall, 2),
+        "rc": proc.returncode,
+        "peak_tree_mib": round(peak / 2**20),
+        "maxrss_mib": round(maxrss),
+        "peak_mib": round(max(peak / 2**20, maxrss)),
+    }
 
 
 def ensure_export(n: int) -> Path:
@@ -115,8 +119,11 @@ def ensure_export(n: int) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     print(f"generating an export of {n:,} customers in {root} ...", flush=True)
     t = time.perf_counter()
-    subprocess.run([PYTHON, "-m", "pipelines.sample", "--customers", str(n), "--out", str(tmp)],
-                   cwd=ROOT, check=True)
+    subprocess.run(
+        [PYTHON, "-m", "pipelines.sample", "--customers", str(n), "--out", str(tmp)],
+        cwd=ROOT,
+        check=True,
+    )
     tmp.rename(root)
     print(f"generated in {time.perf_counter() - t:.1f}s", flush=True)
     return root
@@ -152,12 +159,15 @@ def stage_breakdown(timings: dict, job_wall: float) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int,
-                        default=int(os.getenv("N", "1000000")))
+    parser.add_argument("--customers", type=int, default=int(os.getenv("N", "1000000")))
     parser.add_argument("--skip-floor", action="store_true")
-    parser.add_argument("--nights", type=int, default=int(os.getenv("NIGHTS", "1")),
-                        help="run the job on this many consecutive nights of the same full "
-                        "export (steady state: raw keeps every export)")
+    parser.add_argument(
+        "--nights",
+        type=int,
+        default=int(os.getenv("NIGHTS", "1")),
+        help="run the job on this many consecutive nights of the same full "
+        "export (steady state: raw keeps every export)",
+    )
     args = parser.parse_args(argv)
     n = args.customers
 
@@ -169,21 +179,31 @@ def main(argv: list[str] | None = None) -> int:
     out = BENCH / "out" / str(n)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    base_env = {**os.environ, "GX_ANALYTICS_ENABLED": "false",
-                "DAGSTER_DISABLE_TELEMETRY": "1", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-                "PYTHONUNBUFFERED": "1"}
+    base_env = {
+        **os.environ,
+        "GX_ANALYTICS_ENABLED": "false",
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
 
     floor = None
     if not args.skip_floor:
-        floor = measure([PYTHON, str(BENCH / "floor.py"), str(folder), str(out / "floor")],
-                        base_env, out / "floor.log")
+        floor = measure(
+            [PYTHON, str(BENCH / "floor.py"), str(folder), str(out / "floor")],
+            base_env,
+            out / "floor.log",
+        )
         if floor["rc"] != 0:
             print((out / "floor.log").read_text()[-3000:])
             raise SystemExit(f"floor failed (rc={floor['rc']}), see {out / 'floor.log'}")
         floor_out = json.loads((out / "floor.log").read_text().strip().splitlines()[-1])
         shutil.rmtree(out / "floor", ignore_errors=True)  # its DuckDB file: ~4 GB at 10M
-        print(f"floor: {floor['wall_s']:.1f}s peak {floor['peak_mib']} MiB  "
-              f"stages {floor_out['times']}", flush=True)
+        print(
+            f"floor: {floor['wall_s']:.1f}s peak {floor['peak_mib']} MiB  "
+            f"stages {floor_out['times']}",
+            flush=True,
+        )
 
     if args.nights > 1:  # the same export under consecutive dates, files symlinked
         root = out / "exports"
@@ -192,9 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     home.mkdir()
     shutil.copyfile(ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
     timings_path = out / "timings.json"
-    job_env = {**base_env, "CRM_EXPORTS_DIR": str(root),
-               "WAREHOUSE_PATH": str(out / "warehouse.duckdb"),
-               "DAGSTER_HOME": str(home), "NIGHTLY_TIMINGS_JSON": str(timings_path)}
+    job_env = {
+        **base_env,
+        "CRM_EXPORTS_DIR": str(root),
+        "WAREHOUSE_PATH": str(out / "warehouse.duckdb"),
+        "DAGSTER_HOME": str(home),
+        "NIGHTLY_TIMINGS_JSON": str(timings_path),
+    }
     job_env.pop("DBT_DUCKDB_PATH", None)
     job = measure([PYTHON, "-m", "pipelines.nightly"], job_env, out / "job.log")
     if job["rc"] != 0 or not timings_path.exists():
@@ -202,21 +226,32 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"nightly job failed (rc={job['rc']}), see {out / 'job.log'}")
     timings = json.loads(timings_path.read_text())
     stages = stage_breakdown(timings, job["wall_s"])
-    print(f"job:   {job['wall_s']:.1f}s peak {job['peak_mib']} MiB "
-          f"(tree {job['peak_tree_mib']}, maxrss {job['maxrss_mib']})", flush=True)
+    print(
+        f"job:   {job['wall_s']:.1f}s peak {job['peak_mib']} MiB "
+        f"(tree {job['peak_tree_mib']}, maxrss {job['maxrss_mib']})",
+        flush=True,
+    )
     print("job stages (s): " + "  ".join(f"{k}={v}" for k, v in stages.items()))
     slow = sorted(timings["steps"].items(), key=lambda kv: -kv[1].get("duration_s", 0))[:8]
     print("slowest steps: " + ", ".join(f"{k}={v.get('duration_s')}" for k, v in slow))
     seg = timings.get("segmentation", {})
-    print(f"silhouette: job={seg.get('silhouette')} (k={seg.get('k')}, "
-          f"n={seg.get('n_clustered')})  floor="
-          f"{floor_out['silhouette'] if floor else None} (k=6)")
+    print(
+        f"silhouette: job={seg.get('silhouette')} (k={seg.get('k')}, "
+        f"n={seg.get('n_clustered')})  floor="
+        f"{floor_out['silhouette'] if floor else None} (k=6)"
+    )
 
-    record = {"customers": n, "export_mib": round(size / 2**20), "job": job, "stages": stages,
-              "floor": floor, "floor_stages": floor_out["times"] if floor else None,
-              "silhouette_job": seg.get("silhouette"),
-              "silhouette_floor": floor_out["silhouette"] if floor else None,
-              "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    record = {
+        "customers": n,
+        "export_mib": round(size / 2**20),
+        "job": job,
+        "stages": stages,
+        "floor": floor,
+        "floor_stages": floor_out["times"] if floor else None,
+        "silhouette_job": seg.get("silhouette"),
+        "silhouette_floor": floor_out["silhouette"] if floor else None,
+        "at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
     nights = []
     for night in range(1, args.nights):
         _add_night(root, folder, night)
@@ -225,18 +260,29 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"night {night + 1} failed, see {out / f'job{night}.log'}")
         parts = stage_breakdown(json.loads(timings_path.read_text()), again["wall_s"])
         mib = round((out / "warehouse.duckdb").stat().st_size / 2**20)
-        nights.append({"night": night + 1, "job_s": again["wall_s"],
-                       "peak_mib": again["peak_mib"], "warehouse_mib": mib, "stages": parts})
-        print(f"night {night + 1}: job_s={again['wall_s']:.1f} peak_mib={again['peak_mib']} "
-              f"warehouse_mib={mib}  " + "  ".join(f"{k}={v}" for k, v in parts.items()),
-              flush=True)
+        nights.append(
+            {
+                "night": night + 1,
+                "job_s": again["wall_s"],
+                "peak_mib": again["peak_mib"],
+                "warehouse_mib": mib,
+                "stages": parts,
+            }
+        )
+        print(
+            f"night {night + 1}: job_s={again['wall_s']:.1f} peak_mib={again['peak_mib']} "
+            f"warehouse_mib={mib}  " + "  ".join(f"{k}={v}" for k, v in parts.items()),
+            flush=True,
+        )
     if nights:
         record["nights"] = nights
     with open(BENCH / "out" / "results.jsonl", "a") as fh:
         fh.write(json.dumps(record) + "\n")
     floor_s = floor["wall_s"] if floor else float("nan")
-    print(f"bench: customers={n} job_s={job['wall_s']:.1f} floor_s={floor_s:.1f} "
-          f"ratio={job['wall_s'] / floor_s:.2f} peak_mib={job['peak_mib']}")
+    print(
+        f"bench: customers={n} job_s={job['wall_s']:.1f} floor_s={floor_s:.1f} "
+        f"ratio={job['wall_s'] / floor_s:.2f} peak_mib={job['peak_mib']}"
+    )
     return 0
 
 

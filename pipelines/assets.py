@@ -45,8 +45,12 @@ RAW_KEYS = [AssetKey(["raw", t]) for t in TABLES] + [
 
 @multi_asset(
     specs=[
-        AssetSpec(k, group_name="raw", kinds={"duckdb", "python"},
-                  description=f"Append-only raw copy of every export's `{k.path[-1]}`.")
+        AssetSpec(
+            k,
+            group_name="raw",
+            kinds={"duckdb", "python"},
+            description=f"Append-only raw copy of every export's `{k.path[-1]}`.",
+        )
         for k in RAW_KEYS
     ],
     name="ingest_exports",
@@ -81,9 +85,7 @@ def ingest_exports(context: AssetExecutionContext, warehouse: WarehouseResource)
         erasure = apply_erasure(con)
         if erasure["customers_erased"]:
             context.log.info(f"Erasure requests applied: {erasure}")
-        counts = {
-            t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in TABLES
-        }
+        counts = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in TABLES}
         quarantined = con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0]
         as_of = latest_export_date(con)
     summary = {
@@ -156,36 +158,48 @@ def dbt_stage(name: str, select: str, exclude: str, doc: str) -> AssetsDefinitio
 
 
 dbt_customer_features = dbt_stage(
-    "dbt_customer_features", FEATURES_SELECT, POST_SEGMENTATION_SELECT,
+    "dbt_customer_features",
+    FEATURES_SELECT,
+    POST_SEGMENTATION_SELECT,
     "Staging models and marts.customer_features (with their data tests).",
 )
 
 
 CUSTOMER_FEATURES_KEY = get_asset_key_for_model([dbt_customer_features], "customer_features")
 SEGMENT_KEYS = [AssetKey(["marts", "customer_segments"]), AssetKey(["marts", "segment_profiles"])]
-HISTORY_KEYS = [AssetKey(["history", "segment_assignments"]),
-                AssetKey(["history", "segment_centroids"])]
+HISTORY_KEYS = [
+    AssetKey(["history", "segment_assignments"]),
+    AssetKey(["history", "segment_centroids"]),
+]
 
 
 @multi_asset(
     specs=[
         AssetSpec(
-            SEGMENT_KEYS[0], deps=[CUSTOMER_FEATURES_KEY], group_name="marts",
+            SEGMENT_KEYS[0],
+            deps=[CUSTOMER_FEATURES_KEY],
+            group_name="marts",
             kinds={"scikitlearn", "duckdb"},
             description="One row per customer: segment_id and segment_name of the latest run.",
         ),
         AssetSpec(
-            SEGMENT_KEYS[1], deps=[CUSTOMER_FEATURES_KEY], group_name="marts",
+            SEGMENT_KEYS[1],
+            deps=[CUSTOMER_FEATURES_KEY],
+            group_name="marts",
             kinds={"scikitlearn", "duckdb"},
             description="One row per segment: size, share, mean features, persona, incentive.",
         ),
         AssetSpec(
-            HISTORY_KEYS[0], deps=[CUSTOMER_FEATURES_KEY], group_name="history",
+            HISTORY_KEYS[0],
+            deps=[CUSTOMER_FEATURES_KEY],
+            group_name="history",
             kinds={"duckdb"},
             description="Every run's segment assignment (as_of_date x customer).",
         ),
         AssetSpec(
-            HISTORY_KEYS[1], deps=[CUSTOMER_FEATURES_KEY], group_name="history",
+            HISTORY_KEYS[1],
+            deps=[CUSTOMER_FEATURES_KEY],
+            group_name="history",
             kinds={"duckdb"},
             description="Every run's centroids in original feature units, for stable ids.",
         ),
@@ -201,13 +215,18 @@ def customer_segmentation(context: AssetExecutionContext, warehouse: WarehouseRe
     for key in [*SEGMENT_KEYS, *HISTORY_KEYS]:
         yield MaterializeResult(
             asset_key=key,
-            metadata={k: MetadataValue.json(v) if isinstance(v, dict | list) else v
-                      for k, v in meta.items() if v is not None},
+            metadata={
+                k: MetadataValue.json(v) if isinstance(v, dict | list) else v
+                for k, v in meta.items()
+                if v is not None
+            },
         )
 
 
 dbt_referral_roi = dbt_stage(
-    "dbt_referral_roi", POST_SEGMENTATION_SELECT, "",
+    "dbt_referral_roi",
+    POST_SEGMENTATION_SELECT,
+    "",
     "Referral ROI by segment (overall and monthly), top referrers, segment history.",
 )
 
@@ -239,7 +258,8 @@ def published_warehouse(context: AssetExecutionContext, warehouse: WarehouseReso
 def data_quality_summary(con) -> dict[str, int]:
     """Counts a data engineer looks at after a night: what was set aside, and why."""
     quarantined, exports = con.execute(
-        "SELECT count(*), count(DISTINCT export_date) FROM raw.quarantine").fetchone()
+        "SELECT count(*), count(DISTINCT export_date) FROM raw.quarantine"
+    ).fetchone()
     self_refs, duplicates, counted = con.execute(
         "SELECT count(*) FILTER (WHERE is_self_referral), "
         "count(*) FILTER (WHERE is_duplicate_conversion), count(*) FILTER (WHERE is_counted) "

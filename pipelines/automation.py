@@ -57,8 +57,9 @@ def new_export_sensor(context: SensorEvaluationContext):
         return SkipReason(f"No export folder in {settings.exports_dir}")
     newest = folders[-1].export_date.isoformat()
     ingested = published_as_of(settings.warehouse_path)
-    floor = max(filter(None, [context.cursor, ingested.isoformat() if ingested else None]),
-                default="")
+    floor = max(
+        filter(None, [context.cursor, ingested.isoformat() if ingested else None]), default=""
+    )
     if newest <= floor:
         return SkipReason(f"Newest export {newest} already ingested or requested")
     context.update_cursor(newest)

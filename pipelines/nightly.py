@@ -13,7 +13,7 @@ from dagster import DagsterInstance
 
 from pipelines.alerts import root_cause
 from pipelines.ingest import discover_exports
-from pipelines.resources import Settings, _absolute
+from pipelines.resources import Settings, absolute
 from pipelines.warehouse_tables import latest_export_date
 
 _PROCESS_START = time.time()
@@ -63,8 +63,10 @@ def write_step_timings(instance: DagsterInstance, result, path: str) -> None:
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
         if mat.asset_key.path == ["marts", "customer_segments"]:
-            segmentation = {k: getattr(mat.metadata.get(k), "value", None)
-                            for k in ("k", "silhouette", "n_clustered", "fit_on_sample")}
+            segmentation = {
+                k: getattr(mat.metadata.get(k), "value", None)
+                for k in ("k", "silhouette", "n_clustered", "fit_on_sample")
+            }
     steps: dict[str, dict] = {}
     run: dict[str, float] = {}
     for entry in instance.all_logs(run_id):
@@ -82,10 +84,20 @@ def write_step_timings(instance: DagsterInstance, result, path: str) -> None:
     for step in steps.values():
         if "start" in step and "end" in step:
             step["duration_s"] = round(step["end"] - step["start"], 3)
-    Path(path).write_text(json.dumps(
-        {"run_id": run_id, "success": result.success, "run": run, "steps": steps,
-         "segmentation": segmentation,
-         "process_start": _PROCESS_START, "written_at": time.time()}, indent=2))
+    Path(path).write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "success": result.success,
+                "run": run,
+                "steps": steps,
+                "segmentation": segmentation,
+                "process_start": _PROCESS_START,
+                "written_at": time.time(),
+            },
+            indent=2,
+        )
+    )
 
 
 def print_summary(settings: Settings) -> None:
@@ -93,7 +105,7 @@ def print_summary(settings: Settings) -> None:
     try:
         as_of = latest_export_date(con)
         print(f"\nWarehouse: {settings.warehouse_path}  (as of {as_of})")
-        reports = _absolute(os.getenv("REPORTS_DIR", "data/reports"))
+        reports = absolute(os.getenv("REPORTS_DIR", "data/reports"))
         print(f"Report:    {reports / str(as_of) / 'report.html'}  (+ Parquet extracts)")
         print("Tables:")
         for schema, table, rows in con.execute(
@@ -111,13 +123,17 @@ def print_summary(settings: Settings) -> None:
             ORDER BY p.customers DESC, p.segment_id
             """
         ).fetchall()
-        print(f"  {'id':<10}{'name':<26}{'customers':>10}{'share':>7}{'refs':>7}"
-              f"{'conv':>7}{'roi':>8}  incentive")
+        print(
+            f"  {'id':<10}{'name':<26}{'customers':>10}{'share':>7}{'refs':>7}"
+            f"{'conv':>7}{'roi':>8}  incentive"
+        )
         for sid, name, n, share, sent, conv, roi, incentive in rows:
             conv_s = f"{conv:.0%}" if conv is not None else "-"
             roi_s = f"{roi:.2f}" if roi is not None else "-"
-            print(f"  {sid:<10}{name[:25]:<26}{n:>10,}{share:>7.1%}{(sent or 0):>7}"
-                  f"{conv_s:>7}{roi_s:>8}  {incentive}")
+            print(
+                f"  {sid:<10}{name[:25]:<26}{n:>10,}{share:>7.1%}{(sent or 0):>7}"
+                f"{conv_s:>7}{roi_s:>8}  {incentive}"
+            )
     finally:
         con.close()
 
@@ -126,8 +142,9 @@ def main() -> int:
     settings = Settings.from_env()
     ensure_sample_export(settings)
     if not run_nightly(settings):
-        print("nightly_refresh failed; the published warehouse was left as it was.",
-              file=sys.stderr)
+        print(
+            "nightly_refresh failed; the published warehouse was left as it was.", file=sys.stderr
+        )
         return 1
     print_summary(settings)
     return 0

@@ -5,7 +5,7 @@
 The source (`online_retail.csv.gz`: InvoiceNo, StockCode, Description, Quantity,
 InvoiceDate, UnitPrice, CustomerID, Country; one row per invoice line) is read by DuckDB
 straight from the .gz and turned, in SQL, into `DIR/<export date>/` following the export
-contract (`../shared/spec/crm-exports.md`): customers.csv, orders.csv, a header-only
+contract (`docs/spec/crm-exports.md`): customers.csv, orders.csv, a header-only
 referrals.csv and manifest.json (mode full, rows and sha256 per file, written last).
 The mapping decisions are in docs/online-retail.md; in short:
 
@@ -40,19 +40,34 @@ import duckdb
 from pipelines.schemas import TABLES
 
 DEFAULT_SOURCE = (
-    Path(__file__).resolve().parents[2] / "shared/data/online_retail/online_retail.csv.gz"
+    Path(__file__).resolve().parents[1] / "datasets" / "online_retail" / "online_retail.csv.gz"
 )
 SOURCE_ENV = "ONLINE_RETAIL_PATH"
 SOURCE_COLUMNS = (
-    "InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
-    "CustomerID", "Country",
+    "InvoiceNo",
+    "StockCode",
+    "Description",
+    "Quantity",
+    "InvoiceDate",
+    "UnitPrice",
+    "CustomerID",
+    "Country",
 )
 ORDER_COLUMNS = (
-    "order_id", "customer_id", "order_date", "amount", "status", "product_category",
+    "order_id",
+    "customer_id",
+    "order_date",
+    "amount",
+    "status",
+    "product_category",
     "discount_amount",
 )
 CUSTOMER_COLUMNS = (
-    "customer_id", "signup_date", "country", "acquisition_channel", "marketing_opt_in",
+    "customer_id",
+    "signup_date",
+    "country",
+    "acquisition_channel",
+    "marketing_opt_in",
 )
 EXPORT_FILES = ("customers.csv", "orders.csv", "referrals.csv", "manifest.json")
 
@@ -60,14 +75,42 @@ EXPORT_FILES = ("customers.csv", "orders.csv", "referrals.csv", "manifest.json")
 # Names without one code ("Channel Islands" = Jersey + Guernsey, "European Community")
 # are not listed and are written as they are, like any name not in this table.
 COUNTRY_CODES: dict[str, str | None] = {
-    "Australia": "AU", "Austria": "AT", "Bahrain": "BH", "Belgium": "BE", "Brazil": "BR",
-    "Canada": "CA", "Cyprus": "CY", "Czech Republic": "CZ", "Denmark": "DK", "EIRE": "IE",
-    "Finland": "FI", "France": "FR", "Germany": "DE", "Greece": "GR", "Hong Kong": "HK",
-    "Iceland": "IS", "Israel": "IL", "Italy": "IT", "Japan": "JP", "Lebanon": "LB",
-    "Lithuania": "LT", "Malta": "MT", "Netherlands": "NL", "Norway": "NO", "Poland": "PL",
-    "Portugal": "PT", "RSA": "ZA", "Saudi Arabia": "SA", "Singapore": "SG", "Spain": "ES",
-    "Sweden": "SE", "Switzerland": "CH", "United Arab Emirates": "AE",
-    "United Kingdom": "GB", "USA": "US", "Unspecified": None,
+    "Australia": "AU",
+    "Austria": "AT",
+    "Bahrain": "BH",
+    "Belgium": "BE",
+    "Brazil": "BR",
+    "Canada": "CA",
+    "Cyprus": "CY",
+    "Czech Republic": "CZ",
+    "Denmark": "DK",
+    "EIRE": "IE",
+    "Finland": "FI",
+    "France": "FR",
+    "Germany": "DE",
+    "Greece": "GR",
+    "Hong Kong": "HK",
+    "Iceland": "IS",
+    "Israel": "IL",
+    "Italy": "IT",
+    "Japan": "JP",
+    "Lebanon": "LB",
+    "Lithuania": "LT",
+    "Malta": "MT",
+    "Netherlands": "NL",
+    "Norway": "NO",
+    "Poland": "PL",
+    "Portugal": "PT",
+    "RSA": "ZA",
+    "Saudi Arabia": "SA",
+    "Singapore": "SG",
+    "Spain": "ES",
+    "Sweden": "SE",
+    "Switzerland": "CH",
+    "United Arab Emirates": "AE",
+    "United Kingdom": "GB",
+    "USA": "US",
+    "Unspecified": None,
 }
 
 
@@ -101,7 +144,7 @@ def default_source() -> Path:
     return Path(os.environ.get(SOURCE_ENV) or DEFAULT_SOURCE)
 
 
-def _lit(text: str) -> str:
+def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
@@ -118,7 +161,7 @@ def _load_lines(con: duckdb.DuckDBPyConnection, source: Path) -> None:
     try:
         con.execute(
             "CREATE TEMP TABLE src AS SELECT * FROM read_csv("
-            f"{_lit(str(source))}, header = true, all_varchar = true, delim = ',', "
+            f"{sql_literal(str(source))}, header = true, all_varchar = true, delim = ',', "
             "quote = '\"', escape = '\"')"
         )
     except duckdb.Error as exc:
@@ -233,7 +276,7 @@ def _copy_csv(
     con: duckdb.DuckDBPyConnection, query: str, columns: tuple[str, ...], path: Path
 ) -> dict:
     con.execute(
-        f"COPY (SELECT {', '.join(columns)} FROM ({query})) TO {_lit(str(path))} "
+        f"COPY (SELECT {', '.join(columns)} FROM ({query})) TO {sql_literal(str(path))} "
         "(FORMAT csv, HEADER true, DELIMITER ',')"
     )
     (rows,) = con.execute(f"SELECT count(*) FROM ({query})").fetchone()
@@ -274,17 +317,21 @@ def convert(source: Path, out_dir: Path) -> ConversionSummary:
             "customers.csv": _copy_csv(
                 con,
                 "SELECT * FROM customers_out ORDER BY length(customer_id), customer_id",
-                CUSTOMER_COLUMNS, folder / "customers.csv",
+                CUSTOMER_COLUMNS,
+                folder / "customers.csv",
             ),
             "orders.csv": _copy_csv(
-                con, "SELECT * FROM orders_out ORDER BY order_ts, order_id",
-                ORDER_COLUMNS, folder / "orders.csv",
+                con,
+                "SELECT * FROM orders_out ORDER BY order_ts, order_id",
+                ORDER_COLUMNS,
+                folder / "orders.csv",
             ),
             "referrals.csv": _write_referrals_header(folder / "referrals.csv"),
         }
         tmp = folder / "manifest.json.tmp"
-        tmp.write_text(json.dumps({"mode": "full", "files": files}, indent=2) + "\n",
-                       encoding="utf-8")
+        tmp.write_text(
+            json.dumps({"mode": "full", "files": files}, indent=2) + "\n", encoding="utf-8"
+        )
         tmp.replace(manifest_path)
 
         line_counts = con.execute(
@@ -305,9 +352,9 @@ def convert(source: Path, out_dir: Path) -> ConversionSummary:
             FROM invoices
             """
         ).fetchone()
-        by_status = dict(con.execute(
-            "SELECT status, count(*) FROM orders_out GROUP BY 1 ORDER BY 1"
-        ).fetchall())
+        by_status = dict(
+            con.execute("SELECT status, count(*) FROM orders_out GROUP BY 1 ORDER BY 1").fetchall()
+        )
         (zero_orders,) = con.execute(
             "SELECT count(*) FROM orders_out WHERE status = 'completed' AND amount = 0"
         ).fetchone()
@@ -315,10 +362,12 @@ def convert(source: Path, out_dir: Path) -> ConversionSummary:
             "SELECT count(*) FROM customers_out c WHERE NOT EXISTS (SELECT 1 FROM orders_out o "
             "WHERE o.customer_id = c.customer_id AND o.status = 'completed')"
         ).fetchone()
-        kept = dict(con.execute(
-            "SELECT country_name, count(*) FROM customers_out WHERE country_kept_as_name "
-            "GROUP BY 1 ORDER BY 1"
-        ).fetchall())
+        kept = dict(
+            con.execute(
+                "SELECT country_name, count(*) FROM customers_out WHERE country_kept_as_name "
+                "GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
     finally:
         con.close()
     return ConversionSummary(
@@ -376,11 +425,17 @@ def main(argv: list[str] | None = None) -> int:
         description="Convert the UCI Online Retail line items into one CRM export folder.",
     )
     parser.add_argument(
-        "--source", type=Path, default=None,
+        "--source",
+        type=Path,
+        default=None,
         help=f"line-item CSV (.csv or .csv.gz); default ${SOURCE_ENV} or {DEFAULT_SOURCE}",
     )
-    parser.add_argument("--out", type=Path, required=True,
-                        help="exports directory; the export goes to OUT/<export date>/")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="exports directory; the export goes to OUT/<export date>/",
+    )
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
     try:

@@ -33,7 +33,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
 
-def _absolute(path: str) -> Path:
+def absolute(path: str) -> Path:
     """Relative paths are taken from the project root, so dbt and Python agree."""
     p = Path(path).expanduser()
     return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
@@ -52,8 +52,8 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
-            exports_dir=_absolute(os.getenv("CRM_EXPORTS_DIR", "data/exports")),
-            warehouse_path=_absolute(os.getenv("WAREHOUSE_PATH", "data/warehouse.duckdb")),
+            exports_dir=absolute(os.getenv("CRM_EXPORTS_DIR", "data/exports")),
+            warehouse_path=absolute(os.getenv("WAREHOUSE_PATH", "data/warehouse.duckdb")),
             lock_timeout_s=float(os.getenv("WAREHOUSE_LOCK_TIMEOUT_S", "3600")),
             bad_row_threshold=float(os.getenv("BAD_ROW_THRESHOLD", "0.05")),
             base_currency=os.getenv("BASE_CURRENCY", "USD").upper(),
@@ -99,7 +99,7 @@ class WarehouseResource(ConfigurableResource):
 
     @property
     def published_path(self) -> Path:
-        return _absolute(self.path)
+        return absolute(self.path)
 
     @property
     def build_path(self) -> Path:

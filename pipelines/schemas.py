@@ -1,4 +1,4 @@
-"""The CRM export contract as data (../shared/spec/crm-exports.md).
+"""The CRM export contract as data (docs/spec/crm-exports.md).
 
 Ingest, validation, the sample generator and the docs read this one description, so the
 contract is written down once.  Raw tables (`raw.<table>`) hold the typed contract columns
@@ -57,16 +57,28 @@ class Table:
 
 
 ACQUISITION_CHANNELS = (
-    "organic", "paid_search", "paid_social", "social", "email", "referral", "partner",
-    "affiliate", "other",
+    "organic",
+    "paid_search",
+    "paid_social",
+    "social",
+    "email",
+    "referral",
+    "partner",
+    "affiliate",
+    "other",
 )
 ORDER_STATUSES = ("completed", "refunded", "cancelled", "pending")
 REFERRAL_CHANNELS = ("email", "social", "link", "sms", "app", "in_store", "other")
 REFERRAL_STATUSES = ("sent", "signed_up", "converted", "expired", "rejected")
 REWARD_TYPES = ("discount", "credit", "cash", "gift", "upgrade", "points", "other")
 EVENT_TYPES = (
-    "review_posted", "social_share", "email_open", "email_click", "site_visit",
-    "support_ticket", "other",
+    "review_posted",
+    "social_share",
+    "email_open",
+    "email_click",
+    "site_visit",
+    "support_ticket",
+    "other",
 )
 
 TABLES: dict[str, Table] = {

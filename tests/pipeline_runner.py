@@ -38,18 +38,28 @@ def env(**values: str | None):
                 os.environ[k] = v
 
 
-def run_job(exports_dir: Path, warehouse: Path, instance=None, run_config: dict | None = None,
-            **extra_env: str):
+def run_job(
+    exports_dir: Path,
+    warehouse: Path,
+    instance=None,
+    run_config: dict | None = None,
+    **extra_env: str,
+):
     """Execute nightly_refresh once; returns the Dagster result (not raising on failure)."""
     from pipelines.definitions import make_definitions
     from pipelines.resources import Settings
 
     reports = str(warehouse.parent / "reports")
-    with env(CRM_EXPORTS_DIR=str(exports_dir), WAREHOUSE_PATH=str(warehouse),
-             REPORTS_DIR=reports, **extra_env):
+    with env(
+        CRM_EXPORTS_DIR=str(exports_dir),
+        WAREHOUSE_PATH=str(warehouse),
+        REPORTS_DIR=reports,
+        **extra_env,
+    ):
         defs = make_definitions(Settings.from_env())
         return defs.resolve_job_def("nightly_refresh").execute_in_process(
-            raise_on_error=False, instance=instance, run_config=run_config)
+            raise_on_error=False, instance=instance, run_config=run_config
+        )
 
 
 def table_bytes(warehouse: Path, table: str) -> bytes:

@@ -43,11 +43,14 @@ def test_failed_run_posts_its_root_cause(tmp_path):
         with DagsterInstance.ephemeral() as instance:
             result = run_job(tmp_path / "exports", tmp_path / "w.duckdb", instance=instance)
             assert not result.success
-            failure = next(e for e in result.all_events
-                           if e.event_type == DagsterEventType.RUN_FAILURE)
+            failure = next(
+                e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE
+            )
             context = build_run_status_sensor_context(
-                sensor_name="nightly_failure_alert", dagster_event=failure,
-                dagster_instance=instance, dagster_run=result.dagster_run,
+                sensor_name="nightly_failure_alert",
+                dagster_event=failure,
+                dagster_instance=instance,
+                dagster_run=result.dagster_run,
             ).for_run_failure()
             url = f"http://127.0.0.1:{server.server_port}/hook"
             with env(ALERT_WEBHOOK_URL=url):
@@ -78,6 +81,8 @@ def test_out_of_memory_names_the_setting_to_raise():
         con.execute("SELECT count(DISTINCT i::VARCHAR || 'x') FROM range(20000000) t(i)")
     cause = root_cause(_error_info(caught.value))
     assert cause.startswith("Out of Memory Error: ")
-    assert cause.endswith("raise WAREHOUSE_MEMORY_LIMIT (ingest, checks, segmentation) or "
-                          "DBT_DUCKDB_MEMORY_LIMIT (dbt); see README]")
+    assert cause.endswith(
+        "raise WAREHOUSE_MEMORY_LIMIT (ingest, checks, segmentation) or "
+        "DBT_DUCKDB_MEMORY_LIMIT (dbt); see README]"
+    )
     assert root_cause(_error_info(ValueError("plain"))) == "plain"

@@ -84,11 +84,19 @@ def test_code_location_loads_like_dagster_dev_without_an_activated_venv():
     import sys
 
     root = Path(__file__).resolve().parent.parent
-    env_vars = {"PATH": "/usr/bin:/bin", "DAGSTER_IS_DEV_CLI": "1",
-                "HOME": str(root), "DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
+    env_vars = {
+        "PATH": "/usr/bin:/bin",
+        "DAGSTER_IS_DEV_CLI": "1",
+        "HOME": str(root),
+        "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
+    }
     done = subprocess.run(
         [sys.executable, "-c", "import pipelines.definitions as d; print(d.defs is not None)"],
-        cwd=root, env=env_vars, capture_output=True, text=True, timeout=300,
+        cwd=root,
+        env=env_vars,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("True")
@@ -112,10 +120,14 @@ def test_a_run_without_the_publish_asset_says_its_work_was_discarded(tmp_path):
     with env(CRM_EXPORTS_DIR=str(exports), WAREHOUSE_PATH=str(warehouse)):
         defs = make_definitions(Settings.from_env())
         result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            asset_selection=list(ingest_exports.keys), instance=instance)
+            asset_selection=list(ingest_exports.keys), instance=instance
+        )
     assert result.success
     assert not warehouse.exists()  # nothing published
     assert not list(tmp_path.glob("w.duckdb.build*"))  # build copy discarded
-    said = [e.user_message for e in instance.all_logs(result.run_id)
-            if "ended without publishing" in e.user_message]
+    said = [
+        e.user_message
+        for e in instance.all_logs(result.run_id)
+        if "ended without publishing" in e.user_message
+    ]
     assert len(said) == 1 and str(warehouse) in said[0]

@@ -41,8 +41,11 @@ def rows(warehouse: Path, table: str, columns: list[str], order_by: str = "custo
 
 
 def test_lifetimes_columns(warehouse):
-    got = rows(warehouse, "customer_features",
-               ["customer_id", "frequency", "recency", "T", "monetary_value"])
+    got = rows(
+        warehouse,
+        "customer_features",
+        ["customer_id", "frequency", "recency", "T", "monetary_value"],
+    )
     assert got == {
         # purchase days 02-01 (100+50 same day), 06-01 (80), 2026-10-22 (120); refund ignored
         # recency 2025-02-01..2026-10-22 = 628, T 2025-02-01..2026-11-21 = 658, (80+120)/2
@@ -60,10 +63,21 @@ def test_lifetimes_columns(warehouse):
 
 
 def test_rfm_columns(warehouse):
-    got = rows(warehouse, "customer_features", [
-        "customer_id", "days_since_last_order", "orders_count", "net_revenue",
-        "avg_order_value", "rfm_recency_score", "rfm_frequency_score", "rfm_monetary_score",
-        "rfm_segment"])
+    got = rows(
+        warehouse,
+        "customer_features",
+        [
+            "customer_id",
+            "days_since_last_order",
+            "orders_count",
+            "net_revenue",
+            "avg_order_value",
+            "rfm_recency_score",
+            "rfm_frequency_score",
+            "rfm_monetary_score",
+            "rfm_segment",
+        ],
+    )
     # ntile(5) over the 7 buyers gives buckets of 2,2,1,1,1.
     # recency (days since desc): 007 670, 003 416 | 004 355, 005 173 | 006 | 001 | 002
     # frequency (orders asc, id): 006 1, 004 2 | 005 2, 007 2 | 002 3 | 003 3 | 001 4
@@ -81,38 +95,157 @@ def test_rfm_columns(warehouse):
 
 
 def test_loyalty_advocacy_and_churn_columns(warehouse):
-    got = rows(warehouse, "customer_features", [
-        "customer_id", "purchase_days_per_year", "nps_latest", "nps_avg", "csat_avg",
-        "nps_class", "referrals_sent", "referrals_converted", "reviews_posted", "social_shares",
-        "advocate_type", "tenure_days", "is_referred", "referred_by_customer_id",
-        "refund_rate", "discount_share", "median_gap_days", "churn_risk"])
+    got = rows(
+        warehouse,
+        "customer_features",
+        [
+            "customer_id",
+            "purchase_days_per_year",
+            "nps_latest",
+            "nps_avg",
+            "csat_avg",
+            "nps_class",
+            "referrals_sent",
+            "referrals_converted",
+            "reviews_posted",
+            "social_shares",
+            "advocate_type",
+            "tenure_days",
+            "is_referred",
+            "referred_by_customer_id",
+            "refund_rate",
+            "discount_share",
+            "median_gap_days",
+            "churn_risk",
+        ],
+    )
     assert got == {
         # 3*365/658; nps 9 then 10; R001 is a self-referral so sent = R002, R003;
         # review and share within 365 days; 1 refunded / (4 completed + 1 refunded);
         # discount 10 / (350 + 10); gaps 120, 508 -> median 314; 30 <= 314 -> low
-        "001": (1.664134, 10, 9.5, 5.0, "promoter", 2, 1, 1, 1, "active", 680, False, NA,
-                0.2, 0.027778, 314.0, "low"),
+        "001": (
+            1.664134,
+            10,
+            9.5,
+            5.0,
+            "promoter",
+            2,
+            1,
+            1,
+            1,
+            "active",
+            680,
+            False,
+            NA,
+            0.2,
+            0.027778,
+            314.0,
+            "low",
+        ),
         # R004 is a duplicate conversion of 004 (R003 converted earlier) -> only R005 counts
-        "002": (1.687211, 7, 7.0, 4.0, "passive", 1, 1, 0, 1, "active", 670, False, NA,
-                0.0, 0.023256, 319.0, "low"),
+        "002": (
+            1.687211,
+            7,
+            7.0,
+            4.0,
+            "passive",
+            1,
+            1,
+            0,
+            1,
+            "active",
+            670,
+            False,
+            NA,
+            0.0,
+            0.023256,
+            319.0,
+            "low",
+        ),
         # review E3 (2025-10-10) is older than 365 days; gaps 14, 169 -> 91.5;
         # 416 > 2*91.5 and > 90 -> high; csat 2 -> not passive
-        "003": (1.828047, 3, 3.0, 2.0, "detractor", 1, 0, 0, 0, "none", 630, False, NA,
-                0.0, 0.0, 91.5, "high"),
+        "003": (
+            1.828047,
+            3,
+            3.0,
+            2.0,
+            "detractor",
+            1,
+            0,
+            0,
+            0,
+            "none",
+            630,
+            False,
+            NA,
+            0.0,
+            0.0,
+            91.5,
+            "high",
+        ),
         # referred by 001 (R003 converted 2025-03-12, before R004 of 2025-03-20);
         # gap 264; 355 > 264 but not > 528 -> medium
-        "004": (1.179321, NA, NA, NA, NA, 0, 0, 0, 0, "none", 621, True, "001",
-                0.0, 0.0, 264.0, "medium"),
-        "005": (1.303571, NA, NA, NA, NA, 0, 0, 0, 0, "none", 569, True, "002",
-                0.0, 0.0, 387.0, "low"),
+        "004": (
+            1.179321,
+            NA,
+            NA,
+            NA,
+            NA,
+            0,
+            0,
+            0,
+            0,
+            "none",
+            621,
+            True,
+            "001",
+            0.0,
+            0.0,
+            264.0,
+            "medium",
+        ),
+        "005": (
+            1.303571,
+            NA,
+            NA,
+            NA,
+            NA,
+            0,
+            0,
+            0,
+            0,
+            "none",
+            569,
+            True,
+            "002",
+            0.0,
+            0.0,
+            387.0,
+            "low",
+        ),
         # 1*365/51; one purchase day: no gap, frequency 0 -> low
-        "006": (7.156863, NA, NA, NA, NA, 0, 0, 0, 0, "none", 81, False, NA,
-                0.0, 0.0, NA, "low"),
+        "006": (7.156863, NA, NA, NA, NA, 0, 0, 0, 0, "none", 81, False, NA, 0.0, 0.0, NA, "low"),
         # R007 to GUS@example.com is a self-referral by normalised email
-        "007": (1.065693, NA, NA, 3.0, NA, 0, 0, 0, 0, "none", 720, False, NA,
-                0.0, 0.0, 15.0, "high"),
-        "008": (NA, NA, NA, NA, NA, 0, 0, 0, 0, "none", 20, False, NA,
-                NA, NA, NA, "low"),
+        "007": (
+            1.065693,
+            NA,
+            NA,
+            3.0,
+            NA,
+            0,
+            0,
+            0,
+            0,
+            "none",
+            720,
+            False,
+            NA,
+            0.0,
+            0.0,
+            15.0,
+            "high",
+        ),
+        "008": (NA, NA, NA, NA, NA, 0, 0, 0, 0, "none", 20, False, NA, NA, NA, NA, "low"),
     }
 
 
@@ -135,13 +268,33 @@ def test_customer_segments(warehouse):
 
 
 def test_referral_roi_by_segment(warehouse):
-    got = rows(warehouse, "referral_roi_by_segment", [
-        "segment_id", "customers", "referrers", "share_rate", "referrals_sent",
-        "referrals_converted", "referral_conversion_rate", "referred_customers",
-        "referred_revenue", "reward_cost", "program_cost", "total_cost", "roi",
-        "referral_cac", "paid_cac", "clv_12m_referred", "clv_12m_nonreferred",
-        "retention_12m_referred", "retention_12m_nonreferred", "low_confidence"],
-        order_by="segment_id")
+    got = rows(
+        warehouse,
+        "referral_roi_by_segment",
+        [
+            "segment_id",
+            "customers",
+            "referrers",
+            "share_rate",
+            "referrals_sent",
+            "referrals_converted",
+            "referral_conversion_rate",
+            "referred_customers",
+            "referred_revenue",
+            "reward_cost",
+            "program_cost",
+            "total_cost",
+            "roi",
+            "referral_cac",
+            "paid_cac",
+            "clv_12m_referred",
+            "clv_12m_nonreferred",
+            "retention_12m_referred",
+            "retention_12m_nonreferred",
+            "low_confidence",
+        ],
+        order_by="segment_id",
+    )
     d = Decimal
     # Counted referrals: R002, R003 (001), R005 (002), R006 (003) = 4; attributed: R003, R005.
     # Program cost = 100 + 50 (the 999 of 2026-12 is after as_of), split by referrals_sent.
@@ -149,28 +302,161 @@ def test_referral_roi_by_segment(warehouse):
     # CLV/retention cohort: first purchase <= 2025-11-21 (006 is too recent).
     assert got == {
         # 004 + 005: both referred; CLV (70+30, 40) -> 70; 005 ordered again after a year
-        "S01": (2, 0, 0.0, 0, 0, NA, 0, d("0"), d("0"), d("0"), d("0"), NA, NA, d("100"),
-                d("70"), NA, 0.5, NA, True),
+        "S01": (
+            2,
+            0,
+            0.0,
+            0,
+            0,
+            NA,
+            0,
+            d("0"),
+            d("0"),
+            d("0"),
+            d("0"),
+            NA,
+            NA,
+            d("100"),
+            d("70"),
+            NA,
+            0.5,
+            NA,
+            True,
+        ),
         # 003 + 007: R006 expired; program 150*1/4 = 37.5; roi (0-37.5)/37.5 = -1;
         # CLV (500, 800) -> 650; neither bought after their first year
-        "S02": (2, 1, 0.5, 1, 0, 0.0, 0, d("0"), d("0"), d("37.5"), d("37.5"), -1.0, NA,
-                d("100"), NA, d("650"), NA, 0.0, True),
+        "S02": (
+            2,
+            1,
+            0.5,
+            1,
+            0,
+            0.0,
+            0,
+            d("0"),
+            d("0"),
+            d("37.5"),
+            d("37.5"),
+            -1.0,
+            NA,
+            d("100"),
+            NA,
+            d("650"),
+            NA,
+            0.0,
+            True,
+        ),
         # 006: first purchase 2026-10-01, outside the 12-month cohort
-        "S03": (1, 0, 0.0, 0, 0, NA, 0, d("0"), d("0"), d("0"), d("0"), NA, NA, d("100"),
-                NA, NA, NA, NA, True),
+        "S03": (
+            1,
+            0,
+            0.0,
+            0,
+            0,
+            NA,
+            0,
+            d("0"),
+            d("0"),
+            d("0"),
+            d("0"),
+            NA,
+            NA,
+            d("100"),
+            NA,
+            NA,
+            NA,
+            NA,
+            True,
+        ),
         # 002: R005 -> 005 revenue in [2025-05-01, 2026-05-01): 40 (the 60 of 2026-06 is out)
         # reward 20+10; cost 30 + 37.5 = 67.5; roi (40-67.5)/67.5 = -0.407407; CLV 60+60
-        "S04": (1, 1, 1.0, 1, 1, 1.0, 1, d("40"), d("30"), d("37.5"), d("67.5"), -0.407407,
-                d("67.5"), d("100"), NA, d("120"), NA, 1.0, True),
+        "S04": (
+            1,
+            1,
+            1.0,
+            1,
+            1,
+            1.0,
+            1,
+            d("40"),
+            d("30"),
+            d("37.5"),
+            d("67.5"),
+            -0.407407,
+            d("67.5"),
+            d("100"),
+            NA,
+            d("120"),
+            NA,
+            1.0,
+            True,
+        ),
         # 001: R002 + R003 -> 004 revenue 70 + 30 = 100; cost 30 + 75; roi -5/105; CLV 150+80
-        "S05": (1, 1, 1.0, 2, 1, 0.5, 1, d("100"), d("30"), d("75"), d("105"), -0.047619,
-                d("105"), d("100"), NA, d("230"), NA, 1.0, True),
+        "S05": (
+            1,
+            1,
+            1.0,
+            2,
+            1,
+            0.5,
+            1,
+            d("100"),
+            d("30"),
+            d("75"),
+            d("105"),
+            -0.047619,
+            d("105"),
+            d("100"),
+            NA,
+            d("230"),
+            NA,
+            1.0,
+            True,
+        ),
         # all: 3 referrers of 8; revenue 140; cost 60 + 150 = 210; roi (140-210)/210;
         # CLV referred (100+40)/2, non-referred (230+120+500+800)/4; retention 1/2 and 2/4
-        "all": (8, 3, 0.375, 4, 2, 0.5, 2, d("140"), d("60"), d("150"), d("210"), -0.333333,
-                d("105"), d("100"), d("70"), d("412.5"), 0.5, 0.5, True),
-        "prospects": (1, 0, 0.0, 0, 0, NA, 0, d("0"), d("0"), d("0"), d("0"), NA, NA,
-                      d("100"), NA, NA, NA, NA, True),
+        "all": (
+            8,
+            3,
+            0.375,
+            4,
+            2,
+            0.5,
+            2,
+            d("140"),
+            d("60"),
+            d("150"),
+            d("210"),
+            -0.333333,
+            d("105"),
+            d("100"),
+            d("70"),
+            d("412.5"),
+            0.5,
+            0.5,
+            True,
+        ),
+        "prospects": (
+            1,
+            0,
+            0.0,
+            0,
+            0,
+            NA,
+            0,
+            d("0"),
+            d("0"),
+            d("0"),
+            d("0"),
+            NA,
+            NA,
+            d("100"),
+            NA,
+            NA,
+            NA,
+            NA,
+            True,
+        ),
     }
 
 
@@ -180,12 +466,20 @@ def test_no_personal_data_in_any_mart(warehouse):
     contacts = {"@example.com", "555 01", "20 0103"}
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'marts'"
+            ).fetchall()
+        ]
         assert len(tables) >= 8
         for table in tables:
-            cells = {str(v).strip().lower() for row in con.execute(
-                f"SELECT * FROM marts.{table}").fetchall() for v in row if v is not None}
+            cells = {
+                str(v).strip().lower()
+                for row in con.execute(f"SELECT * FROM marts.{table}").fetchall()
+                for v in row
+                if v is not None
+            }
             found = (names & cells) | {p for p in contacts if any(p in c for c in cells)}
             assert not found, f"marts.{table} holds {found}"
     finally:

@@ -48,8 +48,10 @@ def make_export(root: Path, day: str = "2026-11-21", orders=None, customers=None
 
 
 def ingest(con, root: Path, threshold: float = 0.5):
-    return [ingest_export(con, f, threshold, "USD") for f in exports_to_ingest(
-        con, discover_exports(root))]
+    return [
+        ingest_export(con, f, threshold, "USD")
+        for f in exports_to_ingest(con, discover_exports(root))
+    ]
 
 
 def quarantine(con) -> list[tuple]:
@@ -144,8 +146,12 @@ def test_bad_rows_are_quarantined_with_file_line_column_and_reason(con, tmp_path
         "SELECT raw_row FROM raw.quarantine WHERE line_number = 4 AND file = 'orders.csv'"
     ).fetchone()[0]
     assert json.loads(raw_row) == {
-        "order_id": "0003", "customer_id": "999", "order_date": "2026-01-02",
-        "amount": "5", "status": "completed", "currency": None,
+        "order_id": "0003",
+        "customer_id": "999",
+        "order_date": "2026-01-02",
+        "amount": "5",
+        "status": "completed",
+        "currency": None,
     }
     assert result.tables["orders"].rows_quarantined == 5
     assert result.tables["orders"].rows_loaded == 2
@@ -154,13 +160,25 @@ def test_bad_rows_are_quarantined_with_file_line_column_and_reason(con, tmp_path
 
 def test_table_specific_rules(con, tmp_path):
     folder = make_export(tmp_path)
-    write_csv(folder, "referrals.csv",
-              ["referral_id", "referrer_customer_id", "sent_at", "status", "converted_at"],
-              [["R1", "007", "2026-01-01", "converted", ""],
-               ["R2", "007", "2026-01-01", "converted", "2026-01-05"]])
-    write_csv(folder, "surveys.csv", ["response_id", "customer_id", "responded_at", "nps", "csat"],
-              [["S1", "007", "2026-01-01", "", ""], ["S2", "007", "2026-01-01", "11", ""],
-               ["S3", "008", "2026-01-01", "9", "4"]])
+    write_csv(
+        folder,
+        "referrals.csv",
+        ["referral_id", "referrer_customer_id", "sent_at", "status", "converted_at"],
+        [
+            ["R1", "007", "2026-01-01", "converted", ""],
+            ["R2", "007", "2026-01-01", "converted", "2026-01-05"],
+        ],
+    )
+    write_csv(
+        folder,
+        "surveys.csv",
+        ["response_id", "customer_id", "responded_at", "nps", "csat"],
+        [
+            ["S1", "007", "2026-01-01", "", ""],
+            ["S2", "007", "2026-01-01", "11", ""],
+            ["S3", "008", "2026-01-01", "9", "4"],
+        ],
+    )
     ingest(con, tmp_path, threshold=0.9)
     assert quarantine(con) == [
         ("referrals.csv", 2, "converted_at", None, "converted_at required when status = converted"),
@@ -200,7 +218,8 @@ def test_refused_when_manifest_row_count_disagrees(con, tmp_path):
     write_manifest(folder, overrides={"orders.csv": {"rows": 3}})
     # Checksums match, so only the row count can trip: the file was truncated.
     assert "orders.csv: 2 rows read but manifest.json says 3 (truncated export)" in refused(
-        con, tmp_path)
+        con, tmp_path
+    )
 
 
 def test_refused_when_manifest_checksum_disagrees(con, tmp_path):
@@ -215,8 +234,10 @@ def test_refused_when_bad_row_share_exceeds_threshold(con, tmp_path):
     orders = ORDERS + [["0003", "999", "2026-01-02", "5", "completed", ""]]
     make_export(tmp_path, orders=orders)
     message = refused(con, tmp_path, threshold=0.05)
-    assert ("orders.csv: 1 of 3 rows are bad (33.3% > 5% threshold); "
-            "most common: unknown customer in column customer_id") in message
+    assert (
+        "orders.csv: 1 of 3 rows are bad (33.3% > 5% threshold); "
+        "most common: unknown customer in column customer_id"
+    ) in message
 
 
 def test_refused_when_a_currency_has_no_rate(con, tmp_path):
@@ -241,4 +262,6 @@ def test_discovery_ignores_folders_that_are_not_dates(tmp_path):
     (tmp_path / "_ground_truth").mkdir()
     (tmp_path / "2026-13-40").mkdir()
     assert [f.export_date for f in discover_exports(tmp_path)] == [
-        date(2026, 11, 20), date(2026, 11, 21)]
+        date(2026, 11, 20),
+        date(2026, 11, 21),
+    ]

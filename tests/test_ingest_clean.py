@@ -21,8 +21,16 @@ from tests.exports import write_csv
 
 CUSTOMERS_HEADER = ["customer_id", "email", "signup_date", "marketing_opt_in"]
 CUSTOMERS = [["007", "a@x.com", "2025-01-01", "yes"], ["008", "b@x.com", "2025-02-01", "0"]]
-ORDERS_HEADER = ["Order_ID ", "customer_id", "order_date", "amount", "status", "currency",
-                 "discount_amount", "channel_note"]
+ORDERS_HEADER = [
+    "Order_ID ",
+    "customer_id",
+    "order_date",
+    "amount",
+    "status",
+    "currency",
+    "discount_amount",
+    "channel_note",
+]
 # Clean but varied: offsets, bare dates, exponent and signed amounts, an extra column.
 CLEAN_ORDERS = [
     ["0001", "007", "2026-01-01T10:00:00+02:00", "10.5", "completed", "USD", "+1", "x"],
@@ -34,12 +42,14 @@ CLEAN_ORDERS = [
 
 def _snapshot(con) -> dict[str, list[tuple]]:
     snap = {
-        name: con.execute(f"SELECT * FROM raw.{name} ORDER BY _export_date, _line_number")
-        .fetchall()
+        name: con.execute(
+            f"SELECT * FROM raw.{name} ORDER BY _export_date, _line_number"
+        ).fetchall()
         for name in TABLES
     }
     snap["quarantine"] = con.execute(
-        "SELECT * FROM raw.quarantine ORDER BY export_date, file, line_number").fetchall()
+        "SELECT * FROM raw.quarantine ORDER BY export_date, file, line_number"
+    ).fetchall()
     return snap
 
 
@@ -80,8 +90,12 @@ def _export(root: Path, orders: list[list[str]], orders_text: str | None = None)
     write_csv(folder, "orders.csv", ORDERS_HEADER, orders)
     if orders_text is not None:
         (folder / "orders.csv").write_text(orders_text)
-    write_csv(folder, "referrals.csv", ["referral_id", "referrer_customer_id", "sent_at",
-                                        "status"], [["R1", "007", "2026-02-01", "sent"]])
+    write_csv(
+        folder,
+        "referrals.csv",
+        ["referral_id", "referrer_customer_id", "sent_at", "status"],
+        [["R1", "007", "2026-02-01", "sent"]],
+    )
     return folder
 
 
@@ -120,8 +134,10 @@ def test_a_file_the_text_path_would_change_goes_the_text_way(tmp_path, monkeypat
 
 
 def test_a_quoted_empty_string_is_null_on_both_paths(tmp_path, monkeypatch):
-    text = (",".join(ORDERS_HEADER) + "\n0001,007,2026-01-01,1,completed,USD,0,x\n"
-            '0002,008,2026-01-02,2,completed,"",0,x\n')
+    text = (
+        ",".join(ORDERS_HEADER) + "\n0001,007,2026-01-01,1,completed,USD,0,x\n"
+        '0002,008,2026-01-02,2,completed,"",0,x\n'
+    )
     _export(tmp_path, [], orders_text=text)
     taken = _assert_same(tmp_path, monkeypatch)
     assert "orders.csv" in taken

@@ -19,34 +19,49 @@ from pipelines.online_retail import ConversionError, convert
 from pipelines.warehouse_tables import create_python_owned_tables
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
-SOURCE = HEADER + "\n".join([
-    # 536365: three lines, one a minute later, a quoted comma in Description
-    "536365,85123A,WHITE HANGING HEART,6.0,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
-    "536365,71053,WHITE METAL LANTERN,6.0,2010-12-01 08:26:00,3.39,17850.0,United Kingdom",
-    '536365,22752,"SET 7 BABUSHKA NESTING BOXES, RED",2.0,2010-12-01 08:27:00,7.65,'
-    "17850.0,United Kingdom",
-    # 536366: 12 * 1.85 + 3 * 0.165 = 22.20 + 0.495 = 22.695 -> 22.70 (exact decimals)
-    "536366,22633,HAND WARMER UNION JACK,12.0,2010-12-02 09:00:00,1.85,12347.0,Iceland",
-    "536366,84879,ASSORTED COLOUR BIRD ORNAMENT,3.0,2010-12-02 09:00:00,0.165,12347.0,Iceland",
-    # C536367: cancellation of two lanterns: -2 * 3.39 = -6.78 -> refunded 6.78
-    "C536367,71053,WHITE METAL LANTERN,-2.0,2010-12-03 10:00:00,3.39,17850.0,United Kingdom",
-    # 536368: no CustomerID on either line -> not exported, counted
-    "536368,22086,PAPER CHAIN KIT,4.0,2010-12-03 11:00:00,2.95,,United Kingdom",
-    "536368,22087,PAPER BUNTING,1.0,2010-12-03 11:00:00,0.85,,United Kingdom",
-    # 536369: zero-price line -> completed, amount 0.00; 12347 now ships to Finland
-    "536369,M,Manual,1.0,2010-12-05 12:00:00,0.0,12347.0,Finland",
-    # 536370: 3 * 4.25 = 12.75; country Unspecified -> empty
-    "536370,21730,GLASS STAR,3.0,2010-12-06 13:00:00,4.25,12350.0,Unspecified",
-    # 536372: a negative total without the C prefix (adjustment) -> cancelled 5.00
-    "536372,B,Adjust,-1.0,2010-12-06 15:00:00,5.0,12350.0,Unspecified",
-    # C536371: the only invoice of 12352, a return -> refunded 1.85, no completed order
-    "C536371,22633,HAND WARMER UNION JACK,-1.0,2010-12-07 14:00:00,1.85,12352.0,"
-    "Channel Islands",
-]) + "\n"
+SOURCE = (
+    HEADER
+    + "\n".join(
+        [
+            # 536365: three lines, one a minute later, a quoted comma in Description
+            "536365,85123A,WHITE HANGING HEART,6.0,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+            "536365,71053,WHITE METAL LANTERN,6.0,2010-12-01 08:26:00,3.39,17850.0,United Kingdom",
+            '536365,22752,"SET 7 BABUSHKA NESTING BOXES, RED",2.0,2010-12-01 08:27:00,7.65,'
+            "17850.0,United Kingdom",
+            # 536366: 12 * 1.85 + 3 * 0.165 = 22.20 + 0.495 = 22.695 -> 22.70 (exact decimals)
+            "536366,22633,HAND WARMER UNION JACK,12.0,2010-12-02 09:00:00,1.85,12347.0,Iceland",
+            "536366,84879,ASSORTED COLOUR BIRD ORNAMENT,3.0,"
+            "2010-12-02 09:00:00,0.165,12347.0,Iceland",
+            # C536367: cancellation of two lanterns: -2 * 3.39 = -6.78 -> refunded 6.78
+            "C536367,71053,WHITE METAL LANTERN,-2.0,"
+            "2010-12-03 10:00:00,3.39,17850.0,United Kingdom",
+            # 536368: no CustomerID on either line -> not exported, counted
+            "536368,22086,PAPER CHAIN KIT,4.0,2010-12-03 11:00:00,2.95,,United Kingdom",
+            "536368,22087,PAPER BUNTING,1.0,2010-12-03 11:00:00,0.85,,United Kingdom",
+            # 536369: zero-price line -> completed, amount 0.00; 12347 now ships to Finland
+            "536369,M,Manual,1.0,2010-12-05 12:00:00,0.0,12347.0,Finland",
+            # 536370: 3 * 4.25 = 12.75; country Unspecified -> empty
+            "536370,21730,GLASS STAR,3.0,2010-12-06 13:00:00,4.25,12350.0,Unspecified",
+            # 536372: a negative total without the C prefix (adjustment) -> cancelled 5.00
+            "536372,B,Adjust,-1.0,2010-12-06 15:00:00,5.0,12350.0,Unspecified",
+            # C536371: the only invoice of 12352, a return -> refunded 1.85, no completed order
+            "C536371,22633,HAND WARMER UNION JACK,-1.0,2010-12-07 14:00:00,1.85,12352.0,"
+            "Channel Islands",
+        ]
+    )
+    + "\n"
+)
 
 EXPECTED_ORDERS = [
-    ["order_id", "customer_id", "order_date", "amount", "status", "product_category",
-     "discount_amount"],
+    [
+        "order_id",
+        "customer_id",
+        "order_date",
+        "amount",
+        "status",
+        "product_category",
+        "discount_amount",
+    ],
     ["536365", "17850", "2010-12-01T08:26:00", "50.94", "completed", "", ""],
     ["536366", "12347", "2010-12-02T09:00:00", "22.70", "completed", "", ""],
     ["C536367", "17850", "2010-12-03T10:00:00", "6.78", "refunded", "", ""],
@@ -62,7 +77,7 @@ EXPECTED_CUSTOMERS = [
     ["12352", "2010-12-07", "Channel Islands", "", ""],
     ["17850", "2010-12-01", "GB", "", ""],
 ]
-REAL_FILE = online_retail.default_source()  # ONLINE_RETAIL_PATH or ../shared
+REAL_FILE = online_retail.default_source()  # ONLINE_RETAIL_PATH or datasets/online_retail
 
 
 def _rows(path: Path) -> list[list[str]]:
@@ -89,7 +104,11 @@ def test_orders_and_customers_rows(source: Path, tmp_path: Path):
         "reward_type,updated_at\n"
     )
     assert sorted(p.name for p in folder.iterdir()) == [
-        "customers.csv", "manifest.json", "orders.csv", "referrals.csv"]
+        "customers.csv",
+        "manifest.json",
+        "orders.csv",
+        "referrals.csv",
+    ]
 
 
 def test_manifest(source: Path, tmp_path: Path):
@@ -98,7 +117,10 @@ def test_manifest(source: Path, tmp_path: Path):
     manifest = json.loads((folder / "manifest.json").read_text())
     assert manifest["mode"] == "full"
     assert {name: entry["rows"] for name, entry in manifest["files"].items()} == {
-        "customers.csv": 4, "orders.csv": 7, "referrals.csv": 0}
+        "customers.csv": 4,
+        "orders.csv": 7,
+        "referrals.csv": 0,
+    }
     for name, entry in manifest["files"].items():
         assert entry["sha256"] == hashlib.sha256((folder / name).read_bytes()).hexdigest()
 
@@ -128,9 +150,13 @@ def test_export_passes_ingest_without_quarantine(source: Path, tmp_path: Path):
         result = ingest_export(con, folder, 0.05, "GBP")
         assert result.rows_quarantined == 0
         assert {t: r.rows_loaded for t, r in result.tables.items()} == {
-            "customers": 4, "orders": 7, "referrals": 0}
+            "customers": 4,
+            "orders": 7,
+            "referrals": 0,
+        }
         total = con.execute(
-            "SELECT sum(amount) FROM raw.orders WHERE status = 'completed'").fetchone()[0]
+            "SELECT sum(amount) FROM raw.orders WHERE status = 'completed'"
+        ).fetchone()[0]
         assert float(total) == pytest.approx(50.94 + 22.70 + 0 + 12.75)
     finally:
         con.close()
@@ -153,8 +179,10 @@ def test_refuses_to_mix_with_other_files(source: Path, tmp_path: Path):
 
 def test_invoice_with_two_customers_is_an_error(tmp_path: Path):
     path = tmp_path / "lines.csv"
-    path.write_text(HEADER + "1,A,x,1.0,2010-12-01 08:00:00,1.0,1.0,EIRE\n"
-                    "1,B,y,1.0,2010-12-01 08:00:00,1.0,2.0,EIRE\n")
+    path.write_text(
+        HEADER + "1,A,x,1.0,2010-12-01 08:00:00,1.0,1.0,EIRE\n"
+        "1,B,y,1.0,2010-12-01 08:00:00,1.0,2.0,EIRE\n"
+    )
     with pytest.raises(ConversionError, match="more than one CustomerID"):
         convert(path, tmp_path / "out")
 
@@ -168,7 +196,7 @@ def test_cli_reads_source_from_env(source: Path, tmp_path: Path, monkeypatch, ca
 
 
 def test_real_file_counts(tmp_path: Path):
-    # The real export ships in ../shared (CI has it beside the checkout): absent is a failure.
+    # The real export ships in datasets/online_retail: absent is a failure.
     assert REAL_FILE.exists(), f"{REAL_FILE} missing: set ONLINE_RETAIL_PATH"
     s = convert(REAL_FILE, tmp_path)
     assert s.export_date == "2011-12-10"

@@ -19,51 +19,79 @@ from tests.test_quality import EXPORT, insert, load_clean
 
 BAD = {
     "customers": [
-        {"customer_id": "C1", "signup_date": "2026-12-01", "birth_year": 1800,
-         "acquisition_channel": "carrier_pigeon"},
+        {
+            "customer_id": "C1",
+            "signup_date": "2026-12-01",
+            "birth_year": 1800,
+            "acquisition_channel": "carrier_pigeon",
+        },
         {"customer_id": None, "signup_date": None},
     ],
     "orders": [
         {"order_id": "O2", "customer_id": "C1", "order_date": "2026-11-03", "amount": 3},
-        {"order_id": "O8", "customer_id": "C404", "order_date": "2026-11-22 00:30:00",
-         "amount": -1, "currency": "usd", "status": "lost", "discount_amount": -2},
+        {
+            "order_id": "O8",
+            "customer_id": "C404",
+            "order_date": "2026-11-22 00:30:00",
+            "amount": -1,
+            "currency": "usd",
+            "status": "lost",
+            "discount_amount": -2,
+        },
         {"order_id": None, "customer_id": None, "order_date": None, "amount": None},
-        {"order_id": "O9", "customer_id": "C1", "order_date": "2026-11-03", "amount": 3,
-         "currency": "EURO"},
+        {
+            "order_id": "O9",
+            "customer_id": "C1",
+            "order_date": "2026-11-03",
+            "amount": 3,
+            "currency": "EURO",
+        },
     ],
     "referrals": [
-        {"referral_id": "R9", "referrer_customer_id": "C1", "sent_at": "2026-11-01",
-         "status": "converted"},
-        {"referral_id": "R1", "referrer_customer_id": "C77", "sent_at": "2027-01-01",
-         "status": "nope", "channel": "fax", "reward_referrer_amount": -5},
+        {
+            "referral_id": "R9",
+            "referrer_customer_id": "C1",
+            "sent_at": "2026-11-01",
+            "status": "converted",
+        },
+        {
+            "referral_id": "R1",
+            "referrer_customer_id": "C77",
+            "sent_at": "2027-01-01",
+            "status": "nope",
+            "channel": "fax",
+            "reward_referrer_amount": -5,
+        },
     ],
     "surveys": [
         {"response_id": "S9", "customer_id": "C1", "responded_at": "2026-11-01"},
-        {"response_id": "S8", "customer_id": "C1", "responded_at": "2026-11-01", "nps": 11,
-         "csat": 0},
+        {
+            "response_id": "S8",
+            "customer_id": "C1",
+            "responded_at": "2026-11-01",
+            "nps": 11,
+            "csat": 0,
+        },
     ],
     "events": [
-        {"event_id": "E1", "customer_id": "C1", "occurred_at": "2026-11-05",
-         "event_type": "dance"},
-        {"event_id": None, "customer_id": "C5", "occurred_at": "2027-11-05",
-         "event_type": None},
+        {"event_id": "E1", "customer_id": "C1", "occurred_at": "2026-11-05", "event_type": "dance"},
+        {"event_id": None, "customer_id": "C5", "occurred_at": "2027-11-05", "event_type": None},
     ],
     "marketing_spend": [
         {"month": "2026-10-01", "channel": "email", "spend": -1, "new_customers": -3},
         {"month": "2026-10-15", "channel": "tv", "spend": 1, "new_customers": 1},
     ],
     "referral_program_costs": [{"month": "2026-10-15", "cost": -1}],
-    "fx_rates": [{"currency": "EUR", "rate_to_base": 0}, {"currency": "gbp",
-                                                          "rate_to_base": 1.2}],
+    "fx_rates": [{"currency": "EUR", "rate_to_base": 0}, {"currency": "gbp", "rate_to_base": 1.2}],
 }
 
 
 def _outcomes(con, table):
-    full = quality.validate_frame(f"raw_{table}",
-                                  quality.frame_for_raw_check(con, table, EXPORT))
+    full = quality.validate_frame(f"raw_{table}", quality.frame_for_raw_check(con, table, EXPORT))
     frame = quality.raw_check_frame(con, table, EXPORT, min_rows=0)
-    compact = quality.validate_frame(f"raw_{table}", frame.df,
-                                     element_count=frame.rows if frame.compact else None)
+    compact = quality.validate_frame(
+        f"raw_{table}", frame.df, element_count=frame.rows if frame.compact else None
+    )
     return full, compact, frame
 
 
@@ -115,12 +143,12 @@ def test_compact_mart_frame_gives_the_whole_frames_outcome(broken):
     con.execute("CREATE SCHEMA marts")
     con.register("src", df)
     con.execute("CREATE TABLE marts.customer_features AS SELECT * FROM src")
-    full = quality.validate_frame("marts_customer_features",
-                                  quality.frame_for_mart_check(con, "customer_features"))
+    full = quality.validate_frame(
+        "marts_customer_features", quality.frame_for_mart_check(con, "customer_features")
+    )
     frame = quality.mart_check_frame(con, "customer_features", min_rows=0)
     assert frame.compact and len(frame.df) < len(df)
-    compact = quality.validate_frame("marts_customer_features", frame.df,
-                                     element_count=frame.rows)
+    compact = quality.validate_frame("marts_customer_features", frame.df, element_count=frame.rows)
     assert compact.to_dict() == full.to_dict()
     assert full.success != broken
 

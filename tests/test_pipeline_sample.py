@@ -54,10 +54,11 @@ def test_next_day_merged_into_staging_equals_a_full_refresh(runs, tmp_path):
     shutil.copyfile(runs["next_day"], wh)
     con = duckdb.connect(str(wh), read_only=True)
     try:
-        staged = con.execute(
-            "SELECT count(*) FROM staging.stg_orders__staged").fetchone()[0]
-        before = {t: sorted(con.execute(f"SELECT * FROM staging.{t}").fetchall())
-                  for t in ("stg_customers", "stg_orders", "stg_referrals", "stg_events")}
+        staged = con.execute("SELECT count(*) FROM staging.stg_orders__staged").fetchone()[0]
+        before = {
+            t: sorted(con.execute(f"SELECT * FROM staging.{t}").fetchall())
+            for t in ("stg_customers", "stg_orders", "stg_referrals", "stg_events")
+        }
     finally:
         con.close()
     assert staged == 2  # both exports recorded: the second night merged
@@ -77,7 +78,8 @@ def test_next_day_merged_into_staging_equals_a_full_refresh(runs, tmp_path):
         con.close()
     for table in MART_TABLES:
         assert table_bytes(wh, f"marts.{table}") == table_bytes(
-            runs["next_day"], f"marts.{table}"), table
+            runs["next_day"], f"marts.{table}"
+        ), table
 
 
 def test_next_day_records_migrations(runs):
@@ -99,7 +101,8 @@ def segments(warehouse: Path) -> pd.DataFrame:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         return con.execute(
-            "SELECT customer_id, segment_id FROM marts.customer_segments ORDER BY 1").df()
+            "SELECT customer_id, segment_id FROM marts.customer_segments ORDER BY 1"
+        ).df()
     finally:
         con.close()
 
@@ -123,8 +126,7 @@ def test_segment_ids_are_never_reused_for_another_centroid(runs):
         ).df()
     finally:
         con.close()
-    wide = cents.pivot_table(index=["as_of_date", "segment_id"], columns="feature",
-                             values="value")
+    wide = cents.pivot_table(index=["as_of_date", "segment_id"], columns="feature", values="value")
     days = sorted(wide.index.get_level_values(0).unique())
     assert len(days) == 2
     old, new = wide.loc[days[0]], wide.loc[days[1]]
@@ -164,17 +166,25 @@ def test_purchase_columns_equal_lifetimes(runs):
               AND CAST(o.order_date AS DATE) <= DATE '2026-11-21'
             """
         ).df()
-        ours = con.execute(
-            "SELECT customer_id, frequency, recency, \"T\", "
-            "CAST(monetary_value AS DOUBLE) AS monetary_value FROM marts.customer_features "
-            "WHERE frequency IS NOT NULL ORDER BY customer_id"
-        ).df().set_index("customer_id")
+        ours = (
+            con.execute(
+                'SELECT customer_id, frequency, recency, "T", '
+                "CAST(monetary_value AS DOUBLE) AS monetary_value FROM marts.customer_features "
+                "WHERE frequency IS NOT NULL ORDER BY customer_id"
+            )
+            .df()
+            .set_index("customer_id")
+        )
     finally:
         con.close()
     tx["day"] = pd.to_datetime(tx["day"])
     ref = summary_data_from_transaction_data(
-        tx, "customer_id", "day", monetary_value_col="amount",
-        observation_period_end=pd.Timestamp(AS_OF), freq="D",
+        tx,
+        "customer_id",
+        "day",
+        monetary_value_col="amount",
+        observation_period_end=pd.Timestamp(AS_OF),
+        freq="D",
     ).sort_index()
     assert list(ours.index) == list(ref.index)
     for col in ("frequency", "recency", "T"):

@@ -51,7 +51,9 @@ def test_report_files_and_result(report):
     assert report.latest_path.read_bytes() == report.report_path.read_bytes()
     assert sorted(report.extracts) == sorted(MART_TABLES)
     assert {p.name for p in folder.iterdir()} == {
-        "report.html", *(f"{t}.parquet" for t in MART_TABLES)}  # no temporary file left
+        "report.html",
+        *(f"{t}.parquet" for t in MART_TABLES),
+    }  # no temporary file left
     assert (report.customers, report.segments, report.overall_roi) == (8, 6, -0.333333)
     assert report.extract_rows["customer_features"] == 8
     assert report.extract_rows["segment_migrations"] == 0
@@ -112,8 +114,10 @@ def test_migration_matrix_and_escaping(warehouse, tmp_path):
     shutil.copyfile(warehouse, wh)
     con = duckdb.connect(str(wh))
     try:
-        con.execute("UPDATE marts.segment_profiles SET segment_name = 'Big <b>spenders</b> & co' "
-                    "WHERE segment_id = 'S01'")
+        con.execute(
+            "UPDATE marts.segment_profiles SET segment_name = 'Big <b>spenders</b> & co' "
+            "WHERE segment_id = 'S01'"
+        )
         con.execute("""INSERT INTO marts.segment_migrations VALUES
             ('2026-11-20', '2026-11-21', 'S01', 'Occasional buyers', 'S01',
              'Occasional buyers', 1, 0.5, false, true),
@@ -134,7 +138,8 @@ def test_asset_writes_to_reports_dir(warehouse, tmp_path, monkeypatch):
     monkeypatch.delenv("DBT_DUCKDB_PATH", raising=False)  # the resource's setup sets it
     before = warehouse.read_bytes()
     result = dagster.materialize(
-        [report_asset], resources={"warehouse": WarehouseResource(path=str(warehouse))})
+        [report_asset], resources={"warehouse": WarehouseResource(path=str(warehouse))}
+    )
     assert result.success
     [event] = result.get_asset_materialization_events()
     meta = event.materialization.metadata

@@ -66,34 +66,48 @@ def rewrite(path: Path, transform) -> None:
 def drop_column(name: str):
     def transform(rows):
         i = rows[0].index(name)
-        return [r[:i] + r[i + 1:] for r in rows]
+        return [r[:i] + r[i + 1 :] for r in rows]
+
     return transform
 
 
 def break_customer_refs(rows):
     # 12 of 20 orders point to an unknown customer: 60% bad rows > 5%
-    return [rows[0]] + [r[:1] + ["999"] + r[2:] if i < 12 else r
-                        for i, r in enumerate(rows[1:])]
+    return [rows[0]] + [r[:1] + ["999"] + r[2:] if i < 12 else r for i, r in enumerate(rows[1:])]
 
 
 REFUSALS = {
-    "missing_file": (lambda d: (d / "referrals.csv").unlink(),
-                     "referrals.csv: required file missing"),
-    "missing_column": (lambda d: rewrite(d / "orders.csv", drop_column("order_date")),
-                       "orders.csv: required column(s) missing: order_date"),
-    "unparseable_file": (lambda d: (d / "surveys.csv").write_text('response_id,nps\n"S1,9\n'),
-                         "surveys.csv: cannot be parsed"),
-    "manifest_rows": (lambda d: write_manifest(d, overrides={"orders.csv": {"rows": 25}}),
-                      "orders.csv: 20 rows read but manifest.json says 25 (truncated export)"),
-    "manifest_checksum": (lambda d: (write_manifest(d), rewrite(d / "events.csv",
-                                                                lambda r: r[:-1])),
-                          "events.csv: sha256 checksum disagrees with manifest.json"),
-    "bad_row_share": (lambda d: rewrite(d / "orders.csv", break_customer_refs),
-                      "orders.csv: 12 of 20 rows are bad (60.0% > 5% threshold); "
-                      "most common: unknown customer in column customer_id"),
-    "currency_without_rate": (lambda d: rewrite(
-        d / "orders.csv", lambda r: [r[0] + ["currency"]] + [x + ["JPY"] for x in r[1:]]),
-        "no exchange rate for currency JPY"),
+    "missing_file": (
+        lambda d: (d / "referrals.csv").unlink(),
+        "referrals.csv: required file missing",
+    ),
+    "missing_column": (
+        lambda d: rewrite(d / "orders.csv", drop_column("order_date")),
+        "orders.csv: required column(s) missing: order_date",
+    ),
+    "unparseable_file": (
+        lambda d: (d / "surveys.csv").write_text('response_id,nps\n"S1,9\n'),
+        "surveys.csv: cannot be parsed",
+    ),
+    "manifest_rows": (
+        lambda d: write_manifest(d, overrides={"orders.csv": {"rows": 25}}),
+        "orders.csv: 20 rows read but manifest.json says 25 (truncated export)",
+    ),
+    "manifest_checksum": (
+        lambda d: (write_manifest(d), rewrite(d / "events.csv", lambda r: r[:-1])),
+        "events.csv: sha256 checksum disagrees with manifest.json",
+    ),
+    "bad_row_share": (
+        lambda d: rewrite(d / "orders.csv", break_customer_refs),
+        "orders.csv: 12 of 20 rows are bad (60.0% > 5% threshold); "
+        "most common: unknown customer in column customer_id",
+    ),
+    "currency_without_rate": (
+        lambda d: rewrite(
+            d / "orders.csv", lambda r: [r[0] + ["currency"]] + [x + ["JPY"] for x in r[1:]]
+        ),
+        "no exchange rate for currency JPY",
+    ),
 }
 
 
@@ -121,16 +135,23 @@ def test_quarantined_rows_are_published_with_the_run(setup):
     try:
         rows = con.execute(
             "SELECT export_date::VARCHAR, file, line_number, column_name, value, reason "
-            "FROM raw.quarantine").fetchall()
+            "FROM raw.quarantine"
+        ).fetchall()
     finally:
         con.close()
     assert rows == [(NEXT_DAY, "orders.csv", 22, "amount", "-5", "out of range (must be >= 0)")]
-    ingest_meta = [e for e in result.get_asset_materialization_events()
-                   if e.asset_key.path == ["raw", "orders"]][0]
+    ingest_meta = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path == ["raw", "orders"]
+    ][0]
     metadata = ingest_meta.step_materialization_data.materialization.metadata
     assert metadata["rows_quarantined_this_run"].value == 1
-    published = [e for e in result.get_asset_materialization_events()
-                 if e.asset_key.path == ["warehouse", "published"]][0]
+    published = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path == ["warehouse", "published"]
+    ][0]
     pmeta = published.step_materialization_data.materialization.metadata
     # R001 (id) and R007 (normalised email) are self-referrals; R004 a duplicate conversion
     assert pmeta["self_referrals_excluded"].value == 2
@@ -139,13 +160,24 @@ def test_quarantined_rows_are_published_with_the_run(setup):
 
 def _start(exports: Path, wh: Path, home: Path, log: Path | None = None) -> subprocess.Popen:
     """`python -m pipelines.nightly` in its own session; output to a pipe or to `log`."""
-    env = dict(os.environ, CRM_EXPORTS_DIR=str(exports), WAREHOUSE_PATH=str(wh),
-               DAGSTER_HOME=str(home), PYTHONUNBUFFERED="1", NIGHTLY_LOG_LEVEL="DEBUG")
+    env = dict(
+        os.environ,
+        CRM_EXPORTS_DIR=str(exports),
+        WAREHOUSE_PATH=str(wh),
+        DAGSTER_HOME=str(home),
+        PYTHONUNBUFFERED="1",
+        NIGHTLY_LOG_LEVEL="DEBUG",
+    )
     home.mkdir(exist_ok=True)
     out = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 - closed by the child
     return subprocess.Popen(
-        [sys.executable, "-m", "pipelines.nightly"], cwd=ROOT, env=env,
-        stdout=out, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        [sys.executable, "-m", "pipelines.nightly"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -200,15 +232,23 @@ def test_dbt_dies_with_the_run_that_started_it():
     never writes, so a broken pipe cannot end it) dies when its parent is SIGKILLed."""
     if not dbt_dies_with_parent():  # then every run builds in a file of its own
         assert build_path_for(Path("/w/x.duckdb"), "0123456789") == Path(
-            "/w/x.duckdb.build-01234567")
+            "/w/x.duckdb.build-01234567"
+        )
         return
     assert build_path_for(Path("/w/x.duckdb"), "0123456789") == Path("/w/x.duckdb.build")
     env = dict(os.environ, DBT_CHILD_EXECUTABLE=shutil.which("sleep"), DBT_CHILD_BOUND="1")
     parent = subprocess.Popen(
-        [sys.executable, "-c", "import subprocess, sys, time; "
-         "p = subprocess.Popen(sys.argv[1:]); print(p.pid, flush=True); time.sleep(60)",
-         str(ROOT / "pipelines" / "dbt_child"), "60"],
-        env=env, stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import subprocess, sys, time; "
+            "p = subprocess.Popen(sys.argv[1:]); print(p.pid, flush=True); time.sleep(60)",
+            str(ROOT / "pipelines" / "dbt_child"),
+            "60",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     child = Path(f"/proc/{int(parent.stdout.readline())}/stat")
     time.sleep(0.5)  # the wrapper has exec'd sleep
@@ -221,10 +261,13 @@ def test_dbt_dies_with_the_run_that_started_it():
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("marker", [
-    "dbt_customer_features - Running dbt command",
-    "customer_segmentation - STEP_START",
-])
+@pytest.mark.parametrize(
+    "marker",
+    [
+        "dbt_customer_features - Running dbt command",
+        "customer_segmentation - STEP_START",
+    ],
+)
 def test_killed_run_leaves_marts_unchanged_and_next_run_is_green(setup, tmp_path, marker):
     exports, wh, nxt = setup
     rewrite(nxt / "orders.csv", lambda r: r + [["O998", "006", "2026-11-21", "40", "", ""]])
@@ -245,7 +288,8 @@ def test_killed_run_leaves_marts_unchanged_and_next_run_is_green(setup, tmp_path
     con = duckdb.connect(str(wh), read_only=True)
     try:
         assert con.execute("SELECT max(export_date)::VARCHAR FROM raw.exports").fetchone() == (
-            NEXT_DAY,)
+            NEXT_DAY,
+        )
         # 006 now has two purchase days: frequency 1
         assert con.execute(
             "SELECT frequency FROM marts.customer_features WHERE customer_id = '006'"
@@ -275,14 +319,20 @@ def test_two_runs_at_once_both_end_cleanly(setup, tmp_path):
 
 def test_erasure_request_removes_customer_from_marts_and_raw(setup):
     exports, wh, nxt = setup
-    write_csv(nxt, "erasure_requests.csv", ["customer_id", "email"],
-              [["002", ""], ["", "  GUS@example.com"]])
+    write_csv(
+        nxt,
+        "erasure_requests.csv",
+        ["customer_id", "email"],
+        [["002", ""], ["", "  GUS@example.com"]],
+    )
     result = run_job(exports, wh)
     assert result.success, failure_messages(result)
-    meta = [e for e in result.get_asset_materialization_events()
-            if e.asset_key.path == ["raw", "customers"]][0]
-    assert meta.step_materialization_data.materialization.metadata[
-        "customers_erased"].value == 2
+    meta = [
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path == ["raw", "customers"]
+    ][0]
+    assert meta.step_materialization_data.materialization.metadata["customers_erased"].value == 2
     con = duckdb.connect(str(wh), read_only=True)
     try:
         for table in MART_TABLES:
@@ -293,27 +343,42 @@ def test_erasure_request_removes_customer_from_marts_and_raw(setup):
                     f"SELECT count(*) FROM marts.{table} WHERE {col} IN ('002', '007')"
                 ).fetchone()[0]
                 assert hits == 0, f"marts.{table}.{col} still holds an erased customer"
-        for table, col in [("customers", "customer_id"), ("orders", "customer_id"),
-                           ("surveys", "customer_id"), ("referrals", "referrer_customer_id"),
-                           ("referrals", "referee_customer_id")]:
-            assert con.execute(
-                f"SELECT count(*) FROM raw.{table} WHERE {col} IN ('002', '007')"
-            ).fetchone()[0] == 0, f"raw.{table}.{col}"
-        assert con.execute(
-            "SELECT count(*) FROM history.segment_assignments "
-            "WHERE customer_id IN ('002', '007')").fetchone()[0] == 0
+        for table, col in [
+            ("customers", "customer_id"),
+            ("orders", "customer_id"),
+            ("surveys", "customer_id"),
+            ("referrals", "referrer_customer_id"),
+            ("referrals", "referee_customer_id"),
+        ]:
+            assert (
+                con.execute(
+                    f"SELECT count(*) FROM raw.{table} WHERE {col} IN ('002', '007')"
+                ).fetchone()[0]
+                == 0
+            ), f"raw.{table}.{col}"
+        assert (
+            con.execute(
+                "SELECT count(*) FROM history.segment_assignments "
+                "WHERE customer_id IN ('002', '007')"
+            ).fetchone()[0]
+            == 0
+        )
         assert con.execute("SELECT count(*) FROM marts.customer_features").fetchone() == (6,)
         # Staging persists between nights (incremental): the erased are gone from it too,
         # except from the list of who was erased.
         id_cols = con.execute(
             "SELECT table_schema, table_name, column_name FROM information_schema.columns "
             "WHERE table_schema IN ('staging', 'intermediate') AND column_name LIKE '%customer_id' "
-            "AND table_name <> 'stg_erased_customers'").fetchall()
+            "AND table_name <> 'stg_erased_customers'"
+        ).fetchall()
         assert ("staging", "stg_orders", "customer_id") in id_cols
         for schema, table, col in id_cols:
-            assert con.execute(
-                f"SELECT count(*) FROM {schema}.{table} WHERE {col} IN ('002', '007')"
-            ).fetchone()[0] == 0, f"{schema}.{table}.{col}"
+            assert (
+                con.execute(
+                    f"SELECT count(*) FROM {schema}.{table} WHERE {col} IN ('002', '007')"
+                ).fetchone()[0]
+                == 0
+            ), f"{schema}.{table}.{col}"
     finally:
         con.close()
 
@@ -324,10 +389,15 @@ def test_no_personal_data_in_marts_or_run_logs(setup):
     try:
         pii = set()
         for row in con.execute(
-                "SELECT email, first_name, last_name, phone FROM raw.customers").fetchall():
+            "SELECT email, first_name, last_name, phone FROM raw.customers"
+        ).fetchall():
             pii |= {v.strip().lower() for v in row if v}
-        pii |= {r[0].lower() for r in con.execute(
-            "SELECT referee_email FROM raw.referrals WHERE referee_email IS NOT NULL").fetchall()}
+        pii |= {
+            r[0].lower()
+            for r in con.execute(
+                "SELECT referee_email FROM raw.referrals WHERE referee_email IS NOT NULL"
+            ).fetchall()
+        }
         assert len(pii) >= 30
         for table in MART_TABLES:
             for row in con.execute(f"SELECT * FROM marts.{table}").fetchall():
@@ -346,7 +416,8 @@ def test_no_personal_data_in_marts_or_run_logs(setup):
     # Every log line and event of the run, with its metadata.
     log_text = " ".join(
         f"{r.user_message} {r.dagster_event.event_specific_data if r.dagster_event else ''}"
-        for r in records).lower()
+        for r in records
+    ).lower()
     assert "nightly_refresh" in log_text or len(records) > 50
     leaked = {p for p in pii if ("@" in p or " " in p) and p in log_text}
     assert not leaked, leaked

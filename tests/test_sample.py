@@ -50,8 +50,9 @@ def truth(out_dir: Path) -> pd.Series:
 
 
 def file_bytes(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
 
 
 def test_same_arguments_give_byte_identical_files(tmp_path: Path) -> None:
@@ -60,7 +61,8 @@ def test_same_arguments_give_byte_identical_files(tmp_path: Path) -> None:
     c = sample.generate_export(tmp_path / "c", 800, seed=4, as_of=AS_OF)
     files_a, files_b = file_bytes(tmp_path / "a"), file_bytes(tmp_path / "b")
     assert sorted(files_a) == sorted(
-        [f"2026-11-21/{f}" for f in [*FILES, "manifest.json"]] + ["_ground_truth/2026-11-21.csv"])
+        [f"2026-11-21/{f}" for f in [*FILES, "manifest.json"]] + ["_ground_truth/2026-11-21.csv"]
+    )
     assert files_a == files_b
     assert (a / "orders.csv").read_bytes() != (c / "orders.csv").read_bytes()
     assert (a / "manifest.json").read_bytes() == (b / "manifest.json").read_bytes()
@@ -101,24 +103,28 @@ def test_group_shares(truth: pd.Series) -> None:
 
 
 def test_ids_keep_leading_zeros(export: Path) -> None:
-    first = {t: (export / f"{t}.csv").read_text(encoding="utf-8").splitlines()[1]
-             for t in ("customers", "orders", "referrals", "surveys", "events")}
+    first = {
+        t: (export / f"{t}.csv").read_text(encoding="utf-8").splitlines()[1]
+        for t in ("customers", "orders", "referrals", "surveys", "events")
+    }
     assert first["customers"].startswith("C0000001,user0000001@example.com,")
     assert first["orders"].startswith("O00000001,C")
     assert first["referrals"].startswith("R000001,C")
     assert first["surveys"].startswith("S0000001,C")
     assert first["events"].startswith("E000000001,C")
     patterns = {
-        ("customers", "customer_id"): r"C\d{7}", ("orders", "order_id"): r"O\d{8}",
-        ("orders", "customer_id"): r"C\d{7}", ("referrals", "referral_id"): r"R\d{6}",
-        ("surveys", "response_id"): r"S\d{7}", ("events", "event_id"): r"E\d{9}",
+        ("customers", "customer_id"): r"C\d{7}",
+        ("orders", "order_id"): r"O\d{8}",
+        ("orders", "customer_id"): r"C\d{7}",
+        ("referrals", "referral_id"): r"R\d{6}",
+        ("surveys", "response_id"): r"S\d{7}",
+        ("events", "event_id"): r"E\d{9}",
     }
     for (table, col), pattern in patterns.items():
         assert read(export, table)[col].str.fullmatch(pattern).all(), (table, col)
     customers = read(export, "customers")
     assert customers["customer_id"].is_unique
-    assert (customers["email"] == "user" + customers["customer_id"].str[1:]
-            + "@example.com").all()
+    assert (customers["email"] == "user" + customers["customer_id"].str[1:] + "@example.com").all()
 
 
 def test_every_reference_points_to_a_customer(export: Path) -> None:
@@ -130,17 +136,25 @@ def test_every_reference_points_to_a_customer(export: Path) -> None:
     assert set(refs["referrer_customer_id"]) <= ids
     assert set(refs["referee_customer_id"].dropna()) <= ids
     assert refs["referee_email"].notna().all()
-    for table, key in (("orders", "order_id"), ("referrals", "referral_id"),
-                       ("surveys", "response_id"), ("events", "event_id")):
+    for table, key in (
+        ("orders", "order_id"),
+        ("referrals", "referral_id"),
+        ("surveys", "response_id"),
+        ("events", "event_id"),
+    ):
         assert read(export, table)[key].is_unique, table
 
 
 def test_timestamps_before_the_export_date_within_three_years(export: Path) -> None:
     start = pd.Timestamp(AS_OF - timedelta(days=sample.HISTORY_DAYS))
     end = pd.Timestamp(AS_OF)
-    cols = {"customers": ["signup_date", "updated_at"], "orders": ["order_date", "updated_at"],
-            "referrals": ["sent_at", "converted_at", "updated_at"],
-            "surveys": ["responded_at"], "events": ["occurred_at"]}
+    cols = {
+        "customers": ["signup_date", "updated_at"],
+        "orders": ["order_date", "updated_at"],
+        "referrals": ["sent_at", "converted_at", "updated_at"],
+        "surveys": ["responded_at"],
+        "events": ["occurred_at"],
+    }
     for table, names in cols.items():
         df = read(export, table)
         for col in names:
@@ -185,7 +199,8 @@ def test_referral_edge_cases(export: Path) -> None:
     self_id = refs["referrer_customer_id"] == refs["referee_customer_id"]
     own_email = customers.loc[refs["referrer_customer_id"], "email"].to_numpy()
     self_email = (refs["referee_email"].str.lower() == own_email) & refs[
-        "referee_customer_id"].isna()
+        "referee_customer_id"
+    ].isna()
     assert self_id.sum() >= 1 and self_email.sum() >= 1
     assert (refs.loc[self_email, "referee_email"] != own_email[self_email]).all()
     # duplicate conversions: two converted referrals for one referee
@@ -194,17 +209,20 @@ def test_referral_edge_cases(export: Path) -> None:
     assert (per_referee == 2).sum() >= 1 and per_referee.max() == 2
     # the (earliest) conversion is the referee's signup, as a 'referral' customer
     first = genuine.sort_values(["converted_at", "referral_id"]).drop_duplicates(
-        "referee_customer_id")
+        "referee_customer_id"
+    )
     referee = customers.loc[first["referee_customer_id"]]
     assert (referee["acquisition_channel"] == "referral").all()
     assert (referee["signup_date"].to_numpy() == first["converted_at"].str[:10]).all()
     assert (first["sent_at"] < first["converted_at"]).all()
-    referred = set(refs.loc[refs["status"].isin(["converted", "signed_up"]) & ~self_id,
-                            "referee_customer_id"])
+    referred = set(
+        refs.loc[refs["status"].isin(["converted", "signed_up"]) & ~self_id, "referee_customer_id"]
+    )
     assert set(customers.index[customers["acquisition_channel"] == "referral"]) == referred
     # double-sided rewards on conversions only
-    assert set(zip(converted["reward_referrer_amount"], converted["reward_referee_amount"],
-                   strict=True)) <= {("20.00", "10.00"), ("15.00", "15.00")}
+    assert set(
+        zip(converted["reward_referrer_amount"], converted["reward_referee_amount"], strict=True)
+    ) <= {("20.00", "10.00"), ("15.00", "15.00")}
     assert refs.loc[refs["status"] != "converted", "reward_referrer_amount"].isna().all()
     assert 0.2 < len(refs) / N < 0.5
 
@@ -288,8 +306,10 @@ def test_behaviour_groups_differ_on_their_features(features: pd.DataFrame) -> No
     prospects = features[features["group"] == "prospects"]
     assert prospects["orders"].isna().all()  # no completed order
     assert features.loc[features["group"] != "prospects", "orders"].notna().all()
-    assert med.loc["lapsed", "recency"] >= 300 and features.loc[
-        features["group"] == "lapsed", "recency"].min() >= 299
+    assert (
+        med.loc["lapsed", "recency"] >= 300
+        and features.loc[features["group"] == "lapsed", "recency"].min() >= 299
+    )
     assert med.loc["advocates", "recency"] <= 15 and med.loc["regulars", "recency"] <= 20
     assert features.loc[features["group"] == "new", "tenure"].max() <= 60
     assert features.loc[features["group"] == "new", "orders"].max() <= 2
@@ -314,14 +334,20 @@ def test_kmeans_on_log_scaled_features_recovers_the_groups(features: pd.DataFram
     f = features[features["orders"].notna()].copy()  # prospects are not clustered
     f["nps"] = f["nps"].fillna(f["nps"].median())
     f["csat"] = f["csat"].fillna(f["csat"].median())
-    x = pd.DataFrame({
-        "recency": np.log1p(f["recency"]), "orders": np.log1p(f["orders"]),
-        "aov": np.log1p(f["aov"]), "tenure": np.log1p(f["tenure"]), "nps": f["nps"],
-        "csat": f["csat"], "refund_rate": f["refund_rate"],
-        "referrals": np.log1p(f["referrals"]),
-        "advocacy": np.log1p(f["review_posted"] + f["social_share"]),
-        "tickets": np.log1p(f["support_ticket"]),
-    })
+    x = pd.DataFrame(
+        {
+            "recency": np.log1p(f["recency"]),
+            "orders": np.log1p(f["orders"]),
+            "aov": np.log1p(f["aov"]),
+            "tenure": np.log1p(f["tenure"]),
+            "nps": f["nps"],
+            "csat": f["csat"],
+            "refund_rate": f["refund_rate"],
+            "referrals": np.log1p(f["referrals"]),
+            "advocacy": np.log1p(f["review_posted"] + f["social_share"]),
+            "tickets": np.log1p(f["support_ticket"]),
+        }
+    )
     x = (x - x.mean()) / x.std()
     labels = sklearn_cluster.KMeans(6, n_init=10, random_state=0).fit_predict(x)
     assert adjusted_rand_score(f["group"], labels) >= 0.7
@@ -337,7 +363,7 @@ def test_next_day_export_is_the_same_population_with_small_changes(
     for name, entry in manifest["files"].items():
         assert entry["sha256"] == hashlib.sha256((nxt / name).read_bytes()).hexdigest()
     before, after = read(export, "customers"), read(nxt, "customers")
-    new = after.iloc[len(before):]
+    new = after.iloc[len(before) :]
     assert 0.001 * N <= len(new) <= 0.01 * N
     assert (new["signup_date"] == "2026-11-21").all()
     # existing customers are unchanged (today's referral conversions are newcomers)
@@ -345,7 +371,7 @@ def test_next_day_export_is_the_same_population_with_small_changes(
     # orders: the old ones are kept (some pending ones completed), ~1-2 % of customers buy
     o1, o2 = read(export, "orders"), read(nxt, "orders")
     assert list(o2["order_id"][: len(o1)]) == list(o1["order_id"])
-    new_orders = o2.iloc[len(o1):]
+    new_orders = o2.iloc[len(o1) :]
     assert 0.005 * N <= new_orders["customer_id"].nunique() <= 0.03 * N
     assert (new_orders["order_date"].str[:10] == "2026-11-21").all()
     status_changed = o2.iloc[: len(o1)]["status"].to_numpy() != o1["status"].to_numpy()
@@ -359,12 +385,24 @@ def test_next_day_export_is_the_same_population_with_small_changes(
     g1 = pd.read_csv(out_dir / "_ground_truth" / "2026-11-21.csv", dtype=str)
     g2 = pd.read_csv(tmp_path / "_ground_truth" / "2026-11-22.csv", dtype=str)
     assert g2.iloc[: len(g1)].equals(g1)
-    assert set(g2.iloc[len(g1):]["behaviour_group"]) <= {"new", "prospects"}
+    assert set(g2.iloc[len(g1) :]["behaviour_group"]) <= {"new", "prospects"}
 
 
 def test_cli_days_writes_the_same_files_as_the_api(tmp_path: Path) -> None:
-    sample.main(["--customers", "600", "--out", str(tmp_path / "cli"), "--seed", "5",
-                 "--as-of", "2026-03-01", "--days", "2"])
+    sample.main(
+        [
+            "--customers",
+            "600",
+            "--out",
+            str(tmp_path / "cli"),
+            "--seed",
+            "5",
+            "--as-of",
+            "2026-03-01",
+            "--days",
+            "2",
+        ]
+    )
     sample.generate_export(tmp_path / "api", 600, seed=5, as_of=date(2026, 3, 1))
     sample.generate_next_day(tmp_path / "api", 600, seed=5, as_of=date(2026, 3, 1))
     cli, api = file_bytes(tmp_path / "cli"), file_bytes(tmp_path / "api")

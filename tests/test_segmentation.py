@@ -48,28 +48,34 @@ def make_customers(sizes: dict[str, int], seed: int = 0, prefix: str = "C") -> p
         orders = np.maximum(1, np.round(jitter(o)))
         value = jitter(aov)
         tenure_days = np.round(jitter(tenure))
-        frames.append(pd.DataFrame({
-            "customer_id": [f"{prefix}{i:06d}" for i in range(start, start + n)],
-            "group": group,
-            "orders_count": orders,
-            "frequency": orders - 1,
-            "net_revenue": orders * value,
-            "avg_order_value": value,
-            "days_since_last_order": np.round(jitter(days)),
-            "tenure_days": tenure_days,
-            "purchase_days_per_year": orders / np.maximum(tenure_days, 1) * 365,
-            "nps_avg": np.clip(nps + rng.normal(0, 0.2, n), 0, 10),
-            "csat_avg": np.clip(csat + rng.normal(0, 0.1, n), 1, 5),
-            "referrals_sent": np.round(jitter(refs)),
-            "referrals_converted": np.round(jitter(refs) / 2),
-            "reviews_posted": np.round(jitter(revs)),
-            "social_shares": np.round(jitter(shares)),
-            "refund_rate": np.clip(refund + rng.normal(0, 0.005, n), 0, 1),
-            "discount_share": np.clip(disc + rng.normal(0, 0.01, n), 0, 1),
-            "nps_class": np.where(nps >= 9, "promoter", np.where(nps >= 7, "passive", "detractor")),
-            "advocate_type": "active" if refs else "none",
-            "churn_risk": "high" if days > 90 else "low",
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": [f"{prefix}{i:06d}" for i in range(start, start + n)],
+                    "group": group,
+                    "orders_count": orders,
+                    "frequency": orders - 1,
+                    "net_revenue": orders * value,
+                    "avg_order_value": value,
+                    "days_since_last_order": np.round(jitter(days)),
+                    "tenure_days": tenure_days,
+                    "purchase_days_per_year": orders / np.maximum(tenure_days, 1) * 365,
+                    "nps_avg": np.clip(nps + rng.normal(0, 0.2, n), 0, 10),
+                    "csat_avg": np.clip(csat + rng.normal(0, 0.1, n), 1, 5),
+                    "referrals_sent": np.round(jitter(refs)),
+                    "referrals_converted": np.round(jitter(refs) / 2),
+                    "reviews_posted": np.round(jitter(revs)),
+                    "social_shares": np.round(jitter(shares)),
+                    "refund_rate": np.clip(refund + rng.normal(0, 0.005, n), 0, 1),
+                    "discount_share": np.clip(disc + rng.normal(0, 0.01, n), 0, 1),
+                    "nps_class": np.where(
+                        nps >= 9, "promoter", np.where(nps >= 7, "passive", "detractor")
+                    ),
+                    "advocate_type": "active" if refs else "none",
+                    "churn_risk": "high" if days > 90 else "low",
+                }
+            )
+        )
         start += n
     return pd.concat(frames, ignore_index=True)
 
@@ -188,8 +194,10 @@ def test_equal_archetypes_get_unique_names():
     names = result.profiles["segment_name"].tolist()
     assert len(set(names)) == len(names) == 4
     dormant = sorted(n for n in names if n.startswith("Dormant detractors"))
-    assert dormant == ["Dormant detractors (high order value)",
-                       "Dormant detractors (low order value)"]
+    assert dormant == [
+        "Dormant detractors (high order value)",
+        "Dormant detractors (low order value)",
+    ]
 
 
 def test_min_share_guard_merges_a_tiny_group():
@@ -234,8 +242,9 @@ def test_decimal_money_columns_are_accepted(four_groups):
     for col in ("net_revenue", "avg_order_value"):
         dec[col] = [None if pd.isna(v) else Decimal(f"{v:.4f}") for v in df[col]]
     out = segment_customers(dec, None, set(), CFG)
-    assert adjusted_rand_score(result.assignments["segment_id"],
-                               out.assignments["segment_id"]) == 1.0
+    assert (
+        adjusted_rand_score(result.assignments["segment_id"], out.assignments["segment_id"]) == 1.0
+    )
 
 
 def test_ids_are_stable_on_perturbed_data(four_groups):
@@ -273,8 +282,9 @@ def test_a_vanished_segment_id_is_not_reused_for_a_different_cluster(four_groups
     seg1, seg2 = group_of(first, df), group_of(second, df2)
     assert seg2["bargain"] not in set(seg1)  # big spenders' id is retired, not handed over
     assert seg2["bargain"] == "S05"
-    assert [seg2[g] for g in ("champions", "new", "detractors")] == \
-        [seg1[g] for g in ("champions", "new", "detractors")]
+    assert [seg2[g] for g in ("champions", "new", "detractors")] == [
+        seg1[g] for g in ("champions", "new", "detractors")
+    ]
 
 
 def test_previous_centroids_with_other_features_are_not_matched(four_groups):
@@ -340,16 +350,20 @@ def load_features(con, df: pd.DataFrame, export_date: str) -> None:
     con.register("src", df.drop(columns="group"))
     con.execute("INSERT INTO marts.customer_features BY NAME SELECT * FROM src")
     con.unregister("src")
-    con.execute("INSERT INTO raw.exports VALUES (?, 'full', ?, NULL)",
-                [dt.date.fromisoformat(export_date), f"exports/{export_date}"])
+    con.execute(
+        "INSERT INTO raw.exports VALUES (?, 'full', ?, NULL)",
+        [dt.date.fromisoformat(export_date), f"exports/{export_date}"],
+    )
 
 
 def snapshot(con) -> dict:
-    tables = {"marts.customer_segments": "customer_id", "marts.segment_profiles": "segment_id",
-              "history.segment_assignments": "as_of_date, customer_id",
-              "history.segment_centroids": "as_of_date, segment_id, feature"}
-    return {t: con.execute(f"SELECT * FROM {t} ORDER BY {k}").fetchall()
-            for t, k in tables.items()}
+    tables = {
+        "marts.customer_segments": "customer_id",
+        "marts.segment_profiles": "segment_id",
+        "history.segment_assignments": "as_of_date, customer_id",
+        "history.segment_centroids": "as_of_date, segment_id, feature",
+    }
+    return {t: con.execute(f"SELECT * FROM {t} ORDER BY {k}").fetchall() for t, k in tables.items()}
 
 
 def test_run_segmentation_against_duckdb():
@@ -373,8 +387,10 @@ def test_run_segmentation_against_duckdb():
     assert meta2["as_of_date"] == "2024-02-29" and meta2["k"] == 5
     assert meta2["matching"]["new_ids"] == ["S05"]
 
-    hist = con.execute("SELECT as_of_date, count(*), count(DISTINCT segment_id) "
-                       "FROM history.segment_assignments GROUP BY 1 ORDER BY 1").fetchall()
+    hist = con.execute(
+        "SELECT as_of_date, count(*), count(DISTINCT segment_id) "
+        "FROM history.segment_assignments GROUP BY 1 ORDER BY 1"
+    ).fetchall()
     assert hist == [(dt.date(2024, 1, 31), 1350, 5), (dt.date(2024, 2, 29), 1660, 6)]
     moved = con.execute("""
         SELECT count(*) FILTER (a.segment_id <> b.segment_id), count(*)
@@ -383,21 +399,29 @@ def test_run_segmentation_against_duckdb():
         WHERE a.as_of_date = DATE '2024-01-31' AND b.as_of_date = DATE '2024-02-29'
     """).fetchone()
     assert moved == (0, 1350)
-    cent = con.execute("SELECT as_of_date, count(*) FROM history.segment_centroids "
-                       "GROUP BY 1 ORDER BY 1").fetchall()
+    cent = con.execute(
+        "SELECT as_of_date, count(*) FROM history.segment_centroids GROUP BY 1 ORDER BY 1"
+    ).fetchall()
     n_feat = len(CFG.features)
     assert cent == [(dt.date(2024, 1, 31), 4 * n_feat), (dt.date(2024, 2, 29), 5 * n_feat)]
 
     # marts hold only the latest run
-    assert con.execute("SELECT DISTINCT as_of_date FROM marts.customer_segments").fetchall() \
-        == [(dt.date(2024, 2, 29),)]
+    assert con.execute("SELECT DISTINCT as_of_date FROM marts.customer_segments").fetchall() == [
+        (dt.date(2024, 2, 29),)
+    ]
     assert con.execute("SELECT count(*) FROM marts.customer_segments").fetchone()[0] == 1660
-    profile_cols = [r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
-        "AND table_name = 'segment_profiles' ORDER BY ordinal_position").fetchall()]
+    profile_cols = [
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = 'marts' "
+            "AND table_name = 'segment_profiles' ORDER BY ordinal_position"
+        ).fetchall()
+    ]
     assert set(PROFILE_MEANS) <= set(profile_cols) and "as_of_date" in profile_cols
-    prof = con.execute("SELECT segment_id, customers, share, segment_name, avg_orders_count "
-                       "FROM marts.segment_profiles ORDER BY segment_id").fetchall()
+    prof = con.execute(
+        "SELECT segment_id, customers, share, segment_name, avg_orders_count "
+        "FROM marts.segment_profiles ORDER BY segment_id"
+    ).fetchall()
     assert [p[0] for p in prof] == ["S01", "S02", "S03", "S04", "S05", "prospects"]
     assert sum(p[1] for p in prof) == 1660
     assert sum(p[2] for p in prof) == pytest.approx(1.0, abs=1e-5)

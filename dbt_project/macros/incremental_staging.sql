@@ -48,8 +48,9 @@
     {%- endif -%}
     {%- set source_relation = source('raw', table) -%}
     {%- set signature_sql = staging_signature_sql(table) -%}
+    {%- set expected = staged_state_relation() -%}
     {%- set state = adapter.get_relation(
-        database=this.database, schema=this.schema, identifier=this.identifier ~ '__staged') -%}
+        database=expected.database, schema=expected.schema, identifier=expected.identifier) -%}
     {%- if state is none -%}
         {{ return({'mode': 'rebuild', 'reason': 'no record of what was staged', 'watermark': none}) }}
     {%- endif -%}

@@ -12,7 +12,7 @@ tables), `casting` (typing expressions), `rules` (row checks, quarantine), `tabl
 table), `export` (one export).
 """
 
-from pipelines.ingest.casting import BOOL_FALSE, BOOL_TRUE, _typed_expr
+from pipelines.ingest.casting import BOOL_FALSE, BOOL_TRUE, typed_expr
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.export import TABLE_ORDER, ExportResult, ingest_export
 from pipelines.ingest.folders import (
@@ -34,7 +34,7 @@ __all__ = [
     "ExportRefused",
     "ExportResult",
     "TableResult",
-    "_typed_expr",
+    "typed_expr",
     "check_manifest_checksums",
     "discover_exports",
     "exports_to_ingest",

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from pipelines.ingest.sql import _lit
+from pipelines.ingest.sql import sql_literal
 from pipelines.schemas import Column
 
 BOOL_TRUE = ("true", "1", "yes", "t", "y")
 BOOL_FALSE = ("false", "0", "no", "f", "n")
 
 
-def _typed_expr(col: Column, txt: str) -> str:
+def typed_expr(col: Column, txt: str) -> str:
     """SQL turning the trimmed text into the raw column's type (NULL when unparseable)."""
     if col.type == "id":
         return txt
@@ -37,10 +37,9 @@ def _typed_expr(col: Column, txt: str) -> str:
     if col.type == "int":
         return f"TRY_CAST({txt} AS BIGINT)"
     if col.type == "bool":
-        t = ", ".join(_lit(v) for v in BOOL_TRUE)
-        f = ", ".join(_lit(v) for v in BOOL_FALSE)
+        t = ", ".join(sql_literal(v) for v in BOOL_TRUE)
+        f = ", ".join(sql_literal(v) for v in BOOL_FALSE)
         return (
-            f"CASE WHEN lower({txt}) IN ({t}) THEN true "
-            f"WHEN lower({txt}) IN ({f}) THEN false END"
+            f"CASE WHEN lower({txt}) IN ({t}) THEN true WHEN lower({txt}) IN ({f}) THEN false END"
         )
     raise ValueError(f"unknown type {col.type}")

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.ingest.casting import _typed_expr
+from pipelines.ingest.casting import typed_expr
 from pipelines.ingest.folders import ExportFolder
-from pipelines.ingest.reading import _reader_sql, match_columns
-from pipelines.ingest.rules import _insert_raw_sql, _row_checks, _typed_sql
-from pipelines.ingest.sql import _lit, _q, _text_of
+from pipelines.ingest.reading import match_columns, reader_sql
+from pipelines.ingest.rules import insert_raw_sql, row_checks, typed_sql
+from pipelines.ingest.sql import quote_ident, sql_literal, text_of
 from pipelines.schemas import Column, Table
 
 # Contract types the CSV reader types itself.  Ids, strings and bools stay text (the
@@ -47,21 +47,21 @@ def _read_typed(
     row (the text path then says which and why).  A required column missing from the
     header refuses the export here, as on the text path."""
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {_reader_sql(path)}").fetchall()
+        described = con.execute(f"DESCRIBE SELECT * FROM {reader_sql(path)}").fetchall()
     except duckdb.Error:
         return None
     cols = [r[0] for r in described]
     mapping = match_columns(folder, path, table, cols)
     type_of = {src: READER_TYPES.get(table.column(name).type) for name, src in mapping.items()}
-    types = ", ".join(f"{_lit(c)}: {_lit(type_of.get(c) or 'VARCHAR')}" for c in cols)
+    types = ", ".join(f"{sql_literal(c)}: {sql_literal(type_of.get(c) or 'VARCHAR')}" for c in cols)
     tmp, rejects = f"_typed_{table.name}", f"_rejects_{table.name}"
     options = (
         f", types = {{{types}}}, store_rejects = true, "
-        f"rejects_table = {_lit(rejects)}, rejects_scan = {_lit(rejects + '_scan')}"
+        f"rejects_table = {sql_literal(rejects)}, rejects_scan = {sql_literal(rejects + '_scan')}"
     )
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {tmp} AS SELECT * FROM {_reader_sql(path, options)}"
+            f"CREATE OR REPLACE TEMP TABLE {tmp} AS SELECT * FROM {reader_sql(path, options)}"
         )
         (rejected,) = con.execute(f"SELECT count(*) FROM {rejects}").fetchone()
     except duckdb.Error:
@@ -78,7 +78,7 @@ def _as_read(col: Column, ref: str) -> tuple[str, str]:
     if col.type == "timestamp":
         return ref, f"CAST({ref} AS TIMESTAMP)"
     if col.type == "bool":
-        return ref, _typed_expr(col, ref)
+        return ref, typed_expr(col, ref)
     return ref, ref
 
 
@@ -88,7 +88,7 @@ def _not_normal(col: Column, name: str) -> str | None:
     bools mapped) differs from the value taken as read."""
     if col.type in READER_TYPES:
         return None  # typed by the reader with the same casts
-    return f"v_{name} IS DISTINCT FROM {_typed_expr(col, _text_of(f't_{name}'))}"
+    return f"v_{name} IS DISTINCT FROM {typed_expr(col, text_of(f't_{name}'))}"
 
 
 def ingest_clean_csv(
@@ -105,12 +105,12 @@ def ingest_clean_csv(
         return None
     tmp, all_cols, mapping = loaded
     values = {
-        name: _as_read(table.column(name), f"s.{_q(src)}") for name, src in mapping.items()
+        name: _as_read(table.column(name), f"s.{quote_ident(src)}") for name, src in mapping.items()
     }
     # Duplicate keys are counted by a grouping below, not ranked per row.
-    conds = [cond for cond, _, _ in _row_checks(table, has_known, duplicates=False)]
+    conds = [cond for cond, _, _ in row_checks(table, has_known, duplicates=False)]
     conds += [c for c in (_not_normal(table.column(n), n) for n in mapping) if c is not None]
-    checked = _typed_sql(table, tmp, all_cols, mapping, has_known, None, values)
+    checked = typed_sql(table, tmp, all_cols, mapping, has_known, None, values)
     rows, bad = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {' OR '.join(f'({c})' for c in conds)}) "
         f"FROM ({checked}) typed"
@@ -118,7 +118,7 @@ def ingest_clean_csv(
     if not bad and table.key:
         # Text is in normal form (checked above), so keys compare as read.  A grouping,
         # not count(DISTINCT): it spills to disk at 10M customers.
-        keys = [f"s.{_q(mapping[k])}" for k in table.key]
+        keys = [f"s.{quote_ident(mapping[k])}" for k in table.key]
         (bad,) = con.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM {tmp} s "
             f"WHERE {' AND '.join(k + ' IS NOT NULL' for k in keys)} "
@@ -127,7 +127,7 @@ def ingest_clean_csv(
     if bad:
         _drop(con, tmp)
         return None
-    typed = _typed_sql(table, tmp, all_cols, mapping, False, None, values)
-    con.execute(_insert_raw_sql(table, folder.export_date, f"({typed}) typed"))
+    typed = typed_sql(table, tmp, all_cols, mapping, False, None, values)
+    con.execute(insert_raw_sql(table, folder.export_date, f"({typed}) typed"))
     _drop(con, tmp)
     return rows

@@ -11,13 +11,20 @@ import duckdb
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
 from pipelines.ingest.manifest import check_manifest_checksums, read_manifest
-from pipelines.ingest.tables import TableResult, _refresh_known_customers, ingest_table
+from pipelines.ingest.tables import TableResult, ingest_table, refresh_known_customers
 from pipelines.schemas import TABLES
 
 # Tables read before the others: later tables check their customer ids against it.
 TABLE_ORDER = (
-    "customers", "fx_rates", "orders", "referrals", "surveys", "events",
-    "marketing_spend", "referral_program_costs", "erasure_requests",
+    "customers",
+    "fx_rates",
+    "orders",
+    "referrals",
+    "surveys",
+    "events",
+    "marketing_spend",
+    "referral_program_costs",
+    "erasure_requests",
 )
 
 
@@ -101,18 +108,23 @@ def ingest_export(
             )
             if expected_rows is not None and int(expected_rows) != table_result.rows_read:
                 raise ExportRefused(
-                    folder.path, path.name,
+                    folder.path,
+                    path.name,
                     f"{table_result.rows_read} rows read but manifest.json says {expected_rows}"
                     " (truncated export)",
                 )
             result.tables[name] = table_result
             if name == "customers":
-                _refresh_known_customers(con, folder.export_date)
+                refresh_known_customers(con, folder.export_date)
         _check_currencies(con, folder, base_currency)
         con.execute(
             "INSERT INTO raw.exports VALUES (?, ?, ?, ?)",
-            [folder.export_date, manifest["mode"], folder.path.name,
-             json.dumps(folder.fingerprint(), sort_keys=True)],
+            [
+                folder.export_date,
+                manifest["mode"],
+                folder.path.name,
+                json.dumps(folder.fingerprint(), sort_keys=True),
+            ],
         )
         con.execute("COMMIT")
     except BaseException:

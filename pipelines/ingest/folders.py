@@ -39,7 +39,6 @@ class ExportFolder:
         }
 
 
-
 def discover_exports(root: Path) -> list[ExportFolder]:
     """Export folders under `root` (named YYYY-MM-DD), oldest first."""
     if not root.is_dir():
@@ -54,9 +53,9 @@ def discover_exports(root: Path) -> list[ExportFolder]:
     return sorted(folders, key=lambda f: f.export_date)
 
 
-def exports_to_ingest(con: duckdb.DuckDBPyConnection, folders: list[ExportFolder]) -> list[
-    ExportFolder
-]:
+def exports_to_ingest(
+    con: duckdb.DuckDBPyConnection, folders: list[ExportFolder]
+) -> list[ExportFolder]:
     """New exports, and exports whose files changed since they were ingested."""
     seen = dict(con.execute("SELECT export_date, files FROM raw.exports").fetchall())
     todo = []

@@ -8,7 +8,7 @@ import duckdb
 
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
-from pipelines.ingest.sql import _lit, _q
+from pipelines.ingest.sql import quote_ident, sql_literal
 from pipelines.schemas import Table
 
 
@@ -16,8 +16,8 @@ def is_csv(path: Path) -> bool:
     return not path.name.lower().endswith((".parquet", ".jsonl"))
 
 
-def _reader_sql(path: Path, csv_options: str = "") -> str:
-    p = _lit(str(path))
+def reader_sql(path: Path, csv_options: str = "") -> str:
+    p = sql_literal(str(path))
     name = path.name.lower()
     if name.endswith(".parquet"):
         return f"read_parquet({p})"
@@ -57,7 +57,7 @@ def load_text_table(
     """
     tmp = f"_src_{table.name}"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {tmp} AS SELECT * FROM {_reader_sql(path)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {tmp} AS SELECT * FROM {reader_sql(path)}")
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0]
         raise ExportRefused(folder.path, path.name, f"cannot be parsed: {first}") from exc
@@ -65,8 +65,8 @@ def load_text_table(
     for name, typ, *_ in described:
         if typ == "JSON":  # JSON readers leave all-NULL or mixed columns as JSON values
             con.execute(
-                f"ALTER TABLE {tmp} ALTER {_q(name)} TYPE VARCHAR "
-                f"USING json_extract_string({_q(name)}, '$')"
+                f"ALTER TABLE {tmp} ALTER {quote_ident(name)} TYPE VARCHAR "
+                f"USING json_extract_string({quote_ident(name)}, '$')"
             )
     cols = [r[0] for r in described]
     return tmp, cols, match_columns(folder, path, table, cols)

@@ -6,19 +6,21 @@ from datetime import date
 
 import duckdb
 
-from pipelines.ingest.casting import _typed_expr
-from pipelines.ingest.sql import _line_number_sql, _lit, _q, _text_expr
+from pipelines.ingest.casting import typed_expr
+from pipelines.ingest.sql import line_number_sql, quote_ident, sql_literal, text_expr
 from pipelines.schemas import Table
 
 
-def _row_checks(
-    table: Table, has_known_customers: bool, unknown: dict[str, str] | None = None,
+def row_checks(
+    table: Table,
+    has_known_customers: bool,
+    unknown: dict[str, str] | None = None,
     duplicates: bool = True,
 ) -> list[tuple[str, str, str]]:
     """(condition, column, reason) in the order they are tried; the first match wins.
 
     ``unknown``: customer-reference column -> temp table of the lines whose customer is
-    unknown (`_unknown_customer_lines`); a column left out has no unknown customer, so its
+    unknown (`unknown_customer_lines`); a column left out has no unknown customer, so its
     check can never match and is left out too.
     """
     checks: list[tuple[str, str, str]] = []
@@ -28,46 +30,61 @@ def _row_checks(
             checks.append((f"{t} IS NULL", col.name, "missing required value"))
         checks.append((f"{t} IS NOT NULL AND {v} IS NULL", col.name, f"unparseable {col.type}"))
         if col.allowed is not None:
-            allowed = ", ".join(_lit(a) for a in col.allowed)
+            allowed = ", ".join(sql_literal(a) for a in col.allowed)
             checks.append(
                 (f"{v} IS NOT NULL AND {v} NOT IN ({allowed})", col.name, "value not allowed")
             )
         if col.min_value is not None:
             op = ">" if col.type == "decimal" else ">="
             checks.append(
-                (f"{v} IS NOT NULL AND NOT ({v} {op} {col.min_value})", col.name,
-                 f"out of range (must be {op} {col.min_value:g})")
+                (
+                    f"{v} IS NOT NULL AND NOT ({v} {op} {col.min_value})",
+                    col.name,
+                    f"out of range (must be {op} {col.min_value:g})",
+                )
             )
         if col.max_value is not None:
             checks.append(
-                (f"{v} IS NOT NULL AND {v} > {col.max_value}", col.name,
-                 f"out of range (must be <= {col.max_value:g})")
+                (
+                    f"{v} IS NOT NULL AND {v} > {col.max_value}",
+                    col.name,
+                    f"out of range (must be <= {col.max_value:g})",
+                )
             )
     if table.name == "referrals":
         checks.append(
-            ("v_status = 'converted' AND v_converted_at IS NULL", "converted_at",
-             "converted_at required when status = converted")
+            (
+                "v_status = 'converted' AND v_converted_at IS NULL",
+                "converted_at",
+                "converted_at required when status = converted",
+            )
         )
     if table.name == "surveys":
         checks.append(("v_nps IS NULL AND v_csat IS NULL", "nps", "nps or csat required"))
     if table.name == "erasure_requests":
         checks.append(
-            ("v_customer_id IS NULL AND v_email IS NULL", "customer_id",
-             "customer_id or email required")
+            (
+                "v_customer_id IS NULL AND v_email IS NULL",
+                "customer_id",
+                "customer_id or email required",
+            )
         )
     if has_known_customers:
         for col in table.columns:
             if col.customer_ref and (unknown is None or col.name in unknown):
                 checks.append(
-                    (f"v_{col.name} IS NOT NULL AND kc_{col.name}_id IS NULL",
-                     col.name, "unknown customer")
+                    (
+                        f"v_{col.name} IS NOT NULL AND kc_{col.name}_id IS NULL",
+                        col.name,
+                        "unknown customer",
+                    )
                 )
     if table.key and duplicates:
         checks.append(("_dup_rank > 1", table.key[0], "duplicate key within export"))
     return checks
 
 
-def _duplicate_ranks(
+def duplicate_ranks(
     con: duckdb.DuckDBPyConnection, table: Table, tmp: str, mapping: dict[str, str]
 ) -> str | None:
     """Temp table (_line_number, _dup_rank) of the rows whose key occurs more than once,
@@ -77,12 +94,12 @@ def _duplicate_ranks(
     """
     if not table.key:
         return None
-    keys = [f"{_text_expr(mapping.get(k))} AS k{i}" for i, k in enumerate(table.key)]
+    keys = [f"{text_expr(mapping.get(k))} AS k{i}" for i, k in enumerate(table.key)]
     knames = [f"k{i}" for i in range(len(table.key))]
     name = f"_dups_{table.name}"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {name} AS "
-        f"WITH k AS (SELECT {_line_number_sql(tmp)} AS _line_number, {', '.join(keys)} "
+        f"WITH k AS (SELECT {line_number_sql(tmp)} AS _line_number, {', '.join(keys)} "
         f"FROM {tmp} s), "
         f"d AS (SELECT {', '.join(knames)} FROM k "
         f"WHERE {' AND '.join(k + ' IS NOT NULL' for k in knames)} "
@@ -96,7 +113,7 @@ def _duplicate_ranks(
     return name
 
 
-def _unknown_customer_lines(
+def unknown_customer_lines(
     con: duckdb.DuckDBPyConnection, table: Table, tmp: str, mapping: dict[str, str]
 ) -> dict[str, str]:
     """Customer-reference column -> temp table (_line_number) of the lines whose customer id
@@ -112,8 +129,8 @@ def _unknown_customer_lines(
         name = f"_unknown_{table.name}_{col.name}"
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT k._line_number FROM ("
-            f"SELECT {_line_number_sql(tmp)} AS _line_number, "
-            f"{_text_expr(mapping.get(col.name))} AS cid FROM {tmp} s) k "
+            f"SELECT {line_number_sql(tmp)} AS _line_number, "
+            f"{text_expr(mapping.get(col.name))} AS cid FROM {tmp} s) k "
             "ANTI JOIN _known_customers c ON c.customer_id = k.cid WHERE k.cid IS NOT NULL"
         )
         if con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]:
@@ -123,9 +140,14 @@ def _unknown_customer_lines(
     return found
 
 
-def _typed_sql(
-    table: Table, tmp: str, all_cols: list[str], mapping: dict[str, str], has_known: bool,
-    unknown: dict[str, str] | None = None, values: dict[str, tuple[str, str]] | None = None,
+def typed_sql(
+    table: Table,
+    tmp: str,
+    all_cols: list[str],
+    mapping: dict[str, str],
+    has_known: bool,
+    unknown: dict[str, str] | None = None,
+    values: dict[str, tuple[str, str]] | None = None,
 ) -> str:
     """SELECT over the file's temp table: line number, per contract column its trimmed
     text `t_<col>` and typed value `v_<col>`, the raw columns `_r<i>`, `_extra`, and the
@@ -135,19 +157,21 @@ def _typed_sql(
     columns the CSV reader already typed (`clean.load_clean_csv`).
     """
     values = values or {}
-    txt = {c.name: _text_expr(mapping.get(c.name)) for c in table.columns}
-    select = [f"{_line_number_sql(tmp)} AS _line_number"]
+    txt = {c.name: text_expr(mapping.get(c.name)) for c in table.columns}
+    select = [f"{line_number_sql(tmp)} AS _line_number"]
     for c in table.columns:
         if c.name in values:
             txt[c.name] = values[c.name][0]
-        v = values[c.name][1] if c.name in values else _typed_expr(c, txt[c.name])
+        v = values[c.name][1] if c.name in values else typed_expr(c, txt[c.name])
         select.append(f"{txt[c.name]} AS t_{c.name}")
         select.append(f"{v} AS v_{c.name}")
-    select.extend(f"s.{_q(c)} AS _r{i}" for i, c in enumerate(all_cols))
+    select.extend(f"s.{quote_ident(c)} AS _r{i}" for i, c in enumerate(all_cols))
     known = set(mapping.values())
     extra = [c for c in all_cols if c not in known]
     if extra:
-        pack = ", ".join(f"{_q(c.strip())} := CAST(s.{_q(c)} AS VARCHAR)" for c in extra)
+        pack = ", ".join(
+            f"{quote_ident(c.strip())} := CAST(s.{quote_ident(c)} AS VARCHAR)" for c in extra
+        )
         select.append(f"to_json(struct_pack({pack})) AS _extra")
     else:
         select.append("CAST(NULL AS JSON) AS _extra")
@@ -166,7 +190,7 @@ def _typed_sql(
                 # NULL for the unknown lines, the id otherwise (what the join would give)
                 joins += (
                     f" LEFT JOIN {unknown[c.name]} u_{c.name}"
-                    f" ON u_{c.name}._line_number = {_line_number_sql(tmp)}"
+                    f" ON u_{c.name}._line_number = {line_number_sql(tmp)}"
                 )
                 select.append(
                     f"CASE WHEN u_{c.name}._line_number IS NULL THEN {txt[c.name]} END"
@@ -175,22 +199,27 @@ def _typed_sql(
     return f"SELECT {', '.join(select)} FROM {tmp} s{joins}"
 
 
-def _checked_sql(
-    table: Table, tmp: str, all_cols: list[str], mapping: dict[str, str], has_known: bool,
-    dups: str | None = None, unknown: dict[str, str] | None = None,
+def checked_sql(
+    table: Table,
+    tmp: str,
+    all_cols: list[str],
+    mapping: dict[str, str],
+    has_known: bool,
+    dups: str | None = None,
+    unknown: dict[str, str] | None = None,
 ) -> str:
     """One SELECT giving typed values, the first problem of each row, and the raw row.
 
     Only what the inserts need is selected (typed values, line number, problem, _extra);
     the raw row's JSON is built for bad rows only.  `dups` is the table of
-    `_duplicate_ranks` (None: every key is unique); `unknown` the tables of
-    `_unknown_customer_lines` (None: join _known_customers here instead).
+    `duplicate_ranks` (None: every key is unique); `unknown` the tables of
+    `unknown_customer_lines` (None: join _known_customers here instead).
     """
-    typed = _typed_sql(table, tmp, all_cols, mapping, has_known, unknown)
+    typed = typed_sql(table, tmp, all_cols, mapping, has_known, unknown)
     raw_pack = ", ".join(
-        f"{_q(c)} := CAST(_r{i} AS VARCHAR)" for i, c in enumerate(all_cols)
+        f"{quote_ident(c)} := CAST(_r{i} AS VARCHAR)" for i, c in enumerate(all_cols)
     )
-    checks = _row_checks(table, has_known, unknown)
+    checks = row_checks(table, has_known, unknown)
     if dups is None:
         ranked = "SELECT *, 1 AS _dup_rank FROM typed"
     else:
@@ -200,7 +229,7 @@ def _checked_sql(
         )
     cases = " ".join(
         f"WHEN {cond} THEN "
-        f"{{'column_name': {_lit(col)}, 'value': t_{col}, 'reason': {_lit(reason)}}}"
+        f"{{'column_name': {sql_literal(col)}, 'value': t_{col}, 'reason': {sql_literal(reason)}}}"
         for cond, col, reason in checks
     )
     vals = ", ".join(f"v_{c.name}" for c in table.columns)
@@ -213,13 +242,13 @@ def _checked_sql(
     )
 
 
-def _insert_raw_sql(table: Table, export_date: date, source: str, tail: str = "") -> str:
+def insert_raw_sql(table: Table, export_date: date, source: str, tail: str = "") -> str:
     """INSERT of `v_<col>`, `_line_number` and `_extra` rows from `source` into
     raw.<table>, tagged with the export date (both ingest paths write raw through this)."""
-    cols = ", ".join(_q(c.name) for c in table.columns)
+    cols = ", ".join(quote_ident(c.name) for c in table.columns)
     vals = ", ".join(f"v_{c.name}" for c in table.columns)
     return (
         f"INSERT INTO raw.{table.name} ({cols}, _export_date, _line_number, _extra) "
-        f"SELECT {vals}, DATE {_lit(export_date.isoformat())}, _line_number, _extra "
+        f"SELECT {vals}, DATE {sql_literal(export_date.isoformat())}, _line_number, _extra "
         f"FROM {source}{tail}"
     )

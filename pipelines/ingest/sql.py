@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 
-def _q(name: str) -> str:
+def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _lit(text: str) -> str:
+def sql_literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _text_of(expr: str) -> str:
+def text_of(expr: str) -> str:
     """The trimmed text of a value, NULL when blank: what every rule and cast starts from."""
     return f"NULLIF(trim(CAST({expr} AS VARCHAR)), '')"
 
 
-def _text_expr(src_col: str | None) -> str:
+def text_expr(src_col: str | None) -> str:
     if src_col is None:
         return "CAST(NULL AS VARCHAR)"
-    return _text_of(f"s.{_q(src_col)}")
+    return text_of(f"s.{quote_ident(src_col)}")
 
 
-def _line_number_sql(tmp: str) -> str:
+def line_number_sql(tmp: str) -> str:
     # Temp-table rowids start at an offset; subtracting the first gives the data row number.
     return f"s.rowid - (SELECT min(rowid) FROM {tmp}) + 2"

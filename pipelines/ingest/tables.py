@@ -13,12 +13,12 @@ from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
 from pipelines.ingest.reading import is_csv, load_text_table
 from pipelines.ingest.rules import (
-    _checked_sql,
-    _duplicate_ranks,
-    _insert_raw_sql,
-    _unknown_customer_lines,
+    checked_sql,
+    duplicate_ranks,
+    insert_raw_sql,
+    unknown_customer_lines,
 )
-from pipelines.ingest.sql import _lit
+from pipelines.ingest.sql import sql_literal
 from pipelines.schemas import Table
 
 
@@ -29,7 +29,6 @@ class TableResult:
     rows_loaded: int
     rows_quarantined: int
     reasons: dict[str, int] = field(default_factory=dict)
-
 
 
 def _in_line_order(con: duckdb.DuckDBPyConnection, checked: str) -> bool:
@@ -55,19 +54,17 @@ def ingest_table(
             return TableResult(path.name, rows, rows, 0)
     tmp, all_cols, mapping = load_text_table(con, folder, path, table)
     checked = f"_checked_{table.name}"
-    dups = _duplicate_ranks(con, table, tmp, mapping)
-    unknown = _unknown_customer_lines(con, table, tmp, mapping) if has_known else {}
+    dups = duplicate_ranks(con, table, tmp, mapping)
+    unknown = unknown_customer_lines(con, table, tmp, mapping) if has_known else {}
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {checked} AS "
-        f"{_checked_sql(table, tmp, all_cols, mapping, has_known, dups, unknown)}"
+        f"{checked_sql(table, tmp, all_cols, mapping, has_known, dups, unknown)}"
     )
     for helper in [dups, *unknown.values()]:
         if helper is not None:
             con.execute(f"DROP TABLE {helper}")
     con.execute(f"DROP TABLE {tmp}")
-    rows_read, bad = con.execute(
-        f"SELECT count(*), count(_problem) FROM {checked}"
-    ).fetchone()
+    rows_read, bad = con.execute(f"SELECT count(*), count(_problem) FROM {checked}").fetchone()
     if rows_read and bad / rows_read > bad_row_threshold:
         top = con.execute(
             f"SELECT _problem.reason, _problem.column_name, count(*) n FROM {checked} "
@@ -83,29 +80,32 @@ def ingest_table(
     # Rows are normally stored in line order already; sort only when they are not.
     order = "" if _in_line_order(con, checked) else " ORDER BY _line_number"
     con.execute(
-        _insert_raw_sql(table, folder.export_date, checked, f" WHERE _problem IS NULL{order}")
+        insert_raw_sql(table, folder.export_date, checked, f" WHERE _problem IS NULL{order}")
     )
     if bad:
         con.execute(
             "INSERT INTO raw.quarantine SELECT "
-            f"DATE {_lit(export_date)}, {_lit(path.name)}, _line_number, "
+            f"DATE {sql_literal(export_date)}, {sql_literal(path.name)}, _line_number, "
             f"_problem.column_name, _problem.value, _problem.reason, _raw_row FROM {checked} "
             "WHERE _problem IS NOT NULL ORDER BY _line_number"
         )
-    reasons = dict(
-        con.execute(
-            f"SELECT _problem.reason, count(*) FROM {checked} WHERE _problem IS NOT NULL "
-            "GROUP BY 1 ORDER BY 1"
-        ).fetchall()
-    ) if bad else {}
+    reasons = (
+        dict(
+            con.execute(
+                f"SELECT _problem.reason, count(*) FROM {checked} WHERE _problem IS NOT NULL "
+                "GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        if bad
+        else {}
+    )
     con.execute(f"DROP TABLE {checked}")
     return TableResult(path.name, rows_read, rows_read - bad, bad, reasons)
 
 
-def _refresh_known_customers(con: duckdb.DuckDBPyConnection, export_date: date) -> None:
+def refresh_known_customers(con: duckdb.DuckDBPyConnection, export_date: date) -> None:
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _known_customers AS "
         "SELECT DISTINCT customer_id FROM raw.customers WHERE _export_date <= ?",
         [export_date],
     )
-

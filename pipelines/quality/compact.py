@@ -9,8 +9,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from pipelines.quality.frames import _as_date, _frame, _mart_frame_sql, _q, _raw_frame_sql
-from pipelines.quality.suites import _suite_spec
+from pipelines.quality.frames import (
+    as_date,
+    mart_frame_sql,
+    query_frame,
+    quote_ident,
+    raw_frame_sql,
+)
+from pipelines.quality.suites import suite_spec
 
 # At a million customers a suite's frame is millions of rows, and GX on pandas costs
 # seconds and gigabytes per suite.  Every expectation of the large tables' suites is a
@@ -25,8 +31,21 @@ from pipelines.quality.suites import _suite_spec
 # keys, ...) is validated on the whole frame, as are frames below COMPACT_MIN_ROWS rows.
 
 COMPACT_MIN_ROWS = int(os.getenv("GX_COMPACT_MIN_ROWS", "100000"))
-_NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-            "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL", "REAL")
+_NUMERIC = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+    "REAL",
+)
 
 
 def _is_numeric(typ: str) -> bool:
@@ -55,7 +74,7 @@ def _may_fail_sql(
     col = kw.get("column")
     if col is not None and col not in types:
         return "FALSE"  # a missing column fails the same way on any rows
-    c = _q(col) if col is not None else None
+    c = quote_ident(col) if col is not None else None
     if etype == "expect_column_values_to_not_be_null":
         nan = f" OR isnan(CAST({c} AS DOUBLE))" if _is_numeric(types[col]) else ""
         return f"({c} IS NULL{nan})"
@@ -67,8 +86,10 @@ def _may_fail_sql(
             return None
         lo, hi = kw.get("min_value"), kw.get("max_value")
         conds = []
-        for bound, strict, op_strict, op in ((lo, "strict_min", ">", ">="),
-                                             (hi, "strict_max", "<", "<=")):
+        for bound, strict, op_strict, op in (
+            (lo, "strict_min", ">", ">="),
+            (hi, "strict_max", "<", "<="),
+        ):
             if bound is None:
                 continue
             num = _sql_number(bound)
@@ -82,8 +103,10 @@ def _may_fail_sql(
         values = kw.get("value_set") or []
         if all(isinstance(v, bool) for v in values):
             lits = [("true" if v else "false") for v in values]
-            return (f"({c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN "
-                    f"({', '.join(repr(v) for v in lits) or 'NULL'}))")
+            return (
+                f"({c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN "
+                f"({', '.join(repr(v) for v in lits) or 'NULL'}))"
+            )
         if all(isinstance(v, str) for v in values):
             lits = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
             return f"({c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({lits or 'NULL'}))"
@@ -102,9 +125,10 @@ def _may_fail_sql(
         if not (_is_numeric(types[a]) and _is_numeric(types[b])):
             return None
         op = ">=" if kw.get("or_equal") else ">"
-        cmp = f"coalesce(CAST({_q(a)} AS DOUBLE) {op} CAST({_q(b)} AS DOUBLE), FALSE)"
+        qa, qb = quote_ident(a), quote_ident(b)
+        cmp = f"coalesce(CAST({qa} AS DOUBLE) {op} CAST({qb} AS DOUBLE), FALSE)"
         if kw.get("ignore_row_if") == "either_value_is_missing":
-            return f"({_q(a)} IS NOT NULL AND {_q(b)} IS NOT NULL AND NOT {cmp})"
+            return f"({quote_ident(a)} IS NOT NULL AND {quote_ident(b)} IS NOT NULL AND NOT {cmp})"
         return f"NOT {cmp}"
     return None
 
@@ -132,22 +156,27 @@ def compact_frame(
     min_rows = COMPACT_MIN_ROWS if min_rows is None else min_rows
     (rows,) = con.execute(f"SELECT count(*) {source}", params).fetchone()
     if rows < min_rows or not items:
-        return Frame(_frame(con, items, source, order, params), rows)
+        return Frame(query_frame(con, items, source, order, params), rows)
     body = f"SELECT {', '.join(items)}" + (f", {order} AS __order" if order else "")
     body += f" {source}"
-    types = {name: typ for name, typ, *_ in con.execute(
-        f"DESCRIBE SELECT * FROM ({body})", params).fetchall()}
+    types = {
+        name: typ
+        for name, typ, *_ in con.execute(f"DESCRIBE SELECT * FROM ({body})", params).fetchall()
+    }
     temps: list[str] = []
     # One column's values alone: the per-column tables need no other (derived) column.
     by_alias = {item.rsplit(" AS ", 1)[1]: item for item in items}
 
     def narrow(col: str) -> str:
-        return f"SELECT {by_alias[_q(col)]} {source}"
+        return f"SELECT {by_alias[quote_ident(col)]} {source}"
 
     def dup_table(col: str) -> str:
         name = f"_gx_dups_{len(temps)}"
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {_q(col)} AS v "
-                    f"FROM ({narrow(col)}) GROUP BY 1 HAVING count(*) > 1", params)
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {quote_ident(col)} AS v "
+            f"FROM ({narrow(col)}) GROUP BY 1 HAVING count(*) > 1",
+            params,
+        )
         temps.append(name)
         return name
 
@@ -156,7 +185,7 @@ def compact_frame(
         pattern = regex.replace("'", "''")
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT v FROM (SELECT DISTINCT "
-            f"CAST({_q(col)} AS VARCHAR) AS v FROM ({narrow(col)})) "
+            f"CAST({quote_ident(col)} AS VARCHAR) AS v FROM ({narrow(col)})) "
             f"WHERE v IS NOT NULL AND NOT coalesce(regexp_full_match(v, '{pattern}'), FALSE)",
             params,
         )
@@ -165,10 +194,10 @@ def compact_frame(
 
     try:
         preds = []
-        for exp in _suite_spec(suite_name)["expectations"]:
+        for exp in suite_spec(suite_name)["expectations"]:
             pred = _may_fail_sql(exp, types, dup_table, mismatch_table)
             if pred is None:
-                return Frame(_frame(con, items, source, order, params), rows)
+                return Frame(query_frame(con, items, source, order, params), rows)
             if pred != "FALSE":
                 preds.append(pred)
         where = " OR ".join(preds) or "FALSE"
@@ -182,18 +211,21 @@ def compact_frame(
 
 
 def raw_check_frame(
-    con: duckdb.DuckDBPyConnection, table: str, export_date: dt.date | str,
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    export_date: dt.date | str,
     min_rows: int | None = None,
 ) -> Frame:
     """`frame_for_raw_check`, compacted when large (what the asset check validates)."""
-    items, source, order = _raw_frame_sql(con, table)
-    return compact_frame(con, f"raw_{table}", items, source, order,
-                         {"export_date": _as_date(export_date)}, min_rows)
+    items, source, order = raw_frame_sql(con, table)
+    return compact_frame(
+        con, f"raw_{table}", items, source, order, {"export_date": as_date(export_date)}, min_rows
+    )
 
 
 def mart_check_frame(
     con: duckdb.DuckDBPyConnection, mart: str, min_rows: int | None = None
 ) -> Frame:
     """`frame_for_mart_check`, compacted when large (what the asset check validates)."""
-    items, source, order = _mart_frame_sql(con, mart)
+    items, source, order = mart_frame_sql(con, mart)
     return compact_frame(con, f"marts_{mart}", items, source, order, {}, min_rows)

@@ -7,11 +7,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from pipelines.quality.suites import MART_TABLES, RAW_TABLES, _suite_spec, suite_columns
+from pipelines.quality.suites import MART_TABLES, RAW_TABLES, suite_columns, suite_spec
 from pipelines.schemas import RAW_META_COLUMNS, TABLES
 
 
-def _q(identifier: str) -> str:
+def quote_ident(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
@@ -32,16 +32,16 @@ def _derived_column(table: str, name: str) -> tuple[str, tuple[str, ...]]:
     if name == "_unknown_customer":
         ref = next(c.name for c in TABLES[table].columns if c.customer_ref)
         sql = (
-            f"(t.{_q(ref)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM raw.customers c "
-            f"WHERE c.customer_id = t.{_q(ref)} AND c._export_date <= $export_date))"
+            f"(t.{quote_ident(ref)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM raw.customers c "
+            f"WHERE c.customer_id = t.{quote_ident(ref)} AND c._export_date <= $export_date))"
         )
         return sql, (ref,)
     if name.endswith("_after_export_date"):
         col = name[1 : -len("_after_export_date")]
-        return f"COALESCE(CAST(t.{_q(col)} AS DATE) > $export_date, FALSE)", (col,)
+        return f"COALESCE(CAST(t.{quote_ident(col)} AS DATE) > $export_date, FALSE)", (col,)
     if name.endswith("_not_first_day"):
         col = name[1 : -len("_not_first_day")]
-        return f"COALESCE(dayofmonth(t.{_q(col)}) <> 1, FALSE)", (col,)
+        return f"COALESCE(dayofmonth(t.{quote_ident(col)}) <> 1, FALSE)", (col,)
     if name == "_converted_without_converted_at":
         sql = "COALESCE(t.status = 'converted' AND t.converted_at IS NULL, FALSE)"
         return sql, ("status", "converted_at")
@@ -60,15 +60,15 @@ def _select_list(columns: Iterable[str], existing: Mapping[str, str], derive: An
     items = []
     for name in columns:
         if name.lower() in existing:
-            items.append(f"t.{_q(existing[name.lower()])} AS {_q(name)}")
+            items.append(f"t.{quote_ident(existing[name.lower()])} AS {quote_ident(name)}")
         elif name.startswith("_") and name not in RAW_META_COLUMNS and derive is not None:
             sql, inputs = derive(name)
             if all(i.lower() in existing for i in inputs):
-                items.append(f"{sql} AS {_q(name)}")
+                items.append(f"{sql} AS {quote_ident(name)}")
     return items
 
 
-def _as_date(value: dt.date | str) -> dt.date:
+def as_date(value: dt.date | str) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
@@ -76,9 +76,7 @@ def _as_date(value: dt.date | str) -> dt.date:
     return dt.date.fromisoformat(value)
 
 
-def _raw_frame_sql(
-    con: duckdb.DuckDBPyConnection, table: str
-) -> tuple[list[str], str, str]:
+def raw_frame_sql(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[str], str, str]:
     """(select items, FROM/WHERE clause with $export_date, ORDER BY items) of a raw frame."""
     if table not in RAW_TABLES:
         raise KeyError(f"no raw suite for table {table!r}")
@@ -87,20 +85,24 @@ def _raw_frame_sql(
         suite_columns(f"raw_{table}"), existing, lambda n: _derived_column(table, n)
     )
     order = "t._line_number" if "_line_number" in existing else ""
-    return items, f"FROM raw.{_q(table)} t WHERE t._export_date = $export_date", order
+    return items, f"FROM raw.{quote_ident(table)} t WHERE t._export_date = $export_date", order
 
 
-def _mart_frame_sql(con: duckdb.DuckDBPyConnection, mart: str) -> tuple[list[str], str, str]:
+def mart_frame_sql(con: duckdb.DuckDBPyConnection, mart: str) -> tuple[list[str], str, str]:
     if mart not in MART_TABLES:
         raise KeyError(f"no mart suite for {mart!r}")
     suite_name = f"marts_{mart}"
     existing = _table_columns(con, "marts", mart)
     items = _select_list(suite_columns(suite_name), existing, None)
-    key = [k for k in _suite_spec(suite_name).get("meta", {}).get("key", []) if k in existing]
-    return items, f"FROM marts.{_q(mart)} t", ", ".join("t." + _q(existing[k]) for k in key)
+    key = [k for k in suite_spec(suite_name).get("meta", {}).get("key", []) if k in existing]
+    return (
+        items,
+        f"FROM marts.{quote_ident(mart)} t",
+        ", ".join("t." + quote_ident(existing[k]) for k in key),
+    )
 
 
-def _frame(con, items, source, order, params) -> pd.DataFrame:
+def query_frame(con, items, source, order, params) -> pd.DataFrame:
     sql = f"SELECT {', '.join(items) or 'NULL AS _none'} {source}"
     sql += f" ORDER BY {order}" if order else ""
     return con.execute(sql, params).df().drop(columns=["_none"], errors="ignore")
@@ -114,11 +116,11 @@ def frame_for_raw_check(
     Unknown customers are looked up against every raw.customers row of an export up to and
     including ``export_date`` (incremental exports reference earlier customers).
     """
-    items, source, order = _raw_frame_sql(con, table)
-    return _frame(con, items, source, order, {"export_date": _as_date(export_date)})
+    items, source, order = raw_frame_sql(con, table)
+    return query_frame(con, items, source, order, {"export_date": as_date(export_date)})
 
 
 def frame_for_mart_check(con: duckdb.DuckDBPyConnection, mart: str) -> pd.DataFrame:
     """The columns of marts.<mart> its suite refers to, ordered by the mart's key."""
-    items, source, order = _mart_frame_sql(con, mart)
-    return _frame(con, items, source, order, {})
+    items, source, order = mart_frame_sql(con, mart)
+    return query_frame(con, items, source, order, {})

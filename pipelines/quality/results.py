@@ -5,7 +5,7 @@ import json
 
 import duckdb
 
-from pipelines.quality.frames import _as_date
+from pipelines.quality.frames import as_date
 from pipelines.quality.validation import ValidationOutcome
 
 VALIDATION_RESULTS_DDL = """
@@ -35,7 +35,7 @@ def record_results(
     for the suite, so a retried check does not log twice)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute(VALIDATION_RESULTS_DDL)
-    export_date = _as_date(export_date) if export_date is not None else None
+    export_date = as_date(export_date) if export_date is not None else None
     rows = [
         (
             run_id,

@@ -35,7 +35,7 @@ MART_TABLES: tuple[str, ...] = (
 )
 
 
-_lock = threading.RLock()
+gx_lock = threading.RLock()
 _context: Any = None
 _validation_definitions: dict[str, Any] = {}
 
@@ -43,7 +43,7 @@ _validation_definitions: dict[str, Any] = {}
 def _gx_context() -> Any:
     """The process's ephemeral GX context with one pandas whole-DataFrame batch definition."""
     global _context
-    with _lock:
+    with gx_lock:
         if _context is None:
             import great_expectations as gx
             from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -91,12 +91,12 @@ def load_suite(name: str) -> "gx.ExpectationSuite":
     return suite
 
 
-def _suite_spec(name: str) -> dict[str, Any]:
+def suite_spec(name: str) -> dict[str, Any]:
     return json.loads(suite_path(name).read_text())
 
 
-def _validation_definition(suite_name: str) -> Any:
-    with _lock:
+def validation_definition(suite_name: str) -> Any:
+    with gx_lock:
         vd = _validation_definitions.get(suite_name)
         if vd is None:
             import great_expectations as gx
@@ -115,7 +115,7 @@ def _validation_definition(suite_name: str) -> Any:
 def suite_columns(suite_name: str) -> list[str]:
     """Columns a suite refers to (kwargs and meta.sample_column), in first-use order."""
     names: list[str] = []
-    for exp in _suite_spec(suite_name)["expectations"]:
+    for exp in suite_spec(suite_name)["expectations"]:
         kw = exp.get("kwargs", {})
         for key in ("column", "column_A", "column_B"):
             if kw.get(key):

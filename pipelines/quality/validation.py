@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipelines.quality.suites import _lock, _validation_definition
+from pipelines.quality.suites import gx_lock, validation_definition
 
 SAMPLE_SIZE = 10
 
@@ -142,9 +142,9 @@ def validate_frame(
     ``element_count``: the number of rows of the table the frame stands for, when the
     frame is a compact one (see `compact_frame`); every result reports it.
     """
-    vd = _validation_definition(suite_name)
+    vd = validation_definition(suite_name)
     order = {e.id: i for i, e in enumerate(vd.suite.expectations)}
-    with _lock:
+    with gx_lock:
         run = vd.run(batch_parameters={"dataframe": df})
     ordered = sorted(run.results, key=lambda r: order.get(r.expectation_config.id, len(order)))
     results = [_result(er, df) for er in ordered]

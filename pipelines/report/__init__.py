@@ -13,5 +13,16 @@ from pipelines.report.build import TABLE_KEYS, ReportResult, build_report
 from pipelines.report.charts import PALETTE, hbar_chart, line_chart, migration_chart
 from pipelines.report.page import CSS, DEFINITIONS, render_html
 
-__all__ = ["CSS", "DEFINITIONS", "PALETTE", "TABLE_KEYS", "ReportResult", "build_report",
-           "hbar_chart", "line_chart", "migration_chart", "render_html", "report_asset"]
+__all__ = [
+    "CSS",
+    "DEFINITIONS",
+    "PALETTE",
+    "TABLE_KEYS",
+    "ReportResult",
+    "build_report",
+    "hbar_chart",
+    "line_chart",
+    "migration_chart",
+    "render_html",
+    "report_asset",
+]

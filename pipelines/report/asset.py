@@ -5,7 +5,7 @@ import os
 from dagster import AssetKey, MaterializeResult, asset
 
 from pipelines.report.build import build_report
-from pipelines.resources import Settings, WarehouseResource, _absolute
+from pipelines.resources import Settings, WarehouseResource, absolute
 
 
 @asset(
@@ -18,7 +18,8 @@ from pipelines.resources import Settings, WarehouseResource, _absolute
 )
 def report_asset(warehouse: WarehouseResource) -> MaterializeResult:
     """Analysts' report of the night's published warehouse."""
-    out_dir = _absolute(os.getenv("REPORTS_DIR", "data/reports"))  # like WAREHOUSE_PATH
-    result = build_report(warehouse.published_path, out_dir,
-                          currency=Settings.from_env().base_currency)
+    out_dir = absolute(os.getenv("REPORTS_DIR", "data/reports"))  # like WAREHOUSE_PATH
+    result = build_report(
+        warehouse.published_path, out_dir, currency=Settings.from_env().base_currency
+    )
     return MaterializeResult(metadata=result.metadata())

@@ -8,17 +8,20 @@ from pathlib import Path
 import duckdb
 from dagster import MetadataValue
 
-from pipelines.report.fmt import _missing
+from pipelines.report.fmt import is_missing
 from pipelines.report.page import render_html
 
 # Extracts are ordered by each table's key (the dbt uniqueness tests); others by every column.
-TABLE_KEYS = {"customer_features": "customer_id", "customer_segments": "customer_id",
-              "segment_profiles": "segment_id", "referral_roi_by_segment": "segment_id",
-              "referral_roi_by_segment_monthly": "segment_id, month",
-              "top_referrers": "referrer_rank, customer_id",
-              "segment_history": "as_of_date, customer_id",
-              "segment_migrations": "to_as_of_date, from_as_of_date, from_segment_id, "
-                                    "to_segment_id"}
+TABLE_KEYS = {
+    "customer_features": "customer_id",
+    "customer_segments": "customer_id",
+    "segment_profiles": "segment_id",
+    "referral_roi_by_segment": "segment_id",
+    "referral_roi_by_segment_monthly": "segment_id, month",
+    "top_referrers": "referrer_rank, customer_id",
+    "segment_history": "as_of_date, customer_id",
+    "segment_migrations": "to_as_of_date, from_as_of_date, from_segment_id, to_segment_id",
+}
 
 
 @dataclass(frozen=True)
@@ -35,11 +38,15 @@ class ReportResult:
     overall_roi: float | None
 
     def metadata(self) -> dict:
-        return {"report": MetadataValue.path(str(self.report_path)),
-                "latest": MetadataValue.path(str(self.latest_path)),
-                "as_of_date": self.as_of_date.isoformat(), "customers": self.customers,
-                "segments": self.segments, "overall_roi": self.overall_roi,
-                "extract_rows": MetadataValue.json(self.extract_rows)}
+        return {
+            "report": MetadataValue.path(str(self.report_path)),
+            "latest": MetadataValue.path(str(self.latest_path)),
+            "as_of_date": self.as_of_date.isoformat(),
+            "customers": self.customers,
+            "segments": self.segments,
+            "overall_roi": self.overall_roi,
+            "extract_rows": MetadataValue.json(self.extract_rows),
+        }
 
 
 def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
@@ -50,26 +57,36 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> list[dict]:
 
 def _load(con: duckdb.DuckDBPyConnection) -> dict:
     return {
-        "overall": _rows(con, "SELECT * FROM marts.referral_roi_by_segment "
-                              "WHERE segment_id = 'all'")[0],
-        "segments": _rows(con, """
+        "overall": _rows(
+            con, "SELECT * FROM marts.referral_roi_by_segment WHERE segment_id = 'all'"
+        )[0],
+        "segments": _rows(
+            con,
+            """
             SELECT p.segment_id, p.segment_name, p.customers, p.share, p.persona,
                    p.recommended_incentive, r.share_rate, r.referral_conversion_rate, r.roi,
                    r.low_confidence, r.clv_12m_referred, r.clv_12m_nonreferred
             FROM marts.segment_profiles p
             LEFT JOIN marts.referral_roi_by_segment r USING (segment_id)
-            ORDER BY p.customers DESC, p.segment_id"""),
-        "monthly": _rows(con, """
+            ORDER BY p.customers DESC, p.segment_id""",
+        ),
+        "monthly": _rows(
+            con,
+            """
             WITH m AS (SELECT month, referrals_sent, referrals_converted
                        FROM marts.referral_roi_by_segment_monthly WHERE segment_id = 'all'),
             s AS (SELECT unnest(generate_series(min(month), max(month), INTERVAL 1 MONTH))
                          ::DATE AS month FROM m)
             SELECT s.month, coalesce(m.referrals_sent, 0) AS sent,
                    coalesce(m.referrals_converted, 0) AS converted
-            FROM s LEFT JOIN m USING (month) WHERE s.month IS NOT NULL ORDER BY s.month"""),
-        "migrations": _rows(con, """
+            FROM s LEFT JOIN m USING (month) WHERE s.month IS NOT NULL ORDER BY s.month""",
+        ),
+        "migrations": _rows(
+            con,
+            """
             SELECT * FROM marts.segment_migrations WHERE is_latest
-            ORDER BY from_segment_id, to_segment_id"""),
+            ORDER BY from_segment_id, to_segment_id""",
+        ),
     }
 
 
@@ -78,8 +95,9 @@ def _export(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> tuple[P
     path, tmp = folder / f"{table}.parquet", folder / f".{table}.parquet.tmp"
     order = TABLE_KEYS.get(table, "ALL")
     target = str(tmp).replace("'", "''")
-    rows = con.execute(f'COPY (SELECT * FROM marts."{table}" ORDER BY {order}) '
-                       f"TO '{target}' (FORMAT parquet)").fetchone()[0]
+    rows = con.execute(
+        f"COPY (SELECT * FROM marts.\"{table}\" ORDER BY {order}) TO '{target}' (FORMAT parquet)"
+    ).fetchone()[0]
     os.replace(tmp, path)
     return path, int(rows)
 
@@ -103,9 +121,13 @@ def build_report(warehouse_path: Path, out_dir: Path, currency: str = "") -> Rep
             raise ValueError(f"{warehouse_path}: marts.segment_profiles is empty")
         folder = Path(out_dir) / as_of.isoformat()
         folder.mkdir(parents=True, exist_ok=True)
-        tables = [r[0] for r in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
-            "ORDER BY table_name").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
+                "ORDER BY table_name"
+            ).fetchall()
+        ]
         written = {t: _export(con, t, folder) for t in tables}
         data = _load(con)
     finally:
@@ -117,7 +139,12 @@ def build_report(warehouse_path: Path, out_dir: Path, currency: str = "") -> Rep
     _write_text(latest, page)  # the same bytes: the newest report at a fixed address
     roi = data["overall"]["roi"]
     return ReportResult(
-        as_of_date=as_of, report_path=report, latest_path=latest,
-        extracts={t: p for t, (p, _) in written.items()}, extract_rows=rows,
-        customers=int(data["overall"]["customers"]), segments=len(data["segments"]),
-        overall_roi=None if _missing(roi) else round(float(roi), 6))
+        as_of_date=as_of,
+        report_path=report,
+        latest_path=latest,
+        extracts={t: p for t, (p, _) in written.items()},
+        extract_rows=rows,
+        customers=int(data["overall"]["customers"]),
+        segments=len(data["segments"]),
+        overall_roi=None if is_missing(roi) else round(float(roi), 6),
+    )

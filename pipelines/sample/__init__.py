@@ -1,4 +1,4 @@
-"""Synthetic nightly CRM exports that follow the export contract (shared/spec/crm-exports.md).
+"""Synthetic nightly CRM exports that follow the export contract (docs/spec/crm-exports.md).
 
     python -m pipelines.sample --customers 5000 --out data/exports [--seed 42]
         [--as-of 2026-11-21] [--days 1]

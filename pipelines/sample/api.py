@@ -6,9 +6,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from pipelines.sample.dates import DEFAULT_AS_OF
-from pipelines.sample.next_day import _advance_one_day
-from pipelines.sample.population import _build_population
-from pipelines.sample.writer import _write_export
+from pipelines.sample.next_day import advance_one_day
+from pipelines.sample.population import build_population
+from pipelines.sample.writer import write_export
 
 
 def generate_export(
@@ -16,7 +16,7 @@ def generate_export(
 ) -> Path:
     """Write the full export of `customers` customers dated `as_of` to `out_dir/<as_of>`
     (and the ground truth to `out_dir/_ground_truth/<as_of>.csv`); return the folder."""
-    return _write_export(_build_population(customers, seed, as_of), Path(out_dir), as_of)
+    return write_export(build_population(customers, seed, as_of), Path(out_dir), as_of)
 
 
 def generate_next_day(
@@ -30,17 +30,21 @@ def generate_next_day(
 
 
 def generate_series(
-    out_dir: Path, customers: int, seed: int = 42, as_of: date = DEFAULT_AS_OF,
-    days: int = 1, write_first: bool = True,
+    out_dir: Path,
+    customers: int,
+    seed: int = 42,
+    as_of: date = DEFAULT_AS_OF,
+    days: int = 1,
+    write_first: bool = True,
 ) -> list[Path]:
     """Write `days` consecutive full exports: `as_of` (the base population), then one day
     of changes per following date.  Returns the folders written."""
     if days < 1:
         raise ValueError("days must be >= 1")
-    pop = _build_population(customers, seed, as_of)
-    folders = [_write_export(pop, Path(out_dir), as_of)] if write_first else []
+    pop = build_population(customers, seed, as_of)
+    folders = [write_export(pop, Path(out_dir), as_of)] if write_first else []
     for i in range(1, days):
         day = as_of + timedelta(days=i - 1)
-        _advance_one_day(pop, day, i)
-        folders.append(_write_export(pop, Path(out_dir), day + timedelta(days=1)))
+        advance_one_day(pop, day, i)
+        folders.append(write_export(pop, Path(out_dir), day + timedelta(days=1)))
     return folders

@@ -17,21 +17,29 @@ from pipelines.sample.dates import DEFAULT_AS_OF
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.sample",
-        description="Write synthetic nightly CRM exports (see shared/spec/crm-exports.md).")
+        description="Write synthetic nightly CRM exports (see docs/spec/crm-exports.md).",
+    )
     parser.add_argument("--customers", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=Path("data/exports"))
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--as-of", type=date.fromisoformat, default=DEFAULT_AS_OF,
-                        help="date of the first export (YYYY-MM-DD)")
-    parser.add_argument("--days", type=int, default=1,
-                        help="consecutive daily exports to write, from --as-of on")
+    parser.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        default=DEFAULT_AS_OF,
+        help="date of the first export (YYYY-MM-DD)",
+    )
+    parser.add_argument(
+        "--days", type=int, default=1, help="consecutive daily exports to write, from --as-of on"
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
     folders = generate_series(args.out, args.customers, args.seed, args.as_of, args.days)
     for folder in folders:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        rows = ", ".join(f"{name.removesuffix('.csv')}={entry['rows']}"
-                         for name, entry in manifest["files"].items())
+        rows = ", ".join(
+            f"{name.removesuffix('.csv')}={entry['rows']}"
+            for name, entry in manifest["files"].items()
+        )
         print(f"{folder}: {rows}")
     print(f"done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return 0

@@ -15,16 +15,20 @@ HISTORY_DAYS = 1095  # 3 years of history before the first export
 DEFAULT_AS_OF = date(2026, 11, 21)
 
 
-def _epoch(d: date) -> int:
+def epoch_seconds(d: date) -> int:
     return int(datetime(d.year, d.month, d.day, tzinfo=UTC).timestamp())
 
 
-def _month_index(seconds: np.ndarray) -> np.ndarray:
+def month_index(seconds: np.ndarray) -> np.ndarray:
     """Months since year 0 (year * 12 + month - 1) of epoch seconds."""
-    months = np.asarray(seconds, dtype=np.int64).astype("datetime64[s]").astype(
-        "datetime64[M]").astype(np.int64)
+    months = (
+        np.asarray(seconds, dtype=np.int64)
+        .astype("datetime64[s]")
+        .astype("datetime64[M]")
+        .astype(np.int64)
+    )
     return months + 1970 * 12
 
 
-def _month_start(ym: int) -> date:
+def month_start(ym: int) -> date:
     return date(ym // 12, ym % 12 + 1, 1)

@@ -5,44 +5,42 @@ from __future__ import annotations
 import numpy as np
 
 from pipelines.sample.dates import DAY, HOUR
-from pipelines.sample.draws import _S_ORDERS, _pick, _rng, _trunc_exp
+from pipelines.sample.draws import S_ORDERS, make_rng, pick_index, trunc_exp
 from pipelines.sample.params import (
-    _CAT_P,
-    _CAT_P_BIG,
-    _COUNTRY_CURRENCY,
-    _FX,
-    _LOCAL_CURRENCY_P,
-    _P,
-    _STATUS,
     ADV,
     BIG,
+    CAT_P,
+    CAT_P_BIG,
+    COUNTRY_CURRENCY,
+    FX,
+    LOCAL_CURRENCY_P,
     NEW,
+    PARAMS,
     PRO,
     REG,
+    STATUS,
 )
-from pipelines.sample.records import _numbered
+from pipelines.sample.records import with_row_numbers
 
 
-def _order_values(
+def order_values(
     rng: np.random.Generator, c: dict[str, np.ndarray], cust: np.ndarray
 ) -> dict[str, np.ndarray]:
     """Amount, discount (local-currency cents), currency and category of new orders."""
     m = len(cust)
     g = c["group"][cust]
-    gross = np.round(c["aov_median"][cust] * rng.lognormal(0.0, 0.4, m) * 100).astype(
-        np.int64)
+    gross = np.round(c["aov_median"][cust] * rng.lognormal(0.0, 0.4, m) * 100).astype(np.int64)
     gross = np.maximum(gross, 199)
-    has_disc = rng.random(m) < _P["discount_p"][g]
-    disc = np.where(has_disc, np.round(gross * rng.uniform(0.05, 0.30, m)), 0).astype(
-        np.int64)
+    has_disc = rng.random(m) < PARAMS["discount_p"][g]
+    disc = np.where(has_disc, np.round(gross * rng.uniform(0.05, 0.30, m)), 0).astype(np.int64)
     free = rng.random(m) < 0.002  # free / 100 % promo orders: amount 0
     disc = np.where(free, gross, disc)
     amount = gross - disc
-    local = _COUNTRY_CURRENCY[c["country"][cust]]
-    currency = np.where((local > 0) & (rng.random(m) < _LOCAL_CURRENCY_P), local, 0)
-    rate = _FX[currency]
-    cat_big = _pick(rng, _CAT_P_BIG, m)
-    cat_any = _pick(rng, _CAT_P, m)
+    local = COUNTRY_CURRENCY[c["country"][cust]]
+    currency = np.where((local > 0) & (rng.random(m) < LOCAL_CURRENCY_P), local, 0)
+    rate = FX[currency]
+    cat_big = pick_index(rng, CAT_P_BIG, m)
+    cat_any = pick_index(rng, CAT_P, m)
     return {
         "amount": np.round(amount / rate).astype(np.int64),
         "discount": np.round(disc / rate).astype(np.int64),
@@ -51,27 +49,27 @@ def _order_values(
     }
 
 
-def _build_orders(
+def build_orders(
     c: dict[str, np.ndarray], seed: int, as_of_ts: int
 ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
     """Orders of the base population; also each customer's first and last order time."""
-    rng = _rng(seed, _S_ORDERS)
+    rng = make_rng(seed, S_ORDERS)
     g = c["group"]
     n = len(g)
     signup = c["signup_ts"]
     signup_ago = (as_of_ts - signup) / DAY
     # order counts: skewed (negative binomial), by group
     r = 3.0
-    k = _P["orders_base"][g] + rng.negative_binomial(r, r / (r + _P["orders_extra"][g]))
-    k = np.minimum(k, _P["orders_max"][g]).astype(np.int64)
+    k = PARAMS["orders_base"][g] + rng.negative_binomial(r, r / (r + PARAMS["orders_extra"][g]))
+    k = np.minimum(k, PARAMS["orders_max"][g]).astype(np.int64)
     pro = g == PRO
     k[pro] = rng.random(int(pro.sum())) < 0.2  # a fifth of prospects: one failed order
     new = g == NEW
     # days since the last order, then the first order shortly after signup
-    lo = _P["last_lo"][g]
-    last_ago = lo + _trunc_exp(rng, _P["last_scale"][g], _P["last_hi"][g] - lo)
+    lo = PARAMS["last_lo"][g]
+    last_ago = lo + trunc_exp(rng, PARAMS["last_scale"][g], PARAMS["last_hi"][g] - lo)
     last_ago = np.minimum(last_ago, signup_ago - 10)
-    delay = _trunc_exp(rng, np.full(n, 7.0), signup_ago - last_ago - 0.01)
+    delay = trunc_exp(rng, np.full(n, 7.0), signup_ago - last_ago - 0.01)
     first_ago = signup_ago - delay
     # new customers: first order within 5 days of signup, an optional second later on
     u = rng.random(n)
@@ -105,29 +103,30 @@ def _build_orders(
 
     gg = g[cust]
     u = rng.random(m)
-    refund_p = _P["refund_p"][gg]
-    status = np.where(u < refund_p, _STATUS["refunded"], _STATUS["completed"])
-    status = np.where((u >= refund_p) & (u < refund_p + 0.02), _STATUS["cancelled"], status)
+    refund_p = PARAMS["refund_p"][gg]
+    status = np.where(u < refund_p, STATUS["refunded"], STATUS["completed"])
+    status = np.where((u >= refund_p) & (u < refund_p + 0.02), STATUS["cancelled"], status)
     recent = ts >= as_of_ts - 3 * DAY
     pend = recent & (rng.random(m) < 0.4) & (~is_last | (np.isin(gg, (ADV, REG)) & (kk >= 2)))
-    status = np.where(pend, _STATUS["pending"], status)
+    status = np.where(pend, STATUS["pending"], status)
     # buying customers keep their last order completed unless it is a recent pending one;
     # prospects never complete one
-    status = np.where(is_last & (gg != PRO) & ~pend, _STATUS["completed"], status)
-    pro_status = np.where(u < 0.25, _STATUS["refunded"], _STATUS["cancelled"])
-    status = np.where(gg == PRO, np.where(recent, _STATUS["pending"], pro_status), status)
+    status = np.where(is_last & (gg != PRO) & ~pend, STATUS["completed"], status)
+    pro_status = np.where(u < 0.25, STATUS["refunded"], STATUS["cancelled"])
+    status = np.where(gg == PRO, np.where(recent, STATUS["pending"], pro_status), status)
     # safety net: every buying customer has at least one completed order
-    done = np.bincount(cust, weights=(status == _STATUS["completed"]).astype(np.float64),
-                       minlength=n)
+    done = np.bincount(
+        cust, weights=(status == STATUS["completed"]).astype(np.float64), minlength=n
+    )
     fix = is_last & (gg != PRO) & (done[cust] == 0)
-    status = np.where(fix, _STATUS["completed"], status).astype(np.int8)
+    status = np.where(fix, STATUS["completed"], status).astype(np.int8)
 
     upd = ts + rng.integers(60, 2 * HOUR, m)
-    upd = np.where(status == _STATUS["refunded"], ts + rng.integers(DAY, 30 * DAY, m), upd)
-    upd = np.where(status == _STATUS["cancelled"], ts + rng.integers(600, DAY, m), upd)
-    upd = np.where(status == _STATUS["pending"], ts, upd)
+    upd = np.where(status == STATUS["refunded"], ts + rng.integers(DAY, 30 * DAY, m), upd)
+    upd = np.where(status == STATUS["cancelled"], ts + rng.integers(600, DAY, m), upd)
+    upd = np.where(status == STATUS["pending"], ts, upd)
     upd = np.minimum(upd, as_of_ts - 1)
 
     orders = {"cust": cust, "ts": ts, "status": status, "updated_ts": upd}
-    orders.update(_order_values(rng, c, cust))
-    return _numbered(orders), first_ts, last_ts
+    orders.update(order_values(rng, c, cust))
+    return with_row_numbers(orders), first_ts, last_ts

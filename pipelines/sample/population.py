@@ -7,30 +7,30 @@ from datetime import date
 
 import numpy as np
 
-from pipelines.sample.dates import DAY, HISTORY_DAYS, _epoch
-from pipelines.sample.draws import _S_CUSTOMERS, _pick, _rng
-from pipelines.sample.engagement import _build_events, _build_surveys
-from pipelines.sample.orders import _build_orders
+from pipelines.sample.dates import DAY, HISTORY_DAYS, epoch_seconds
+from pipelines.sample.draws import S_CUSTOMERS, make_rng, pick_index
+from pipelines.sample.engagement import build_events, build_surveys
+from pipelines.sample.orders import build_orders
 from pipelines.sample.params import (
-    _ACQ,
-    _ACQ_P,
-    _CHANNEL_CODE,
-    _CITY_COUNT,
-    _CITY_START,
-    _COUNTRY_P,
-    _FIRST_NAMES,
-    _GENDER_P,
-    _GENDERS,
-    _LAST_NAMES,
-    _P,
+    ACQ,
+    ACQ_P,
     BEHAVIOUR_GROUPS,
+    CHANNEL_CODE,
+    CITY_COUNT,
+    CITY_START,
+    COUNTRY_P,
+    FIRST_NAMES,
+    GENDER_P,
+    GENDERS,
     GROUP_SHARES,
+    LAST_NAMES,
+    PARAMS,
 )
-from pipelines.sample.referrals import _build_referrals
+from pipelines.sample.referrals import build_referrals
 
 
 @dataclass
-class _Population:
+class Population:
     """All records of the CRM as numpy columns; customers are indexed 0..n-1 (id = i+1)."""
 
     seed: int
@@ -53,66 +53,65 @@ def _group_counts(n: int) -> np.ndarray:
     return counts
 
 
-def _customer_attrs(
+def customer_attrs(
     rng: np.random.Generator, group: np.ndarray, signup_ts: np.ndarray, end_ts: int
 ) -> dict[str, np.ndarray]:
     n = len(group)
-    country = _pick(rng, np.array(_COUNTRY_P), n).astype(np.int8)
-    city = (_CITY_START[country] + np.floor(rng.random(n) * _CITY_COUNT[country])).astype(
-        np.int16)
+    country = pick_index(rng, np.array(COUNTRY_P), n).astype(np.int8)
+    city = (CITY_START[country] + np.floor(rng.random(n) * CITY_COUNT[country])).astype(np.int16)
     birth = np.clip(np.round(rng.normal(1984, 12, n)), 1940, 2008).astype(np.int16)
     birth[rng.random(n) < 0.04] = -1
-    gender = _pick(rng, np.array(_GENDER_P), n).astype(np.int8)
-    gender[gender == len(_GENDERS)] = -1
-    acq = np.array([_CHANNEL_CODE[c] for c in _ACQ], dtype=np.int8)[_pick(rng, _ACQ_P, n)]
+    gender = pick_index(rng, np.array(GENDER_P), n).astype(np.int8)
+    gender[gender == len(GENDERS)] = -1
+    acq = np.array([CHANNEL_CODE[c] for c in ACQ], dtype=np.int8)[pick_index(rng, ACQ_P, n)]
     # updated_at: mostly soon after signup, sometimes much later (profile edits)
     span = (end_ts - 60 - signup_ts).astype(np.float64)
     updated = signup_ts + (span * rng.random(n) ** 4).astype(np.int64)
     return {
         "group": group.astype(np.int8),
         "signup_ts": signup_ts.astype(np.int64),
-        "first_name": rng.integers(0, len(_FIRST_NAMES), n).astype(np.int16),
-        "last_name": rng.integers(0, len(_LAST_NAMES), n).astype(np.int16),
+        "first_name": rng.integers(0, len(FIRST_NAMES), n).astype(np.int16),
+        "last_name": rng.integers(0, len(LAST_NAMES), n).astype(np.int16),
         "phone": rng.integers(0, 10_000_000, n),
         "country": country,
         "city": city,
         "birth_year": birth,
         "gender": gender,
         "channel": acq,
-        "opt_in": rng.random(n) < _P["opt_in_p"][group],
+        "opt_in": rng.random(n) < PARAMS["opt_in_p"][group],
         "updated_ts": np.maximum(updated, signup_ts),
-        "aov_median": _P["aov_median"][group] * rng.lognormal(0.0, 0.3, n),
+        "aov_median": PARAMS["aov_median"][group] * rng.lognormal(0.0, 0.3, n),
     }
 
 
 def _build_customers(n: int, seed: int, as_of_ts: int) -> dict[str, np.ndarray]:
-    rng = _rng(seed, _S_CUSTOMERS)
+    rng = make_rng(seed, S_CUSTOMERS)
     group = rng.permutation(np.repeat(np.arange(7, dtype=np.int8), _group_counts(n)))
-    lo, hi = _P["signup_lo"][group], _P["signup_hi"][group]
+    lo, hi = PARAMS["signup_lo"][group], PARAMS["signup_hi"][group]
     ago_days = lo + rng.random(n) * (hi - lo)
     signup = as_of_ts - np.round(ago_days * DAY).astype(np.int64)
     order = np.argsort(signup, kind="stable")  # ids follow signup order, as in a real CRM
     group, signup = group[order], signup[order]
-    return _customer_attrs(rng, group, signup, as_of_ts)
+    return customer_attrs(rng, group, signup, as_of_ts)
 
 
-def _build_population(customers: int, seed: int, as_of: date) -> _Population:
+def build_population(customers: int, seed: int, as_of: date) -> Population:
     if customers < 1:
         raise ValueError("customers must be >= 1")
     if seed < 0:
         raise ValueError("seed must be >= 0")
-    as_of_ts = _epoch(as_of)
+    as_of_ts = epoch_seconds(as_of)
     history_start = as_of_ts - HISTORY_DAYS * DAY
-    pop = _Population(seed=seed, base_customers=customers, history_start=history_start)
+    pop = Population(seed=seed, base_customers=customers, history_start=history_start)
     c = _build_customers(customers, seed, as_of_ts)
-    orders, first_ts, last_ts = _build_orders(c, seed, as_of_ts)
+    orders, first_ts, last_ts = build_orders(c, seed, as_of_ts)
     has_order = np.bincount(orders["cust"], minlength=customers) > 0
-    refs = _build_referrals(c, seed, as_of_ts, history_start)
+    refs = build_referrals(c, seed, as_of_ts, history_start)
     referred = refs["referee"][(refs["referee"] >= 0) & (refs["referee"] != refs["referrer"])]
-    c["channel"][referred] = _CHANNEL_CODE["referral"]
+    c["channel"][referred] = CHANNEL_CODE["referral"]
     pop.customers = c
     pop.orders = orders
     pop.referrals = refs
-    pop.surveys = _build_surveys(c, seed, as_of_ts, first_ts, last_ts, has_order)
-    pop.events = _build_events(c, seed, as_of_ts, first_ts, last_ts, has_order)
+    pop.surveys = build_surveys(c, seed, as_of_ts, first_ts, last_ts, has_order)
+    pop.events = build_events(c, seed, as_of_ts, first_ts, last_ts, has_order)
     return pop

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 
-def _concat(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def concat(parts: Sequence[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -15,7 +15,7 @@ def _take(cols: dict[str, np.ndarray], idx: np.ndarray) -> dict[str, np.ndarray]
     return {k: v[idx] for k, v in cols.items()}
 
 
-def _numbered(
+def with_row_numbers(
     cols: dict[str, np.ndarray], first_id: int = 1, key: str = "ts"
 ) -> dict[str, np.ndarray]:
     """The rows sorted by `key` (stable) with ids `first_id`, `first_id` + 1, ... in that
@@ -25,9 +25,9 @@ def _numbered(
     return cols
 
 
-def _append_numbered(
+def append_numbered(
     cols: dict[str, np.ndarray], new: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
-    """A numbered table with the rows `new` appended, numbered on (see `_numbered`)."""
+    """A numbered table with the rows `new` appended, numbered on (see `with_row_numbers`)."""
     first_id = int(cols["id"][-1]) + 1 if len(cols["id"]) else 1
-    return _concat([cols, _numbered(new, first_id)])
+    return concat([cols, with_row_numbers(new, first_id)])

@@ -8,19 +8,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from pipelines.sample.dates import DAY, HOUR
-from pipelines.sample.draws import _S_REFERRALS, _pick, _rng, _trunc_exp, _weighted_sample
+from pipelines.sample.draws import S_REFERRALS, make_rng, pick_index, trunc_exp, weighted_sample
 from pipelines.sample.params import (
-    _P,
-    _REF_CHANNEL_P,
-    _REF_STATUS,
-    _REWARD,
-    _REWARD_CENTS,
     ADV,
     NEW,
+    PARAMS,
     PRO,
+    REF_CHANNEL_P,
+    REF_STATUS,
     REG,
+    REWARD,
+    REWARD_CENTS,
 )
-from pipelines.sample.records import _concat, _numbered
+from pipelines.sample.records import concat, with_row_numbers
 
 
 def _referral_rows(
@@ -64,23 +64,26 @@ def _choose_referrers(
         if len(pool) == 0 or not todo.any():
             continue
         eligible = np.searchsorted(signup[pool], sent[todo] - DAY, side="left")
-        pick = np.where(eligible > 0, pool[np.floor(u[todo] * eligible).astype(np.int64)
-                                           .clip(0, len(pool) - 1)], -1)
+        pick = np.where(
+            eligible > 0,
+            pool[np.floor(u[todo] * eligible).astype(np.int64).clip(0, len(pool) - 1)],
+            -1,
+        )
         out[todo] = pick
     return out
 
 
-def _build_referrals(
+def build_referrals(
     c: dict[str, np.ndarray], seed: int, as_of_ts: int, history_start: int
 ) -> dict[str, np.ndarray]:
-    rng = _rng(seed, _S_REFERRALS)
+    rng = make_rng(seed, S_REFERRALS)
     g = c["group"]
     n = len(g)
     signup = c["signup_ts"]
     parts: list[dict[str, np.ndarray]] = []
 
     # 1. invitations that did not (yet) convert: advocates send many, few others send one
-    sender = rng.random(n) < _P["sender_p"][g]
+    sender = rng.random(n) < PARAMS["sender_p"][g]
     k = np.where(g == ADV, 1 + rng.poisson(1.5, n), 1) * sender
     who = np.repeat(np.arange(n), k)
     gw = g[who]
@@ -94,9 +97,12 @@ def _build_referrals(
     u = rng.random(len(who))
     st = np.where(
         age < 30 * DAY,
-        np.where(u < 0.9, _REF_STATUS["sent"], _REF_STATUS["rejected"]),
-        np.where(u < 0.85, _REF_STATUS["expired"],
-                 np.where(u < 0.93, _REF_STATUS["rejected"], _REF_STATUS["sent"])),
+        np.where(u < 0.9, REF_STATUS["sent"], REF_STATUS["rejected"]),
+        np.where(
+            u < 0.85,
+            REF_STATUS["expired"],
+            np.where(u < 0.93, REF_STATUS["rejected"], REF_STATUS["sent"]),
+        ),
     )
     parts.append(_referral_rows(len(who), who, sent, st))
 
@@ -105,33 +111,47 @@ def _build_referrals(
     adv_first = signup[adv_pool[0]] if len(adv_pool) else as_of_ts
 
     # 2. converted: referees are real customers whose signup is the conversion time
-    weights = _P["referee_w"][g] * (signup >= max(history_start + 45 * DAY,
-                                                  adv_first + 3 * DAY))
-    referee = _weighted_sample(rng, weights, round(0.08 * n))
+    weights = PARAMS["referee_w"][g] * (
+        signup >= max(history_start + 45 * DAY, adv_first + 3 * DAY)
+    )
+    referee = weighted_sample(rng, weights, round(0.08 * n))
     conv = signup[referee]
-    gap = (0.1 + _trunc_exp(rng, np.full(len(referee), 5.0), np.full(len(referee), 40.0)))
+    gap = 0.1 + trunc_exp(rng, np.full(len(referee), 5.0), np.full(len(referee), 40.0))
     sent = conv - np.round(gap * DAY).astype(np.int64)
     choice = (rng.random(len(referee)) < 0.10).astype(np.int8)  # 10 % by other senders
     referrer = _choose_referrers(rng, (adv_pool, other_pool), signup, sent, choice)
     ok = referrer >= 0
     referee, conv, sent, referrer = referee[ok], conv[ok], sent[ok], referrer[ok]
     kind = (rng.random(len(referee)) < 0.08).astype(np.int8)  # 8 % used another address
-    converted = _referral_rows(len(referee), referrer, sent, _REF_STATUS["converted"],
-                               referee=referee, converted=conv, email_kind=kind)
+    converted = _referral_rows(
+        len(referee),
+        referrer,
+        sent,
+        REF_STATUS["converted"],
+        referee=referee,
+        converted=conv,
+        email_kind=kind,
+    )
     parts.append(converted)
 
     # 3. signed up but never bought: a third of the prospects came through a referral
-    cand = np.flatnonzero((g == PRO) & (signup >= adv_first + 3 * DAY)
-                          & (signup >= history_start + 45 * DAY))
+    cand = np.flatnonzero(
+        (g == PRO) & (signup >= adv_first + 3 * DAY) & (signup >= history_start + 45 * DAY)
+    )
     pros = cand[rng.random(len(cand)) < 0.3]
     p_sent = signup[pros] - np.round(
-        (0.1 + _trunc_exp(rng, np.full(len(pros), 5.0), np.full(len(pros), 40.0))) * DAY
+        (0.1 + trunc_exp(rng, np.full(len(pros), 5.0), np.full(len(pros), 40.0))) * DAY
     ).astype(np.int64)
-    p_ref = _choose_referrers(rng, (adv_pool,), signup, p_sent,
-                              np.zeros(len(pros), dtype=np.int8))
+    p_ref = _choose_referrers(rng, (adv_pool,), signup, p_sent, np.zeros(len(pros), dtype=np.int8))
     ok = p_ref >= 0
-    signed = _referral_rows(int(ok.sum()), p_ref[ok], p_sent[ok], _REF_STATUS["signed_up"],
-                            referee=pros[ok], email_kind=0)
+    signed = _referral_rows(
+        int(ok.sum()),
+        p_ref[ok],
+        p_sent[ok],
+        REF_STATUS["signed_up"],
+        referee=pros[ok],
+        email_kind=0,
+    )
     parts.append(signed)
 
     # 4. duplicate conversions: a second converted referral for the same referee
@@ -139,20 +159,31 @@ def _build_referrals(
     n_dup = min(n_conv, max(2, round(0.002 * n_conv)))
     d = np.sort(rng.choice(n_conv, n_dup, replace=False)) if n_dup else np.zeros(0, int)
     d_sent = converted["sent_ts"][d] - rng.integers(0, 5 * DAY, len(d))
-    d_ref = _choose_referrers(rng, (adv_pool,), signup, d_sent,
-                              np.zeros(len(d), dtype=np.int8))
+    d_ref = _choose_referrers(rng, (adv_pool,), signup, d_sent, np.zeros(len(d), dtype=np.int8))
     clash = d_ref == converted["referrer"][d]
     d_ref = np.where(clash, np.roll(d_ref, 1), d_ref)  # another advocate
-    ok = (d_ref >= 0) & (d_ref != converted["referrer"][d]) & (
-        signup[np.maximum(d_ref, 0)] < d_sent - DAY)
+    ok = (
+        (d_ref >= 0)
+        & (d_ref != converted["referrer"][d])
+        & (signup[np.maximum(d_ref, 0)] < d_sent - DAY)
+    )
     d, d_ref, d_sent = d[ok], d_ref[ok], d_sent[ok]
     same_time = np.arange(len(d)) % 2 == 0  # half tie on converted_at (-> referral_id)
     d_conv = converted["converted_ts"][d] + np.where(
-        same_time, 0, rng.integers(HOUR, 3 * DAY, len(d)))
+        same_time, 0, rng.integers(HOUR, 3 * DAY, len(d))
+    )
     d_conv = np.minimum(d_conv, as_of_ts - 60)
-    parts.append(_referral_rows(len(d), d_ref, d_sent, _REF_STATUS["converted"],
-                                referee=converted["referee"][d], converted=d_conv,
-                                email_kind=0))
+    parts.append(
+        _referral_rows(
+            len(d),
+            d_ref,
+            d_sent,
+            REF_STATUS["converted"],
+            referee=converted["referee"][d],
+            converted=d_conv,
+            email_kind=0,
+        )
+    )
 
     # 5. self-referrals: referee = referrer, or the referrer's own email (other case)
     total = sum(len(p["referrer"]) for p in parts)
@@ -160,39 +191,45 @@ def _build_referrals(
     if len(adv_pool):
         s_who = np.sort(rng.choice(adv_pool, n_self, replace=len(adv_pool) < n_self))
         s_lo = np.maximum(signup[s_who] + DAY, as_of_ts - 365 * DAY)
-        s_sent = s_lo + np.floor(rng.random(n_self) * (as_of_ts - 3 * DAY - s_lo)).astype(
-            np.int64)
+        s_sent = s_lo + np.floor(rng.random(n_self) * (as_of_ts - 3 * DAY - s_lo)).astype(np.int64)
         half = (n_self + 1) // 2
         a = slice(0, half)
-        parts.append(_referral_rows(
-            half, s_who[a], s_sent[a], _REF_STATUS["converted"], referee=s_who[a],
-            converted=s_sent[a] + rng.integers(HOUR, 2 * DAY, half), email_kind=0))
+        parts.append(
+            _referral_rows(
+                half,
+                s_who[a],
+                s_sent[a],
+                REF_STATUS["converted"],
+                referee=s_who[a],
+                converted=s_sent[a] + rng.integers(HOUR, 2 * DAY, half),
+                email_kind=0,
+            )
+        )
         b = slice(half, n_self)
         b_age = as_of_ts - s_sent[b]
-        b_status = np.where(b_age < 30 * DAY, _REF_STATUS["sent"], _REF_STATUS["expired"])
-        parts.append(_referral_rows(n_self - half, s_who[b], s_sent[b], b_status,
-                                    email_kind=2))
+        b_status = np.where(b_age < 30 * DAY, REF_STATUS["sent"], REF_STATUS["expired"])
+        parts.append(_referral_rows(n_self - half, s_who[b], s_sent[b], b_status, email_kind=2))
 
-    refs = _concat(parts)
+    refs = concat(parts)
     m = len(refs["referrer"])
-    refs["channel"] = _pick(rng, _REF_CHANNEL_P, m).astype(np.int8)
-    conv_mask = refs["status"] == _REF_STATUS["converted"]
+    refs["channel"] = pick_index(rng, REF_CHANNEL_P, m).astype(np.int8)
+    conv_mask = refs["status"] == REF_STATUS["converted"]
     disc = rng.random(m) < 0.15
-    refs["reward_type"] = np.where(disc, _REWARD["discount"], _REWARD["credit"]).astype(
-        np.int8)
+    refs["reward_type"] = np.where(disc, REWARD["discount"], REWARD["credit"]).astype(np.int8)
     refs["reward_referrer"] = np.where(
-        conv_mask, np.where(disc, _REWARD_CENTS["discount"][0], _REWARD_CENTS["credit"][0]),
-        -1).astype(np.int64)
+        conv_mask, np.where(disc, REWARD_CENTS["discount"][0], REWARD_CENTS["credit"][0]), -1
+    ).astype(np.int64)
     refs["reward_referee"] = np.where(
-        conv_mask, np.where(disc, _REWARD_CENTS["discount"][1], _REWARD_CENTS["credit"][1]),
-        -1).astype(np.int64)
+        conv_mask, np.where(disc, REWARD_CENTS["discount"][1], REWARD_CENTS["credit"][1]), -1
+    ).astype(np.int64)
     st = refs["status"]
     upd = refs["sent_ts"].copy()
     upd = np.where(conv_mask, refs["converted_ts"], upd)
-    upd = np.where(st == _REF_STATUS["expired"], refs["sent_ts"] + 30 * DAY, upd)
-    upd = np.where(st == _REF_STATUS["rejected"],
-                   refs["sent_ts"] + rng.integers(HOUR, 5 * DAY, m), upd)
-    signed_mask = st == _REF_STATUS["signed_up"]
+    upd = np.where(st == REF_STATUS["expired"], refs["sent_ts"] + 30 * DAY, upd)
+    upd = np.where(
+        st == REF_STATUS["rejected"], refs["sent_ts"] + rng.integers(HOUR, 5 * DAY, m), upd
+    )
+    signed_mask = st == REF_STATUS["signed_up"]
     upd = np.where(signed_mask, signup[np.maximum(refs["referee"], 0)], upd)
     refs["updated_ts"] = np.minimum(upd, as_of_ts - 1)
-    return _numbered(refs, key="sent_ts")
+    return with_row_numbers(refs, key="sent_ts")

@@ -18,23 +18,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from pipelines.sample.dates import DAY, _epoch, _month_index, _month_start
-from pipelines.sample.draws import _S_MARKETING, _S_PROGRAM, _rng
+from pipelines.sample.dates import DAY, epoch_seconds, month_index, month_start
+from pipelines.sample.draws import S_MARKETING, S_PROGRAM, make_rng
 from pipelines.sample.params import (
-    _CATEGORIES,
-    _CHANNEL_CODE,
-    _CITY_NAMES,
-    _COUNTRIES,
-    _FIRST_NAMES,
-    _GENDERS,
-    _LAST_NAMES,
-    _PAID_CAC,
-    _PAID_CHANNELS,
     BEHAVIOUR_GROUPS,
+    CATEGORIES,
+    CHANNEL_CODE,
+    CITY_NAMES,
+    COUNTRIES,
     CURRENCIES,
+    FIRST_NAMES,
     FX_RATES,
+    GENDERS,
+    LAST_NAMES,
+    PAID_CAC,
+    PAID_CHANNELS,
 )
-from pipelines.sample.population import _Population
+from pipelines.sample.population import Population
 from pipelines.schemas import (
     ACQUISITION_CHANNELS,
     EVENT_TYPES,
@@ -49,8 +49,14 @@ BASE_CURRENCY = "USD"
 
 # Files of one export, in the order they are written (manifest.json comes last).
 EXPORT_TABLES = (
-    "customers", "orders", "referrals", "surveys", "events", "marketing_spend",
-    "referral_program_costs", "fx_rates",
+    "customers",
+    "orders",
+    "referrals",
+    "surveys",
+    "events",
+    "marketing_spend",
+    "referral_program_costs",
+    "fx_rates",
 )
 GROUND_TRUTH_DIR = "_ground_truth"
 
@@ -64,8 +70,9 @@ def _ids(prefix: str, nums: np.ndarray, mask: np.ndarray | None = None) -> pa.Ar
 
 
 def _emails(nums: np.ndarray, upper: bool = False) -> pa.Array:
-    text = pc.utf8_lpad(pc.cast(pa.array(np.asarray(nums, dtype=np.int64)), pa.string()),
-                        _ID_WIDTH["C"], "0")
+    text = pc.utf8_lpad(
+        pc.cast(pa.array(np.asarray(nums, dtype=np.int64)), pa.string()), _ID_WIDTH["C"], "0"
+    )
     if upper:
         return pc.binary_join_element_wise("USER", text, "@EXAMPLE.COM", "")
     return pc.binary_join_element_wise("user", text, "@example.com", "")
@@ -86,15 +93,16 @@ def _ts(seconds: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
 
 
 def _dates(seconds: np.ndarray) -> pa.Array:
-    return pa.array((np.asarray(seconds, dtype=np.int64) // DAY).astype(np.int32),
-                    type=pa.date32())
+    return pa.array((np.asarray(seconds, dtype=np.int64) // DAY).astype(np.int32), type=pa.date32())
 
 
 def _labels(values: Sequence[str], codes: np.ndarray) -> pa.Array:
     codes = np.asarray(codes, dtype=np.int64)
     mask = codes < 0
-    return pc.take(pa.array(list(values), pa.string()),
-                   pa.array(np.maximum(codes, 0), mask=mask if mask.any() else None))
+    return pc.take(
+        pa.array(list(values), pa.string()),
+        pa.array(np.maximum(codes, 0), mask=mask if mask.any() else None),
+    )
 
 
 def _ints(values: np.ndarray) -> pa.Array:
@@ -123,12 +131,12 @@ def _write_csv(
     return {"rows": n_rows, "sha256": digest.hexdigest()}
 
 
-def _write_export(pop: _Population, out_dir: Path, export_date: date) -> Path:
+def write_export(pop: Population, out_dir: Path, export_date: date) -> Path:
     folder = Path(out_dir) / export_date.isoformat()
     folder.mkdir(parents=True, exist_ok=True)
     manifest_path = folder / "manifest.json"
     manifest_path.unlink(missing_ok=True)  # an export is complete only once this exists
-    export_ts = _epoch(export_date)
+    export_ts = epoch_seconds(export_date)
     files: dict[str, dict[str, int | str]] = {}
     c, o, r, s, e = pop.customers, pop.orders, pop.referrals, pop.surveys, pop.events
     n = len(c["group"])
@@ -140,16 +148,16 @@ def _write_export(pop: _Population, out_dir: Path, export_date: date) -> Path:
         return {
             "customer_id": _ids("C", ids),
             "email": _emails(ids),
-            "first_name": _labels(_FIRST_NAMES, c["first_name"][sl]),
-            "last_name": _labels(_LAST_NAMES, c["last_name"][sl]),
+            "first_name": _labels(FIRST_NAMES, c["first_name"][sl]),
+            "last_name": _labels(LAST_NAMES, c["last_name"][sl]),
             "phone": pc.binary_join_element_wise(
-                "+1555", pc.utf8_lpad(pc.cast(pa.array(c["phone"][sl]), pa.string()), 7,
-                                      "0"), ""),
+                "+1555", pc.utf8_lpad(pc.cast(pa.array(c["phone"][sl]), pa.string()), 7, "0"), ""
+            ),
             "signup_date": _dates(c["signup_ts"][sl]),
-            "country": _labels(_COUNTRIES, c["country"][sl]),
-            "city": _labels(_CITY_NAMES, c["city"][sl]),
+            "country": _labels(COUNTRIES, c["country"][sl]),
+            "city": _labels(CITY_NAMES, c["city"][sl]),
             "birth_year": _ints(c["birth_year"][sl]),
-            "gender": _labels(_GENDERS, c["gender"][sl]),
+            "gender": _labels(GENDERS, c["gender"][sl]),
             "industry": empty,
             "company_size": empty,
             "acquisition_channel": _labels(ACQUISITION_CHANNELS, c["channel"][sl]),
@@ -165,7 +173,7 @@ def _write_export(pop: _Population, out_dir: Path, export_date: date) -> Path:
             "amount": _money(o["amount"][sl]),
             "currency": _labels(CURRENCIES, o["currency"][sl]),
             "status": _labels(ORDER_STATUSES, o["status"][sl]),
-            "product_category": _labels(_CATEGORIES, o["category"][sl]),
+            "product_category": _labels(CATEGORIES, o["category"][sl]),
             "discount_amount": _money(o["discount"][sl]),
             "updated_at": _ts(o["updated_ts"][sl]),
         }
@@ -176,11 +184,13 @@ def _write_export(pop: _Population, out_dir: Path, export_date: date) -> Path:
         no_referee = referee < 0
         own = _emails(np.where(no_referee, r["referrer"][sl], referee) + 1)
         friend = pc.binary_join_element_wise(
-            "friend", pc.utf8_lpad(pc.cast(pa.array(r["id"][sl]), pa.string()), 6, "0"),
-            "@example.org", "")
+            "friend",
+            pc.utf8_lpad(pc.cast(pa.array(r["id"][sl]), pa.string()), 6, "0"),
+            "@example.org",
+            "",
+        )
         upper = _emails(r["referrer"][sl] + 1, upper=True)
-        email = pc.if_else(pa.array(kind == 0), own,
-                           pc.if_else(pa.array(kind == 2), upper, friend))
+        email = pc.if_else(pa.array(kind == 0), own, pc.if_else(pa.array(kind == 2), upper, friend))
         conv = r["converted_ts"][sl]
         return {
             "referral_id": _ids("R", r["id"][sl]),
@@ -191,10 +201,10 @@ def _write_export(pop: _Population, out_dir: Path, export_date: date) -> Path:
             "channel": _labels(REFERRAL_CHANNELS, r["channel"][sl]),
             "status": _labels(REFERRAL_STATUSES, r["status"][sl]),
             "converted_at": _ts(conv, mask=conv < 0),
-            "reward_referrer_amount": _money(r["reward_referrer"][sl],
-                                             r["reward_referrer"][sl] < 0),
-            "reward_referee_amount": _money(r["reward_referee"][sl],
-                                            r["reward_referee"][sl] < 0),
+            "reward_referrer_amount": _money(
+                r["reward_referrer"][sl], r["reward_referrer"][sl] < 0
+            ),
+            "reward_referee_amount": _money(r["reward_referee"][sl], r["reward_referee"][sl] < 0),
             "reward_currency": pa.array([BASE_CURRENCY] * (sl.stop - sl.start), pa.string()),
             "reward_type": _labels(REWARD_TYPES, r["reward_type"][sl]),
             "updated_at": _ts(r["updated_ts"][sl]),
@@ -221,9 +231,9 @@ def _write_export(pop: _Population, out_dir: Path, export_date: date) -> Path:
     end_ym = export_date.year * 12 + export_date.month - 1
     months = np.arange(end_ym - 23, end_ym + 1)
     seen = c["signup_ts"] < export_ts
-    signup_ym = _month_index(c["signup_ts"][seen])
+    signup_ym = month_index(c["signup_ts"][seen])
     chan = c["channel"][seen]
-    codes = np.array([_CHANNEL_CODE[ch] for ch in _PAID_CHANNELS])
+    codes = np.array([CHANNEL_CODE[ch] for ch in PAID_CHANNELS])
     counts = np.zeros((len(months), len(codes)), dtype=np.int64)
     in_range = (signup_ym >= months[0]) & (signup_ym <= months[-1])
     for j, code in enumerate(codes):
@@ -232,38 +242,47 @@ def _write_export(pop: _Population, out_dir: Path, export_date: date) -> Path:
     base = max(1.0, pop.base_customers / 2000)
     spend = np.zeros_like(counts)
     for i, ym in enumerate(months):
-        noise = _rng(pop.seed, _S_MARKETING, int(ym)).random((2, len(codes)))
-        spend[i] = np.round(100 * _PAID_CAC * (counts[i] * (0.85 + 0.3 * noise[0])
-                                                + base * (0.5 + noise[1])))
+        noise = make_rng(pop.seed, S_MARKETING, int(ym)).random((2, len(codes)))
+        spend[i] = np.round(
+            100 * PAID_CAC * (counts[i] * (0.85 + 0.3 * noise[0]) + base * (0.5 + noise[1]))
+        )
     n_ms = counts.size
 
     def marketing(sl: slice) -> dict[str, pa.Array]:
-        month_secs = np.array([_epoch(_month_start(int(m))) for m in months])
+        month_secs = np.array([epoch_seconds(month_start(int(m))) for m in months])
         return {
             "month": _dates(np.repeat(month_secs, len(codes))),
-            "channel": pa.array(list(_PAID_CHANNELS) * len(months), pa.string()),
+            "channel": pa.array(list(PAID_CHANNELS) * len(months), pa.string()),
             "spend": _money(spend.ravel()),
             "new_customers": pa.array(counts.ravel()),
         }
 
     # referral program fixed costs: every month of the history, plus the month after
-    first_ym = int(_month_index(np.array([pop.history_start]))[0])
+    first_ym = int(month_index(np.array([pop.history_start]))[0])
     cost_months = np.arange(first_ym, end_ym + 2)
-    cost = np.array([
-        round(100 * (500 + 0.25 * pop.base_customers)
-              * (0.9 + 0.2 * _rng(pop.seed, _S_PROGRAM, int(ym)).random()))
-        for ym in cost_months
-    ], dtype=np.int64)
+    cost = np.array(
+        [
+            round(
+                100
+                * (500 + 0.25 * pop.base_customers)
+                * (0.9 + 0.2 * make_rng(pop.seed, S_PROGRAM, int(ym)).random())
+            )
+            for ym in cost_months
+        ],
+        dtype=np.int64,
+    )
 
     def program(sl: slice) -> dict[str, pa.Array]:
         return {
-            "month": _dates(np.array([_epoch(_month_start(int(m))) for m in cost_months])),
+            "month": _dates(np.array([epoch_seconds(month_start(int(m))) for m in cost_months])),
             "cost": _money(cost),
         }
 
     def fx(sl: slice) -> dict[str, pa.Array]:
-        return {"currency": pa.array(list(FX_RATES)),
-                "rate_to_base": pa.array(list(FX_RATES.values()))}
+        return {
+            "currency": pa.array(list(FX_RATES)),
+            "rate_to_base": pa.array(list(FX_RATES.values())),
+        }
 
     writers = {
         "customers": (n, customers),
@@ -281,10 +300,12 @@ def _write_export(pop: _Population, out_dir: Path, export_date: date) -> Path:
 
     truth_dir = Path(out_dir) / GROUND_TRUTH_DIR
     truth_dir.mkdir(parents=True, exist_ok=True)
-    truth = pa.table({
-        "customer_id": _ids("C", np.arange(1, n + 1)),
-        "behaviour_group": _labels(BEHAVIOUR_GROUPS, c["group"]),
-    })
+    truth = pa.table(
+        {
+            "customer_id": _ids("C", np.arange(1, n + 1)),
+            "behaviour_group": _labels(BEHAVIOUR_GROUPS, c["group"]),
+        }
+    )
     with open(truth_dir / f"{export_date.isoformat()}.csv", "wb") as fh:
         fh.write(b"customer_id,behaviour_group\n")
         pacsv.write_csv(truth, fh, _WRITE_OPTIONS)

@@ -38,8 +38,26 @@ from pipelines.segmentation.profiles import (
 from pipelines.segmentation.segment import SegmentationResult, segment_customers
 from pipelines.segmentation.warehouse import ensure_profile_columns, run_segmentation
 
-__all__ = ["CATEGORICAL_SOURCES", "DEFAULT_FEATURES", "FEATURE_LABELS", "INCENTIVES",
-           "LOG_FEATURES", "MEAN_SOURCES", "NEUTRAL_FILL", "PROFILE_COLUMNS", "PROFILE_MEANS",
-           "PROSPECTS_ID", "PROSPECTS_NAME", "ROUND", "ZERO_FILL", "SegmentationConfig",
-           "SegmentationResult", "build_preprocessor", "ensure_profile_columns", "match_ids",
-           "run_segmentation", "segment_customers", "silhouettes"]
+__all__ = [
+    "CATEGORICAL_SOURCES",
+    "DEFAULT_FEATURES",
+    "FEATURE_LABELS",
+    "INCENTIVES",
+    "LOG_FEATURES",
+    "MEAN_SOURCES",
+    "NEUTRAL_FILL",
+    "PROFILE_COLUMNS",
+    "PROFILE_MEANS",
+    "PROSPECTS_ID",
+    "PROSPECTS_NAME",
+    "ROUND",
+    "ZERO_FILL",
+    "SegmentationConfig",
+    "SegmentationResult",
+    "build_preprocessor",
+    "ensure_profile_columns",
+    "match_ids",
+    "run_segmentation",
+    "segment_customers",
+    "silhouettes",
+]

@@ -10,9 +10,19 @@ PROSPECTS_NAME = "Prospects"
 ROUND = 6
 
 DEFAULT_FEATURES: tuple[str, ...] = (
-    "orders_count", "net_revenue", "avg_order_value", "days_since_last_order", "tenure_days",
-    "purchase_days_per_year", "nps_avg", "csat_avg", "referrals_sent", "reviews_posted",
-    "social_shares", "refund_rate", "discount_share",
+    "orders_count",
+    "net_revenue",
+    "avg_order_value",
+    "days_since_last_order",
+    "tenure_days",
+    "purchase_days_per_year",
+    "nps_avg",
+    "csat_avg",
+    "referrals_sent",
+    "reviews_posted",
+    "social_shares",
+    "refund_rate",
+    "discount_share",
 )
 
 
@@ -34,10 +44,12 @@ class SegmentationConfig:
     def from_env(cls) -> SegmentationConfig:
         """SEGMENT_K_MIN, SEGMENT_K_MAX, SEGMENT_MIN_SHARE, SEGMENT_SEED (README); defaults."""
         d = cls()
-        return cls(k_min=int(os.getenv("SEGMENT_K_MIN", d.k_min)),
-                   k_max=int(os.getenv("SEGMENT_K_MAX", d.k_max)),
-                   min_share=float(os.getenv("SEGMENT_MIN_SHARE", d.min_share)),
-                   seed=int(os.getenv("SEGMENT_SEED", d.seed)))
+        return cls(
+            k_min=int(os.getenv("SEGMENT_K_MIN", d.k_min)),
+            k_max=int(os.getenv("SEGMENT_K_MAX", d.k_max)),
+            min_share=float(os.getenv("SEGMENT_MIN_SHARE", d.min_share)),
+            seed=int(os.getenv("SEGMENT_SEED", d.seed)),
+        )
 
     def __post_init__(self):
         if not 2 <= self.k_min <= self.k_max:

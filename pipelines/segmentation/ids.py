@@ -24,7 +24,8 @@ def match_ids(new_scaled, previous_centroids, pre, config, used_ids) -> tuple[li
     ids: list[str | None] = [None] * len(new_scaled)
     if previous_centroids is not None and len(previous_centroids):
         prev = previous_centroids.pivot_table(
-            index="segment_id", columns="feature", values="value", aggfunc="first")
+            index="segment_id", columns="feature", values="value", aggfunc="first"
+        )
         prev = prev[prev.index != PROSPECTS_ID].sort_index()
         if set(feats) <= set(prev.columns) and len(prev):
             prev_scaled = pre.transform(prev[list(feats)].astype("float64"))

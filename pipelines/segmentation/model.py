@@ -14,17 +14,37 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 from pipelines.segmentation.config import ROUND
 
 # Counts, money and days: log1p before scaling.
-LOG_FEATURES = frozenset({
-    "orders_count", "net_revenue", "avg_order_value", "days_since_last_order", "tenure_days",
-    "purchase_days_per_year", "referrals_sent", "referrals_converted", "reviews_posted",
-    "social_shares", "frequency", "recency", "T", "monetary_value", "median_gap_days",
-})
+LOG_FEATURES = frozenset(
+    {
+        "orders_count",
+        "net_revenue",
+        "avg_order_value",
+        "days_since_last_order",
+        "tenure_days",
+        "purchase_days_per_year",
+        "referrals_sent",
+        "referrals_converted",
+        "reviews_posted",
+        "social_shares",
+        "frequency",
+        "recency",
+        "T",
+        "monetary_value",
+        "median_gap_days",
+    }
+)
 # NULL fill values inside the pipeline: survey columns neutral, counts and rates 0, else median.
 NEUTRAL_FILL = {"nps_avg": 7.5, "nps_latest": 7.5, "csat_avg": 3.0}
-ZERO_FILL = frozenset({
-    "referrals_sent", "referrals_converted", "reviews_posted", "social_shares", "refund_rate",
-    "discount_share",
-})
+ZERO_FILL = frozenset(
+    {
+        "referrals_sent",
+        "referrals_converted",
+        "reviews_posted",
+        "social_shares",
+        "refund_rate",
+        "discount_share",
+    }
+)
 
 
 def _log1p_nonneg(x):
@@ -40,21 +60,28 @@ def build_preprocessor(features: tuple[str, ...]) -> Pipeline:
     for f in features:
         if f in NEUTRAL_FILL:
             imp = SimpleImputer(
-                strategy="constant", fill_value=NEUTRAL_FILL[f], keep_empty_features=True)
+                strategy="constant", fill_value=NEUTRAL_FILL[f], keep_empty_features=True
+            )
         elif f in ZERO_FILL:
             imp = SimpleImputer(strategy="constant", fill_value=0.0, keep_empty_features=True)
         else:
             imp = SimpleImputer(strategy="median", keep_empty_features=True)
         steps = [("impute", imp)]
         if f in LOG_FEATURES:
-            steps.append(("log1p", FunctionTransformer(
-                _log1p_nonneg, inverse_func=np.expm1, feature_names_out="one-to-one")))
+            steps.append(
+                (
+                    "log1p",
+                    FunctionTransformer(
+                        _log1p_nonneg, inverse_func=np.expm1, feature_names_out="one-to-one"
+                    ),
+                )
+            )
         parts.append((f, Pipeline(steps), [f]))
     columns = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
     return Pipeline([("columns", columns), ("scale", StandardScaler())])
 
 
-def _to_original(pre: Pipeline, scaled: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
+def to_original(pre: Pipeline, scaled: np.ndarray, features: tuple[str, ...]) -> np.ndarray:
     out = pre.named_steps["scale"].inverse_transform(np.atleast_2d(scaled))
     for j, f in enumerate(features):
         if f in LOG_FEATURES:
@@ -62,10 +89,10 @@ def _to_original(pre: Pipeline, scaled: np.ndarray, features: tuple[str, ...]) -
     return out
 
 
-def _transform(pre: Pipeline, df: pd.DataFrame, batch: int) -> np.ndarray:
+def transform(pre: Pipeline, df: pd.DataFrame, batch: int) -> np.ndarray:
     out = np.empty((len(df), len(pre.named_steps["scale"].mean_)))
     for start in range(0, len(df), batch):
-        out[start:start + batch] = pre.transform(df.iloc[start:start + batch])
+        out[start : start + batch] = pre.transform(df.iloc[start : start + batch])
     return out
 
 
@@ -91,12 +118,12 @@ def silhouettes(X: np.ndarray, label_sets: list[np.ndarray], chunk: int = 256) -
         D[np.arange(stop - start), np.arange(start, stop)] = 0.0
         S = D @ H  # sums of distances from each row to each cluster, for every labeling
         for j, labels in enumerate(label_sets):
-            sums = S[:, offsets[j]:offsets[j + 1]]
+            sums = S[:, offsets[j] : offsets[j + 1]]
             own = labels[start:stop]
             rows = np.arange(stop - start)
             n_own = counts[offsets[j] + own]
             a = sums[rows, own] / np.maximum(n_own - 1, 1)
-            cnt = counts[offsets[j]:offsets[j + 1]]
+            cnt = counts[offsets[j] : offsets[j + 1]]
             means = np.divide(sums, cnt, out=np.full_like(sums, np.inf), where=cnt > 0)
             means[rows, own] = np.inf
             b = means.min(axis=1)
@@ -106,7 +133,7 @@ def silhouettes(X: np.ndarray, label_sets: list[np.ndarray], chunk: int = 256) -
     return [float(t / n) for t in totals]
 
 
-def _choose_k(X, x_fit, sil_idx, config) -> tuple[tuple, list[dict]]:
+def choose_k(X, x_fit, sil_idx, config) -> tuple[tuple, list[dict]]:
     n_distinct = len(np.unique(x_fit[: min(len(x_fit), 50_000)].round(9), axis=0))
     models, label_sets = [], []
     for k in range(config.k_min, config.k_max + 1):
@@ -120,8 +147,12 @@ def _choose_k(X, x_fit, sil_idx, config) -> tuple[tuple, list[dict]]:
     for km, labels, sil in zip(models, label_sets, sils, strict=True):
         k = km.n_clusters
         min_share = float(np.bincount(labels, minlength=k).min() / len(X))
-        row = {"k": k, "silhouette": round(sil, ROUND), "min_share": round(min_share, ROUND),
-               "accepted": min_share >= config.min_share}
+        row = {
+            "k": k,
+            "silhouette": round(sil, ROUND),
+            "min_share": round(min_share, ROUND),
+            "accepted": min_share >= config.min_share,
+        }
         scan.append(row)
         # Rank: guard satisfied, then silhouette (rounded, so ties are stable), then smaller k;
         # if no k satisfies the guard, the k with the largest smallest cluster.
@@ -131,7 +162,7 @@ def _choose_k(X, x_fit, sil_idx, config) -> tuple[tuple, list[dict]]:
     return (best[1:] if best else (None, None)), scan
 
 
-def _canonical_order(km: KMeans, labels: np.ndarray) -> np.ndarray:
+def canonical_order(km: KMeans, labels: np.ndarray) -> np.ndarray:
     """Old label -> canonical label: by size descending, then centroid values."""
     sizes = np.bincount(labels, minlength=km.n_clusters)
     keys = [(-int(sizes[i]), *np.round(km.cluster_centers_[i], ROUND)) for i in range(len(sizes))]

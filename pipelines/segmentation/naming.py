@@ -21,18 +21,28 @@ INCENTIVES = {
     "prospect": "Double-sided welcome credit on the first order",
 }
 FEATURE_LABELS = {
-    "orders_count": "order count", "net_revenue": "revenue", "avg_order_value": "order value",
-    "days_since_last_order": "days since last order", "tenure_days": "tenure",
-    "purchase_days_per_year": "purchase rate", "nps_avg": "NPS", "csat_avg": "CSAT",
-    "referrals_sent": "referrals", "reviews_posted": "reviews", "social_shares": "shares",
-    "refund_rate": "refunds", "discount_share": "discount use",
+    "orders_count": "order count",
+    "net_revenue": "revenue",
+    "avg_order_value": "order value",
+    "days_since_last_order": "days since last order",
+    "tenure_days": "tenure",
+    "purchase_days_per_year": "purchase rate",
+    "nps_avg": "NPS",
+    "csat_avg": "CSAT",
+    "referrals_sent": "referrals",
+    "reviews_posted": "reviews",
+    "social_shares": "shares",
+    "refund_rate": "refunds",
+    "discount_share": "discount use",
 }
 
 
-def _archetype(z: dict, o: dict) -> tuple[str, str]:
+def archetype_of(z: dict, o: dict) -> tuple[str, str]:
     """(name, incentive key) from a centroid: z = standardised, o = original units."""
+
     def zf(f):
         return z.get(f, 0.0)
+
     advocacy = np.mean([zf(f) for f in ("referrals_sent", "reviews_posted", "social_shares")])
     value = np.mean([zf("orders_count"), zf("net_revenue")])
     detractor = "nps_avg" in o and o["nps_avg"] < 7.0
@@ -56,7 +66,7 @@ def _archetype(z: dict, o: dict) -> tuple[str, str]:
     return "Occasional buyers", "occasional"
 
 
-def _unique_names(names: list[str], z: np.ndarray, features: tuple[str, ...]) -> list[str]:
+def unique_names(names: list[str], z: np.ndarray, features: tuple[str, ...]) -> list[str]:
     """Disambiguate equal names by the most distinguishing feature, then by a number."""
     out = list(names)
     for name in sorted(set(names)):
@@ -80,14 +90,18 @@ def _fmt(x: float, spec: str) -> str:
     return "n/a" if x is None or pd.isna(x) else format(x, spec)
 
 
-def _persona(p: dict) -> str:
+def persona_for(p: dict) -> str:
     head = f"{p['customers']:,} customers ({p['share']:.1%})"
     if p["segment_id"] == PROSPECTS_ID:
-        return (f"{head} who signed up {_fmt(p['avg_tenure_days'], ',.0f')} days ago on "
-                "average and have not completed an order yet.")
-    return (f"{head} with {_fmt(p['avg_orders_count'], ',.1f')} orders and "
-            f"{_fmt(p['avg_net_revenue'], ',.0f')} net revenue on average "
-            f"({_fmt(p['avg_order_value'], ',.0f')} per order), last order "
-            f"{_fmt(p['avg_days_since_last_order'], ',.0f')} days ago, customers for "
-            f"{_fmt(p['avg_tenure_days'], ',.0f')} days, NPS {_fmt(p['avg_nps'], '.1f')}, "
-            f"{_fmt(p['avg_referrals_sent'], '.1f')} referrals sent in the last year.")
+        return (
+            f"{head} who signed up {_fmt(p['avg_tenure_days'], ',.0f')} days ago on "
+            "average and have not completed an order yet."
+        )
+    return (
+        f"{head} with {_fmt(p['avg_orders_count'], ',.1f')} orders and "
+        f"{_fmt(p['avg_net_revenue'], ',.0f')} net revenue on average "
+        f"({_fmt(p['avg_order_value'], ',.0f')} per order), last order "
+        f"{_fmt(p['avg_days_since_last_order'], ',.0f')} days ago, customers for "
+        f"{_fmt(p['avg_tenure_days'], ',.0f')} days, NPS {_fmt(p['avg_nps'], '.1f')}, "
+        f"{_fmt(p['avg_referrals_sent'], '.1f')} referrals sent in the last year."
+    )

@@ -29,12 +29,17 @@ PROFILE_MEANS: dict[str, tuple[str, str]] = {
 MEAN_SOURCES = frozenset(src for src, agg in PROFILE_MEANS.values() if agg == "mean")
 CATEGORICAL_SOURCES = ("nps_class", "advocate_type", "churn_risk")
 PROFILE_COLUMNS = (
-    "segment_id", "segment_name", "customers", "share", "persona", "recommended_incentive",
+    "segment_id",
+    "segment_name",
+    "customers",
+    "share",
+    "persona",
+    "recommended_incentive",
     *PROFILE_MEANS,
 )
 
 
-def _profiles(df: pd.DataFrame, seg: pd.Series) -> pd.DataFrame:
+def build_profiles(df: pd.DataFrame, seg: pd.Series) -> pd.DataFrame:
     cols = {}
     for out, (src, agg) in PROFILE_MEANS.items():
         if src not in df.columns:

@@ -18,14 +18,14 @@ from pipelines.segmentation.config import (
 )
 from pipelines.segmentation.ids import match_ids
 from pipelines.segmentation.model import (
-    _canonical_order,
-    _choose_k,
-    _to_original,
-    _transform,
     build_preprocessor,
+    canonical_order,
+    choose_k,
+    to_original,
+    transform,
 )
-from pipelines.segmentation.naming import INCENTIVES, _archetype, _persona, _unique_names
-from pipelines.segmentation.profiles import MEAN_SOURCES, PROFILE_COLUMNS, _profiles
+from pipelines.segmentation.naming import INCENTIVES, archetype_of, persona_for, unique_names
+from pipelines.segmentation.profiles import MEAN_SOURCES, PROFILE_COLUMNS, build_profiles
 
 
 @dataclass
@@ -37,8 +37,9 @@ class SegmentationResult:
 
 
 def _prepare(features: pd.DataFrame, config: SegmentationConfig) -> pd.DataFrame:
-    missing = [c for c in ("customer_id", "orders_count", *config.features)
-               if c not in features.columns]
+    missing = [
+        c for c in ("customer_id", "orders_count", *config.features) if c not in features.columns
+    ]
     if missing:
         raise ValueError(f"customer_features lacks columns {missing}")
     df = features.assign(customer_id=features["customer_id"].astype(str))
@@ -51,9 +52,12 @@ def _prepare(features: pd.DataFrame, config: SegmentationConfig) -> pd.DataFrame
     return df
 
 
-def segment_customers(features: pd.DataFrame, previous_centroids: pd.DataFrame | None,
-                      used_ids: set[str], config: SegmentationConfig | None = None
-                      ) -> SegmentationResult:
+def segment_customers(
+    features: pd.DataFrame,
+    previous_centroids: pd.DataFrame | None,
+    used_ids: set[str],
+    config: SegmentationConfig | None = None,
+) -> SegmentationResult:
     """Segment one snapshot of customer_features. Deterministic for identical input."""
     config = config or SegmentationConfig()
     feats = config.features
@@ -65,29 +69,42 @@ def segment_customers(features: pd.DataFrame, previous_centroids: pd.DataFrame |
     seg = pd.Series(PROSPECTS_ID, index=df.index, dtype=object)
     names = {PROSPECTS_ID: PROSPECTS_NAME}
     incentive = {PROSPECTS_ID: INCENTIVES["prospect"]}
-    meta: dict = {"n_customers": len(df), "n_prospects": int((~has_order).sum()),
-                  "n_clustered": len(clustered), "features": list(feats), "seed": config.seed,
-                  "k": 0, "silhouette": None, "davies_bouldin": None, "k_scan": [],
-                  "fit_on_sample": False, "matching": {}}
+    meta: dict = {
+        "n_customers": len(df),
+        "n_prospects": int((~has_order).sum()),
+        "n_clustered": len(clustered),
+        "features": list(feats),
+        "seed": config.seed,
+        "k": 0,
+        "silhouette": None,
+        "davies_bouldin": None,
+        "k_scan": [],
+        "fit_on_sample": False,
+        "matching": {},
+    }
     centroid_rows = []
     if len(clustered):
         rng = np.random.default_rng(config.seed)
         n = len(clustered)
         with threadpool_limits(limits=config.n_threads):
-            fit_idx = np.sort(rng.choice(n, config.fit_sample_size, replace=False)) \
-                if n > config.fit_sample_size else np.arange(n)
+            fit_idx = (
+                np.sort(rng.choice(n, config.fit_sample_size, replace=False))
+                if n > config.fit_sample_size
+                else np.arange(n)
+            )
             meta["fit_on_sample"] = bool(n > config.fit_sample_size)
             pre = build_preprocessor(feats).fit(clustered.iloc[fit_idx])
-            X = _transform(pre, clustered, config.batch_size)
+            X = transform(pre, clustered, config.batch_size)
             sil_idx = np.sort(rng.choice(n, min(n, config.sample_size), replace=False))
-            (km, labels), meta["k_scan"] = _choose_k(X, X[fit_idx], sil_idx, config)
+            (km, labels), meta["k_scan"] = choose_k(X, X[fit_idx], sil_idx, config)
             if km is None:  # fewer distinct customers than k_min: one segment
                 km = KMeans(n_clusters=1, n_init=1, random_state=config.seed).fit(X[fit_idx])
                 labels = km.predict(X)
-            remap = _canonical_order(km, labels)
+            remap = canonical_order(km, labels)
             labels = remap[labels]
-            meta["guard_satisfied"] = any(r["accepted"] and r["k"] == km.n_clusters
-                                          for r in meta["k_scan"])
+            meta["guard_satisfied"] = any(
+                r["accepted"] and r["k"] == km.n_clusters for r in meta["k_scan"]
+            )
             centers = np.empty_like(km.cluster_centers_)
             centers[remap] = km.cluster_centers_
             k = len(centers)
@@ -96,29 +113,43 @@ def segment_customers(features: pd.DataFrame, previous_centroids: pd.DataFrame |
                 meta["silhouette"] = next(r["silhouette"] for r in meta["k_scan"] if r["k"] == k)
                 meta["davies_bouldin"] = round(float(davies_bouldin_score(X, labels)), ROUND)
             ids, meta["matching"] = match_ids(centers, previous_centroids, pre, config, used_ids)
-            original = _to_original(pre, centers, feats)
-        arche = [_archetype(dict(zip(feats, centers[i], strict=True)),
-                            dict(zip(feats, original[i], strict=True))) for i in range(k)]
-        unique = _unique_names([a[0] for a in arche], centers, feats)
+            original = to_original(pre, centers, feats)
+        arche = [
+            archetype_of(
+                dict(zip(feats, centers[i], strict=True)),
+                dict(zip(feats, original[i], strict=True)),
+            )
+            for i in range(k)
+        ]
+        unique = unique_names([a[0] for a in arche], centers, feats)
         seg.iloc[np.flatnonzero(has_order)] = np.asarray(ids, dtype=object)[labels]
         for i in range(k):
             names[ids[i]] = unique[i]
             incentive[ids[i]] = INCENTIVES[arche[i][1]]
-            centroid_rows += [(ids[i], unique[i], f, round(float(v), ROUND))
-                              for f, v in zip(feats, original[i], strict=True)]
-    assignments = pd.DataFrame({"customer_id": df["customer_id"].astype(object),
-                                "segment_id": seg.to_numpy(), "segment_name": seg.map(names)})
-    prof = _profiles(df, seg)
+            centroid_rows += [
+                (ids[i], unique[i], f, round(float(v), ROUND))
+                for f, v in zip(feats, original[i], strict=True)
+            ]
+    assignments = pd.DataFrame(
+        {
+            "customer_id": df["customer_id"].astype(object),
+            "segment_id": seg.to_numpy(),
+            "segment_name": seg.map(names),
+        }
+    )
+    prof = build_profiles(df, seg)
     prof["segment_name"] = prof["segment_id"].map(names)
     prof["recommended_incentive"] = prof["segment_id"].map(incentive)
-    prof["persona"] = [_persona(p) for p in prof.to_dict("records")]
+    prof["persona"] = [persona_for(p) for p in prof.to_dict("records")]
     prof = prof[list(PROFILE_COLUMNS)]
     num = prof.select_dtypes("float").columns
     prof[num] = prof[num].round(ROUND)
-    centroids = pd.DataFrame(centroid_rows,
-                             columns=["segment_id", "segment_name", "feature", "value"])
+    centroids = pd.DataFrame(
+        centroid_rows, columns=["segment_id", "segment_name", "feature", "value"]
+    )
     centroids = centroids.sort_values(["segment_id", "feature"], kind="mergesort")
     meta["sizes"] = {str(r.segment_id): int(r.customers) for r in prof.itertuples()}
     meta["names"] = dict(sorted(names.items()))
-    return SegmentationResult(assignments, prof.reset_index(drop=True),
-                              centroids.reset_index(drop=True), meta)
+    return SegmentationResult(
+        assignments, prof.reset_index(drop=True), centroids.reset_index(drop=True), meta
+    )

@@ -19,8 +19,11 @@ def _write(con, table: str, df: pd.DataFrame, as_of, where_as_of: bool, order: s
             con.execute(f"DELETE FROM {table} WHERE as_of_date = ?", [as_of])
         else:
             con.execute(f"DELETE FROM {table}")
-        con.execute(f"INSERT INTO {table} BY NAME SELECT *, ?::DATE AS as_of_date "
-                    f"FROM _seg_df ORDER BY {order}", [as_of])
+        con.execute(
+            f"INSERT INTO {table} BY NAME SELECT *, ?::DATE AS as_of_date "
+            f"FROM _seg_df ORDER BY {order}",
+            [as_of],
+        )
     finally:
         con.unregister("_seg_df")
 
@@ -31,8 +34,9 @@ def ensure_profile_columns(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"ALTER TABLE marts.segment_profiles ADD COLUMN IF NOT EXISTS {col} DOUBLE")
 
 
-def run_segmentation(con: duckdb.DuckDBPyConnection,
-                     config: SegmentationConfig | None = None) -> dict:
+def run_segmentation(
+    con: duckdb.DuckDBPyConnection, config: SegmentationConfig | None = None
+) -> dict:
     """Read marts.customer_features, segment, write marts.* and history.* in one transaction."""
     config = config or SegmentationConfig()
     create_python_owned_tables(con)
@@ -40,31 +44,42 @@ def run_segmentation(con: duckdb.DuckDBPyConnection,
     as_of = latest_export_date(con)
     if as_of is None:
         raise ValueError("raw.exports is empty: no as-of date")
-    available = {r[0] for r in con.execute(
-        "SELECT column_name FROM information_schema.columns "
-        "WHERE table_schema = 'marts' AND table_name = 'customer_features'").fetchall()}
+    available = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'marts' AND table_name = 'customer_features'"
+        ).fetchall()
+    }
     numeric = ({"orders_count", "frequency", *config.features} | MEAN_SOURCES) & available
     select = ["customer_id"] + [f'CAST("{c}" AS DOUBLE) AS "{c}"' for c in sorted(numeric)]
     select += [f'"{c}"' for c in CATEGORICAL_SOURCES if c in available]
-    features = con.execute(f"SELECT {', '.join(select)} FROM marts.customer_features "
-                           "ORDER BY customer_id").df()
+    features = con.execute(
+        f"SELECT {', '.join(select)} FROM marts.customer_features ORDER BY customer_id"
+    ).df()
     previous = con.execute(
         "SELECT segment_id, segment_name, feature, value FROM history.segment_centroids "
         "WHERE as_of_date = (SELECT max(as_of_date) FROM history.segment_centroids "
-        "WHERE as_of_date < ?) ORDER BY segment_id, feature", [as_of]).df()
-    used = {r[0] for r in con.execute(
-        "SELECT segment_id FROM history.segment_assignments WHERE as_of_date <> ? UNION "
-        "SELECT segment_id FROM history.segment_centroids WHERE as_of_date <> ?",
-        [as_of, as_of]).fetchall()}
+        "WHERE as_of_date < ?) ORDER BY segment_id, feature",
+        [as_of],
+    ).df()
+    used = {
+        r[0]
+        for r in con.execute(
+            "SELECT segment_id FROM history.segment_assignments WHERE as_of_date <> ? UNION "
+            "SELECT segment_id FROM history.segment_centroids WHERE as_of_date <> ?",
+            [as_of, as_of],
+        ).fetchall()
+    }
     result = segment_customers(features, previous if len(previous) else None, used, config)
     con.execute("BEGIN TRANSACTION")
     try:
         _write(con, "marts.customer_segments", result.assignments, as_of, False, "customer_id")
         _write(con, "marts.segment_profiles", result.profiles, as_of, False, "segment_id")
-        _write(con, "history.segment_assignments", result.assignments, as_of, True,
-               "customer_id")
-        _write(con, "history.segment_centroids", result.centroids, as_of, True,
-               "segment_id, feature")
+        _write(con, "history.segment_assignments", result.assignments, as_of, True, "customer_id")
+        _write(
+            con, "history.segment_centroids", result.centroids, as_of, True, "segment_id, feature"
+        )
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")

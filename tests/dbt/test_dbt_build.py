@@ -12,28 +12,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dbt.cli.main import dbtRunner
 
+from tests.dbt import invoke_dbt as _dbt
 from tests.dbt.sample_warehouse import build_sample_warehouse
-
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
-
-
-def _dbt(args: list[str], tmp: Path) -> None:
-    res = dbtRunner().invoke(
-        [
-            *args,
-            "--project-dir",
-            str(PROJECT_DIR),
-            "--profiles-dir",
-            str(PROJECT_DIR),
-            "--target-path",
-            str(tmp / "target"),
-            "--log-path",
-            str(tmp / "logs"),
-        ]
-    )
-    assert res.success, f"dbt {args[0]} failed: {res.exception or res.result}"
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +107,7 @@ def test_customer_features_by_hand(warehouse):
 
 def test_customer_features_match_lifetimes(warehouse):
     import lifetimes.utils as lifetimes_utils
+
     path, _ = warehouse
     con = duckdb.connect(str(path))  # dbt-duckdb keeps its own in-process handle open
     try:

@@ -1,5 +1,6 @@
-"""stg_orders and stg_events stage only the exports not staged yet, and rebuild from all of
-raw when what they staged changed (dbt_project/macros/incremental_staging.sql).
+"""The incremental staging models (stg_orders, stg_events, stg_customers, stg_referrals
+here) stage only the exports not staged yet, and rebuild from all of raw when what they
+staged changed (dbt_project/macros/incremental_staging.sql).
 
 Night by night on a small hand-made raw dataset; every expected row is worked out by hand
 from the rows inserted (newest export wins; amount_base = amount * EUR rate), and the last
@@ -14,11 +15,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dbt.cli.main import dbtRunner
 
 from pipelines.warehouse_tables import create_python_owned_tables
+from tests.dbt import invoke_dbt
 
-PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 SELECT = ["--select", "+stg_orders", "+stg_events", "+stg_customers", "+stg_referrals"]
 D1, D2, D3, D4 = "2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"
 ORDER_COLS = (
@@ -48,29 +48,40 @@ class Warehouse:
 
     def orders(self, *rows: tuple) -> None:
         for line, row in enumerate(rows, start=2):
-            self.sql(f"INSERT INTO raw.orders ({ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                     [*row, line])
+            self.sql(
+                f"INSERT INTO raw.orders ({ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [*row, line],
+            )
 
     def events(self, day: str, *rows: tuple) -> None:
         for line, (event_id, customer) in enumerate(rows, start=2):
             self.sql(
                 "INSERT INTO raw.events (event_id, customer_id, occurred_at, event_type, "
                 "_export_date, _line_number) VALUES (?, ?, '2026-10-01', 'social_share', ?, ?)",
-                [event_id, customer, day, line])
+                [event_id, customer, day, line],
+            )
 
     def eur(self, day: str, rate: str) -> None:
-        self.sql("INSERT INTO raw.fx_rates (currency, rate_to_base, _export_date, _line_number) "
-                 "VALUES ('EUR', ?, ?, 2)", [rate, day])
+        self.sql(
+            "INSERT INTO raw.fx_rates (currency, rate_to_base, _export_date, _line_number) "
+            "VALUES ('EUR', ?, ?, 2)",
+            [rate, day],
+        )
 
     def customer(self, day: str, customer_id: str, email: str) -> None:
-        self.sql("INSERT INTO raw.customers (customer_id, email, signup_date, _export_date, "
-                 "_line_number) VALUES (?, ?, '2025-01-01', ?, 2)", [customer_id, email, day])
+        self.sql(
+            "INSERT INTO raw.customers (customer_id, email, signup_date, _export_date, "
+            "_line_number) VALUES (?, ?, '2025-01-01', ?, 2)",
+            [customer_id, email, day],
+        )
 
     def referral(self, day: str, referral_id: str, referrer: str, referee: str) -> None:
-        self.sql("INSERT INTO raw.referrals (referral_id, referrer_customer_id, "
-                 "referee_customer_id, sent_at, status, _export_date, _line_number) "
-                 "VALUES (?, ?, ?, '2026-09-01', 'sent', ?, 2)",
-                 [referral_id, referrer, referee, day])
+        self.sql(
+            "INSERT INTO raw.referrals (referral_id, referrer_customer_id, "
+            "referee_customer_id, sent_at, status, _export_date, _line_number) "
+            "VALUES (?, ?, ?, '2026-09-01', 'sent', ?, 2)",
+            [referral_id, referrer, referee, day],
+        )
 
     def dbt(self, *extra: str) -> list[str]:
         """Runs the staging models; returns what they logged (rebuild reasons)."""
@@ -84,19 +95,16 @@ class Warehouse:
         mp.setenv("DBT_DUCKDB_PATH", str(self.path))
         mp.delenv("DBT_VARS", raising=False)
         try:
-            res = dbtRunner(callbacks=[listen]).invoke([
-                "run", *SELECT, *extra, "--project-dir", str(PROJECT_DIR),
-                "--profiles-dir", str(PROJECT_DIR), "--target-path", str(self.tmp / "target"),
-                "--log-path", str(self.tmp / "logs"),
-            ])
+            invoke_dbt(["run", *SELECT, *extra], self.tmp, callbacks=[listen])
         finally:
             mp.undo()
-        assert res.success, f"dbt run failed: {res.exception or res.result}"
         return [s for s in said if "rebuilt from all of raw" in s]
 
     def staged_orders(self) -> dict[str, tuple]:
-        rows = self.sql("SELECT order_id, amount, amount_base, source_export_date::VARCHAR "
-                        "FROM staging.stg_orders")
+        rows = self.sql(
+            "SELECT order_id, amount, amount_base, source_export_date::VARCHAR "
+            "FROM staging.stg_orders"
+        )
         return {r[0]: r[1:] for r in rows}
 
     def staged_events(self) -> dict[str, str]:
@@ -115,21 +123,37 @@ def nights(tmp_path_factory: pytest.TempPathFactory):
     seen: dict[str, dict] = {}
 
     def night(name: str, *extra: str) -> None:
-        seen[name] = {"rebuilt": wh.dbt(*extra), "orders": wh.staged_orders(),
-                      "events": wh.staged_events(),
-                      "referees": dict(wh.sql("SELECT referral_id, referee_customer_id "
-                                              "FROM staging.stg_referrals")),
-                      "email_hash": wh.sql("SELECT email_hash FROM staging.stg_customers "
-                                           "WHERE customer_id = 'C1'")[0][0],
-                      "state": wh.sql("SELECT export_date::VARCHAR, raw_rows "
-                                      "FROM staging.stg_orders__staged ORDER BY 1")}
+        seen[name] = {
+            "rebuilt": wh.dbt(*extra),
+            "orders": wh.staged_orders(),
+            "events": wh.staged_events(),
+            "referees": dict(
+                wh.sql("SELECT referral_id, referee_customer_id FROM staging.stg_referrals")
+            ),
+            "email_hash": wh.sql(
+                "SELECT email_hash FROM staging.stg_customers WHERE customer_id = 'C1'"
+            )[0][0],
+            "state": wh.sql(
+                "SELECT export_date::VARCHAR, raw_rows FROM staging.stg_orders__staged ORDER BY 1"
+            ),
+        }
 
     # Night 1: first build.  EUR = 2.
     wh.export(D1)
     wh.eur(D1, "2")
-    wh.orders(("A", "C1", "2026-10-01", 10, "USD", "completed", D1, ),
-              ("B", "C2", "2026-10-02", 20, "EUR", "completed", D1),
-              ("C", "C3", "2026-10-03", 5, "USD", "completed", D1))
+    wh.orders(
+        (
+            "A",
+            "C1",
+            "2026-10-01",
+            10,
+            "USD",
+            "completed",
+            D1,
+        ),
+        ("B", "C2", "2026-10-02", 20, "EUR", "completed", D1),
+        ("C", "C3", "2026-10-03", 5, "USD", "completed", D1),
+    )
     wh.events(D1, ("E1", "C1"), ("E2", "C2"))
     wh.customer(D1, "C1", "a@x.com")
     wh.referral(D1, "R1", "C1", "C9")
@@ -137,8 +161,10 @@ def nights(tmp_path_factory: pytest.TempPathFactory):
     # Night 2: A changed, D new, B and C not in the export (incremental): staged as before.
     wh.export(D2)
     wh.eur(D2, "2")
-    wh.orders(("A", "C1", "2026-10-01", 11, "USD", "completed", D2),
-              ("D", "C1", "2026-10-04", 7, "USD", "completed", D2))
+    wh.orders(
+        ("A", "C1", "2026-10-01", 11, "USD", "completed", D2),
+        ("D", "C1", "2026-10-04", 7, "USD", "completed", D2),
+    )
     wh.events(D2, ("E3", "C3"))
     night("2 incremental")
     # Night 3: C3 erased (ingest deletes their raw rows, from the staged export D1 too).
@@ -157,17 +183,20 @@ def nights(tmp_path_factory: pytest.TempPathFactory):
     # Night 6: export D2 is re-delivered (new fingerprint) with A = 12 instead of 11.
     wh.sql("DELETE FROM raw.orders WHERE _export_date = ?", [D2])
     wh.export(D2, files='{"orders.csv": {"size": 2}}')
-    wh.orders(("A", "C1", "2026-10-01", 12, "USD", "completed", D2),
-              ("D", "C1", "2026-10-04", 7, "USD", "completed", D2))
+    wh.orders(
+        ("A", "C1", "2026-10-01", 12, "USD", "completed", D2),
+        ("D", "C1", "2026-10-04", 7, "USD", "completed", D2),
+    )
     night("6 re-delivered export")
     # Night 7: nothing new.
     night("7 nothing new")
     # Night 8: referee C9 asks to be erased; ingest clears the referee of R1 in raw (an
     # update: no raw row count changes).
-    wh.sql("INSERT INTO raw.erasure_requests (customer_id, _export_date, _line_number) "
-           "VALUES ('C9', '2026-11-05', 2)")
-    wh.sql("UPDATE raw.referrals SET referee_customer_id = NULL "
-           "WHERE referee_customer_id = 'C9'")
+    wh.sql(
+        "INSERT INTO raw.erasure_requests (customer_id, _export_date, _line_number) "
+        "VALUES ('C9', '2026-11-05', 2)"
+    )
+    wh.sql("UPDATE raw.referrals SET referee_customer_id = NULL WHERE referee_customer_id = 'C9'")
     wh.export("2026-11-05")
     night("8 referee erased")
     # Night 9: a new email hash salt.
