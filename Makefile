@@ -28,19 +28,21 @@ dagster-home:
 	@mkdir -p "$(DAGSTER_HOME)"
 	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp deploy/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 
-# dbt's manifest, read by Dagster at import; partial parsing makes repeats cheap.
+# dbt's manifest, read by Dagster when the definitions load (`dg dev` parses again itself);
+# the profile's default database, as under `dg dev`, so partial parsing serves both.
 parse: install
-	cd dbt_project && DBT_DUCKDB_PATH=$${DBT_DUCKDB_PATH:-$(CURDIR)/dbt_project/target/parse.duckdb} ../$(BIN)/dbt parse --quiet --profiles-dir .
+	cd dbt_project && env -u DBT_DUCKDB_PATH ../$(BIN)/dbt parse --quiet --profiles-dir .
 
 run: install dagster-home parse
 	$(BIN)/python -m pipelines.nightly
 
-test: install dagster-home parse
-	$(BIN)/ruff check .
+test: install dagster-home parse lint
 	$(BIN)/pytest
 
+# `dg dev` supersedes `dagster dev` (Dagster 1.13); it reads [tool.dg] in pyproject.toml.
+# VIRTUAL_ENV: the venv dg finds in the project is the active one (no mismatch warning).
 dev: install dagster-home parse
-	$(BIN)/dagster dev -w workspace.yaml
+	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev
 
 sample: install
 	$(BIN)/python -m pipelines.sample --customers $${SAMPLE_CUSTOMERS:-5000} --out "$(CRM_EXPORTS_DIR)"
@@ -52,8 +54,11 @@ docs: install parse
 	cd dbt_project && DBT_DUCKDB_PATH=$(CURDIR)/dbt_project/target/docs.duckdb ../$(BIN)/dbt docs generate --quiet --profiles-dir .
 	@echo "dbt docs: dbt_project/target/index.html (serve: ../$(BIN)/python -m http.server -d dbt_project/target 8080)"
 
+# ruff (lint and format) on Python, sqlfluff (dbt templater, style in .sqlfluff) on dbt SQL.
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/sqlfluff lint dbt_project
 
 # Floor vs full nightly job on a cached generated export (N customers, default 1,000,000);
 # see bench/README.md. Ends with one line: bench: customers=N job_s=... floor_s=... ratio=...

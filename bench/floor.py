@@ -28,6 +28,8 @@ from sklearn.metrics import silhouette_score
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
+# Only what FEATURES_SQL and ROI_SQL read: the floor is hand-written on purpose, so it
+# keeps its own list rather than loading every contract table of pipelines/schemas.py.
 TABLES = ("customers", "orders", "referrals", "surveys", "events")
 FEATURES = (
     "orders_count",

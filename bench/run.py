@@ -219,7 +219,6 @@ def main(argv: list[str] | None = None) -> int:
         "DAGSTER_HOME": str(home),
         "NIGHTLY_TIMINGS_JSON": str(timings_path),
     }
-    job_env.pop("DBT_DUCKDB_PATH", None)
     job = measure([PYTHON, "-m", "pipelines.nightly"], job_env, out / "job.log")
     if job["rc"] != 0 or not timings_path.exists():
         print((out / "job.log").read_text()[-5000:])

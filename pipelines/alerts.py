@@ -5,12 +5,18 @@ logged and, if ALERT_WEBHOOK_URL is set, POSTed there as JSON (Slack-compatible 
 """
 
 import json
-import os
 import urllib.request
+from datetime import date
 
-from dagster import DefaultSensorStatus, RunFailureSensorContext, run_failure_sensor
+from dagster import (
+    ConfigurableResource,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    run_failure_sensor,
+)
 
 from pipelines.automation import nightly_refresh
+from pipelines.resources import PublishedWarehouse
 
 # DuckDB's own words when an operator hits its buffer pool; the fix is a setting.
 OUT_OF_MEMORY = "Out of Memory Error"
@@ -32,15 +38,39 @@ def root_cause(error) -> str:
     return text + MEMORY_HINT if OUT_OF_MEMORY in text else text
 
 
-def failure_summary(context: RunFailureSensorContext) -> dict[str, str]:
-    """Job, run id and the root cause of the first failed step."""
+def failure_summary(
+    context: RunFailureSensorContext, analysts_as_of: date | None = None
+) -> dict[str, str]:
+    """Job, run id, the root cause of the first failed step, and the date of the data the
+    analysts still see (a night that did not publish leaves the previous tables)."""
     message = context.failure_event.message or "run failed"
     for event in context.get_step_failure_events():
         message = f"step {event.step_key}: {root_cause(event.step_failure_data.error)}"
         break
     run = context.dagster_run
-    text = f"nightly_refresh failed (run {run.run_id[:8]}): {message}"
-    return {"job": run.job_name, "run_id": run.run_id, "error": message, "text": text}
+    seen = analysts_as_of.isoformat() if analysts_as_of else "none (nothing published yet)"
+    text = (
+        f"nightly_refresh failed (run {run.run_id[:8]}), nothing published; analysts still "
+        f"see data as of {seen}: {message}"
+    )
+    return {
+        "job": run.job_name,
+        "run_id": run.run_id,
+        "error": message,
+        "published_as_of": analysts_as_of.isoformat() if analysts_as_of else None,
+        "text": text,
+    }
+
+
+class AlertWebhook(ConfigurableResource):
+    """Where failure alerts are POSTed (ALERT_WEBHOOK_URL); empty: only logged.
+
+    Built from an EnvVar, so the URL (a secret for Slack) stays out of the run config."""
+
+    url: str = ""
+
+    def post(self, payload: dict[str, str]) -> int | None:
+        return post_webhook(self.url, payload) if self.url.strip() else None
 
 
 def post_webhook(url: str, payload: dict[str, str], timeout_s: float = 10.0) -> int:
@@ -57,9 +87,9 @@ def post_webhook(url: str, payload: dict[str, str], timeout_s: float = 10.0) -> 
     description="Logs the root cause of a failed nightly_refresh and POSTs it to "
     "ALERT_WEBHOOK_URL when set.",
 )
-def nightly_failure_alert(context: RunFailureSensorContext) -> None:
-    summary = failure_summary(context)
+def nightly_failure_alert(
+    context: RunFailureSensorContext, alerts: AlertWebhook, published: PublishedWarehouse
+) -> None:
+    summary = failure_summary(context, published.as_of_date())
     context.log.error(summary["text"])
-    url = os.getenv("ALERT_WEBHOOK_URL")
-    if url:
-        post_webhook(url, summary)
+    alerts.post(summary)

@@ -1,6 +1,13 @@
-"""Dagster assets of the nightly run: ingest -> dbt features -> segments -> dbt ROI -> publish."""
+"""Dagster assets of the nightly run: ingest -> dbt features -> segments -> dbt ROI -> publish.
 
+The dbt stages and the publish asset that waits for them are built from the dbt manifest,
+so they are made by `nightly_assets(project)` when the definitions load, not at import.
+Every setting comes from a resource (pipelines/resources.py, pipelines/dbt.py).
+"""
+
+import getpass
 import hashlib
+from datetime import date
 from pathlib import Path
 
 from dagster import (
@@ -17,30 +24,59 @@ from dagster import (
     asset,
     multi_asset,
 )
-from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
+from dagster_dbt import DbtProject, dbt_assets
 from pydantic import Field
 
-from pipelines.dbt import (
-    BUILD_ARGS,
-    FEATURES_SELECT,
-    POST_SEGMENTATION_SELECT,
-    dbt_project,
-    dbt_vars,
-    translator,
-)
+from pipelines.dbt import POST_SEGMENTATION_SELECT, NightlyDbtResource, translator
 from pipelines.erasure import apply_erasure
-from pipelines.ingest import ExportRefused, discover_exports, exports_to_ingest, ingest_export
-from pipelines.resources import DBT_PROJECT_DIR, Settings, WarehouseResource
+from pipelines.ingest import discover_exports, exports_to_ingest, ingest_export
+from pipelines.ingest.backlog import (
+    Skip,
+    forget_refusals,
+    ingest_backlog,
+    is_settled,
+    record_resolutions,
+    resolved_fingerprints,
+)
+from pipelines.resources import (
+    DBT_PROJECT_DIR,
+    ExportsResource,
+    SegmentationResource,
+    WarehouseResource,
+)
 from pipelines.schemas import TABLES
-from pipelines.segmentation import SegmentationConfig, run_segmentation
 from pipelines.warehouse_tables import latest_export_date
 
 WAREHOUSE_POOL = "duckdb_warehouse"
 IO_RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
-RAW_KEYS = [AssetKey(["raw", t]) for t in TABLES] + [
-    AssetKey(["raw", "exports"]),
-    AssetKey(["raw", "quarantine"]),
-]
+# Raw tables ingest writes besides the contract's (dbt reads them as sources of `raw`).
+RAW_OTHERS = {
+    "customer_identities": "The identity crosswalk: one row per source identity and email "
+    "hash seen (pipelines/sources/identity.py).",
+    "exports": "One row per ingested export; max(export_date) is the run's as-of date.",
+    "quarantine": "Rows refused by ingest, with the reason.",
+    "refused_exports": "Refused exports superseded by a newer full export or skipped by an "
+    "operator; tried again only when their files change (docs/decisions.md).",
+}
+RAW_KEYS = [AssetKey(["raw", t]) for t in [*TABLES, *RAW_OTHERS]]
+
+
+class IngestConfig(Config):
+    """Run config of the ingest step (Dagster launchpad, or `python -m pipelines.nightly
+    --skip-export`): how an operator accepts the loss of a refused export."""
+
+    skip_refused_exports: list[str] = Field(
+        default_factory=list,
+        description="Export dates (YYYY-MM-DD) whose refusal is accepted: the export is "
+        "recorded as skipped in raw.refused_exports and no longer blocks later exports. Only "
+        "a refused export is skipped; a good one is ingested as usual.",
+    )
+    skipped_by: str = Field(default="", description="Who accepts the loss (default: OS user).")
+    skip_note: str = Field(default="", description="Why, for the record.")
+
+    def skips(self, run_id: str) -> list[Skip]:
+        who = self.skipped_by or f"{getpass.getuser()} (run {run_id[:8]})"
+        return [Skip(date.fromisoformat(d), who, self.skip_note) for d in self.skip_refused_exports]
 
 
 @multi_asset(
@@ -49,7 +85,9 @@ RAW_KEYS = [AssetKey(["raw", t]) for t in TABLES] + [
             k,
             group_name="raw",
             kinds={"duckdb", "python"},
-            description=f"Append-only raw copy of every export's `{k.path[-1]}`.",
+            description=RAW_OTHERS.get(
+                k.path[-1], f"Append-only raw copy of every export's `{k.path[-1]}`."
+            ),
         )
         for k in RAW_KEYS
     ],
@@ -57,41 +95,73 @@ RAW_KEYS = [AssetKey(["raw", t]) for t in TABLES] + [
     retry_policy=IO_RETRY,
     pool=WAREHOUSE_POOL,
 )
-def ingest_exports(context: AssetExecutionContext, warehouse: WarehouseResource):
+def ingest_exports(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    exports: ExportsResource,
+    config: IngestConfig,
+):
     """Load new or changed export folders from CRM_EXPORTS_DIR into raw, quarantining bad rows."""
-    settings = Settings.from_env()
-    folders = discover_exports(settings.exports_dir)
+    folders = discover_exports(exports.folder)
     if not folders:
         raise Failure(
-            description=f"No export folder (named YYYY-MM-DD) in {settings.exports_dir}; "
+            description=f"No export folder (named YYYY-MM-DD) in {exports.folder}; "
             "set CRM_EXPORTS_DIR or run `make sample`.",
             allow_retries=False,
         )
-    results = []
     with warehouse.connect() as con:
-        for folder in exports_to_ingest(con, folders):
-            try:
-                result = ingest_export(
-                    con, folder, settings.bad_row_threshold, settings.base_currency
-                )
-            except ExportRefused as exc:
-                raise Failure(description=str(exc), allow_retries=False) from None
+        settled = resolved_fingerprints(con)
+        todo = [f for f in exports_to_ingest(con, folders) if not is_settled(f, settled)]
+
+        def ingest_one(folder):
+            result = ingest_export(
+                con,
+                folder,
+                exports.bad_row_threshold,
+                exports.currency,
+                email_salt=exports.email_hash_salt,
+            )
             context.log.info(
                 f"Ingested export {folder.export_date}: "
                 + ", ".join(f"{n}={t.rows_loaded}" for n, t in result.tables.items())
                 + f"; quarantined {result.rows_quarantined} rows"
             )
-            results.append(result)
+            return result
+
+        backlog = ingest_backlog(todo, ingest_one, config.skips(context.run_id))
+        if backlog.blocking is not None:
+            raise Failure(
+                description=backlog.blocked_message(),
+                metadata={
+                    "refused_export": backlog.blocking.export_date.isoformat(),
+                    "folder": str(backlog.blocking.folder.path),
+                    "file": backlog.blocking.file,
+                    "reason": backlog.blocking.reason,
+                    "exports_waiting": [f.export_date.isoformat() for f in backlog.waiting],
+                },
+                allow_retries=False,
+            )
+        for warning in backlog.warnings():
+            context.log.warning(warning)
+        results = backlog.ingested
+        record_resolutions(con, backlog, context.run_id)
+        forget_refusals(con, [r.export_date for r in results])
         erasure = apply_erasure(con)
         if erasure["customers_erased"]:
             context.log.info(f"Erasure requests applied: {erasure}")
-        counts = {t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0] for t in TABLES}
+        counts = {
+            t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0]
+            for t in [*TABLES, "customer_identities", "refused_exports"]
+        }
         quarantined = con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0]
         as_of = latest_export_date(con)
     summary = {
         "as_of_date": as_of.isoformat() if as_of else None,
         "exports_ingested": MetadataValue.json([r.as_metadata() for r in results]),
         "rows_quarantined_this_run": sum(r.rows_quarantined for r in results),
+        "refused_exports_settled": MetadataValue.md(
+            "\n".join(f"- {w}" for w in backlog.warnings()) or "none"
+        ),
         "customers_erased": erasure["customers_erased"],
         "erasure_rows_removed": MetadataValue.json(erasure),
     }
@@ -126,7 +196,9 @@ class DbtBuildConfig(Config):
     )
 
 
-def dbt_stage(name: str, select: str, exclude: str, doc: str) -> AssetsDefinition:
+def dbt_stage(
+    project: DbtProject, name: str, select: str, exclude: str, doc: str
+) -> AssetsDefinition:
     """One `dbt build` over a slice of the project, in the run's build database.
 
     `warehouse` is requested so the run's lock and build copy exist before dbt starts.
@@ -134,38 +206,52 @@ def dbt_stage(name: str, select: str, exclude: str, doc: str) -> AssetsDefinitio
 
     def build(
         context: AssetExecutionContext,
-        dbt: DbtCliResource,
+        dbt: NightlyDbtResource,
         warehouse: WarehouseResource,
         config: DbtBuildConfig,
     ):
-        refresh = ["--full-refresh"] if config.full_refresh else []
         yield from dbt.cli(
-            [*BUILD_ARGS, *refresh, *dbt_vars()],
+            dbt.build_args(warehouse.build_path, config.full_refresh),
             context=context,
             target_path=_dbt_target(warehouse, name),
         ).stream()
 
     build.__doc__ = doc
     return dbt_assets(
-        manifest=dbt_project.manifest_path,
+        manifest=project.manifest_path,
         select=select,
         exclude=exclude,
         dagster_dbt_translator=translator,
         name=name,
-        project=dbt_project,
+        project=project,
         pool=WAREHOUSE_POOL,
     )(build)
 
 
-dbt_customer_features = dbt_stage(
-    "dbt_customer_features",
-    FEATURES_SELECT,
-    POST_SEGMENTATION_SELECT,
-    "Staging models and marts.customer_features (with their data tests).",
-)
+def dbt_stages(project: DbtProject) -> tuple[AssetsDefinition, AssetsDefinition]:
+    """Every model in exactly one stage: the second is the models that read the
+    segmentation (tag post_segmentation, given by folder in dbt_project.yml), the first
+    everything else."""
+    features = dbt_stage(
+        project,
+        "dbt_customer_features",
+        "fqn:*",
+        POST_SEGMENTATION_SELECT,
+        "Staging models, intermediate features and marts.customer_features (with their data "
+        "tests): every model that does not read the segmentation.",
+    )
+    roi = dbt_stage(
+        project,
+        "dbt_referral_roi",
+        POST_SEGMENTATION_SELECT,
+        "",
+        "Referral ROI by segment (overall and monthly), top referrers, segment history.",
+    )
+    return features, roi
 
 
-CUSTOMER_FEATURES_KEY = get_asset_key_for_model([dbt_customer_features], "customer_features")
+# dagster-dbt's key of the model marts.customer_features (its schema and name).
+CUSTOMER_FEATURES_KEY = AssetKey(["marts", "customer_features"])
 SEGMENT_KEYS = [AssetKey(["marts", "customer_segments"]), AssetKey(["marts", "segment_profiles"])]
 HISTORY_KEYS = [
     AssetKey(["history", "segment_assignments"]),
@@ -207,10 +293,17 @@ HISTORY_KEYS = [
     name="customer_segmentation",
     pool=WAREHOUSE_POOL,
 )
-def customer_segmentation(context: AssetExecutionContext, warehouse: WarehouseResource):
+def customer_segmentation(
+    context: AssetExecutionContext,
+    warehouse: WarehouseResource,
+    segmentation: SegmentationResource,
+):
     """Cluster customers with stable segment ids (see pipelines/segmentation/)."""
+    # Imported here: scikit-learn sets KMP_* environment variables when imported.
+    from pipelines.segmentation import run_segmentation
+
     with warehouse.connect() as con:
-        meta = run_segmentation(con, SegmentationConfig.from_env())
+        meta = run_segmentation(con, segmentation.config())
     context.log.info(f"Segmentation: k={meta.get('k')} silhouette={meta.get('silhouette')}")
     for key in [*SEGMENT_KEYS, *HISTORY_KEYS]:
         yield MaterializeResult(
@@ -223,36 +316,39 @@ def customer_segmentation(context: AssetExecutionContext, warehouse: WarehouseRe
         )
 
 
-dbt_referral_roi = dbt_stage(
-    "dbt_referral_roi",
-    POST_SEGMENTATION_SELECT,
-    "",
-    "Referral ROI by segment (overall and monthly), top referrers, segment history.",
-)
+def publish_asset(roi: AssetsDefinition) -> AssetsDefinition:
+    """The asset that swaps the build in, after the last dbt stage and the segmentation."""
 
-
-@asset(
-    key=AssetKey(["warehouse", "published"]),
-    deps=[*dbt_referral_roi.keys, *SEGMENT_KEYS, *HISTORY_KEYS],
-    group_name="publish",
-    kinds={"duckdb"},
-    pool=WAREHOUSE_POOL,
-    description="Swaps the run's build database in place of WAREHOUSE_PATH in one rename.",
-)
-def published_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource):
-    """Analysts see the night's tables only from here on, all at once."""
-    with warehouse.connect(read_only=True) as con:
-        quality = data_quality_summary(con)
-    as_of = warehouse.as_of_date()
-    path = warehouse.publish()
-    context.log.info(f"Published {path} (as of {as_of}); data quality: {quality}")
-    return MaterializeResult(
-        metadata={
-            "path": str(path),
-            "as_of_date": as_of.isoformat() if as_of else None,
-            **quality,
-        }
+    @asset(
+        key=AssetKey(["warehouse", "published"]),
+        deps=[*roi.keys, *SEGMENT_KEYS, *HISTORY_KEYS],
+        group_name="publish",
+        kinds={"duckdb"},
+        pool=WAREHOUSE_POOL,
+        description="Swaps the run's build database in place of WAREHOUSE_PATH in one rename.",
     )
+    def published_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource):
+        """Analysts see the night's tables only from here on, all at once."""
+        with warehouse.connect(read_only=True) as con:
+            quality = data_quality_summary(con)
+        as_of = warehouse.as_of_date()
+        path = warehouse.publish()
+        context.log.info(f"Published {path} (as of {as_of}); data quality: {quality}")
+        return MaterializeResult(
+            metadata={
+                "path": str(path),
+                "as_of_date": as_of.isoformat() if as_of else None,
+                **quality,
+            }
+        )
+
+    return published_warehouse
+
+
+def nightly_assets(project: DbtProject) -> list[AssetsDefinition]:
+    """Every asset of the run except the report, in run order."""
+    features, roi = dbt_stages(project)
+    return [ingest_exports, features, customer_segmentation, roi, publish_asset(roi)]
 
 
 def data_quality_summary(con) -> dict[str, int]:

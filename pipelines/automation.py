@@ -1,8 +1,9 @@
-"""The nightly job, its schedule, and the sensor that reacts to a new export folder."""
+"""The nightly job, its schedule, and the sensor that reacts to a new export folder.
 
-from __future__ import annotations
-
-import os
+The schedule's cron and time zone and the sensor's interval are Dagster definitions, fixed
+when the definitions load: pipelines/definitions.py passes them to these factories.  The
+folders the sensor watches come from its resources, like the run's.
+"""
 
 from dagster import (
     AssetSelection,
@@ -10,6 +11,7 @@ from dagster import (
     DefaultSensorStatus,
     RunRequest,
     ScheduleDefinition,
+    SensorDefinition,
     SensorEvaluationContext,
     SkipReason,
     define_asset_job,
@@ -18,7 +20,7 @@ from dagster import (
 )
 
 from pipelines.ingest import discover_exports
-from pipelines.resources import Settings, published_as_of
+from pipelines.resources import ExportsResource, PublishedWarehouse
 
 # One process per run: the build database, the run lock and dbt's DuckDB file are shared by
 # every step, and DuckDB allows one writer anyway.
@@ -31,36 +33,49 @@ nightly_refresh = define_asset_job(
     "ROI and publish the warehouse atomically.",
 )
 
-nightly_schedule = ScheduleDefinition(
-    name="nightly_refresh_schedule",
-    job=nightly_refresh,
-    cron_schedule=os.getenv("NIGHTLY_CRON", "0 2 * * *"),
-    execution_timezone=os.getenv("NIGHTLY_TIMEZONE", "UTC"),
-    default_status=DefaultScheduleStatus.STOPPED,
-)
 
-
-@sensor(
-    job=nightly_refresh,
-    minimum_interval_seconds=int(os.getenv("EXPORT_SENSOR_INTERVAL_S", "60")),
-    default_status=DefaultSensorStatus.STOPPED,
-)
-def new_export_sensor(context: SensorEvaluationContext):
-    """Request a run when an export folder newer than the newest ingested one appears.
-
-    The cursor holds the newest export date already requested, so an export that keeps
-    failing is not requested again every minute; the run key dedupes across restarts.
-    """
-    settings = Settings.from_env()
-    folders = discover_exports(settings.exports_dir)
-    if not folders:
-        return SkipReason(f"No export folder in {settings.exports_dir}")
-    newest = folders[-1].export_date.isoformat()
-    ingested = published_as_of(settings.warehouse_path)
-    floor = max(
-        filter(None, [context.cursor, ingested.isoformat() if ingested else None]), default=""
+def nightly_schedule(cron: str = "0 2 * * *", timezone: str = "UTC") -> ScheduleDefinition:
+    """NIGHTLY_CRON in NIGHTLY_TIMEZONE."""
+    return ScheduleDefinition(
+        name="nightly_refresh_schedule",
+        job=nightly_refresh,
+        cron_schedule=cron,
+        execution_timezone=timezone,
+        default_status=DefaultScheduleStatus.STOPPED,
     )
-    if newest <= floor:
-        return SkipReason(f"Newest export {newest} already ingested or requested")
-    context.update_cursor(newest)
-    return RunRequest(run_key=f"export-{newest}", tags={"export_date": newest})
+
+
+def new_export_sensor(interval_s: int = 60) -> SensorDefinition:
+    """The sensor, looking every EXPORT_SENSOR_INTERVAL_S seconds."""
+
+    @sensor(
+        name="new_export_sensor",
+        job=nightly_refresh,
+        minimum_interval_seconds=interval_s,
+        default_status=DefaultSensorStatus.STOPPED,
+    )
+    def _sensor(
+        context: SensorEvaluationContext,
+        exports: ExportsResource,
+        published: PublishedWarehouse,
+    ):
+        """Request a run when an export folder newer than the newest ingested one appears.
+
+        The cursor holds the newest export date already requested, so an export that keeps
+        failing is not requested again every minute; the run key dedupes across restarts.
+        """
+        folders = discover_exports(exports.folder)
+        if not folders:
+            return SkipReason(f"No export folder in {exports.folder}")
+        newest = folders[-1].export_date.isoformat()
+        ingested = published.as_of_date()
+        floor = max(
+            filter(None, [context.cursor, ingested.isoformat() if ingested else None]),
+            default="",
+        )
+        if newest <= floor:
+            return SkipReason(f"Newest export {newest} already ingested or requested")
+        context.update_cursor(newest)
+        return RunRequest(run_key=f"export-{newest}", tags={"export_date": newest})
+
+    return _sensor

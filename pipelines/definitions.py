@@ -1,37 +1,86 @@
-"""The Dagster code location: every asset, check, job, schedule, sensor and resource."""
+"""The Dagster code location: every asset, check, job, schedule, sensor and resource.
+
+The environment is read here and in no other module of the code location.  `defs`, which
+Dagster loads lazily (`dg dev`, the daemon, every run), builds each resource from `EnvVar`s
+(the pattern of Dagster's own platform, dagster-open-platform): a run resolves its settings
+when it starts and the UI shows which variable each comes from, not its value.
+`make_definitions` takes the resources themselves, so tests build the code location with
+explicit values.  Importing this module reads no setting, starts no process and loads no
+dbt manifest (tests/test_definitions.py).
+"""
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
-from dagster_dbt import DbtCliResource
+import os
+from dataclasses import dataclass
 
-from pipelines.alerts import nightly_failure_alert
-from pipelines.assets import (
-    WAREHOUSE_POOL,
-    customer_segmentation,
-    dbt_customer_features,
-    dbt_referral_roi,
-    ingest_exports,
-    published_warehouse,
-)
+from dagster import Definitions, EnvVar, definitions, in_process_executor
+
+from pipelines.alerts import AlertWebhook, nightly_failure_alert
+from pipelines.assets import WAREHOUSE_POOL, nightly_assets
 from pipelines.automation import new_export_sensor, nightly_refresh, nightly_schedule
-from pipelines.dbt import DBT_EXECUTABLE, dbt_project
+from pipelines.dbt import NightlyDbtResource, dbt_project
 from pipelines.quality import mart_asset_checks, raw_asset_checks
 from pipelines.report import report_asset
-from pipelines.resources import Settings, WarehouseResource
+from pipelines.resources import (
+    ExportsResource,
+    PublishedWarehouse,
+    ReportsResource,
+    SegmentationResource,
+    WarehouseResource,
+)
+
+# The README's "Configuration" table: every variable the code location reads, with its
+# default (Dagster reads DAGSTER_HOME itself, `make run` its own).
+SETTINGS: dict[str, str] = {
+    "CRM_EXPORTS_DIR": "data/exports",
+    "WAREHOUSE_PATH": "data/warehouse.duckdb",
+    "REPORTS_DIR": "data/reports",
+    "WAREHOUSE_LOCK_TIMEOUT_S": "3600",
+    "BAD_ROW_THRESHOLD": "0.05",
+    "BASE_CURRENCY": "USD",
+    "EMAIL_HASH_SALT": "referral-segments-sample-salt",
+    "NIGHTLY_CRON": "0 2 * * *",
+    "NIGHTLY_TIMEZONE": "UTC",
+    "SEGMENT_K_MIN": "3",
+    "SEGMENT_K_MAX": "8",
+    "SEGMENT_MIN_SHARE": "0.03",
+    "SEGMENT_SEED": "42",
+    "DBT_VARS": "",
+    "WAREHOUSE_MEMORY_LIMIT": "1GB",
+    "DBT_DUCKDB_MEMORY_LIMIT": "1GB",
+    "GX_COMPACT_MIN_ROWS": "100000",
+    "EXPORT_SENSOR_INTERVAL_S": "60",
+    "ALERT_WEBHOOK_URL": "",
+}
 
 
-def make_definitions(settings: Settings) -> Definitions:
-    """Definitions bound to one configuration (tests build their own)."""
+@dataclass(frozen=True)
+class Automation:
+    """When the job starts by itself: part of the definitions, fixed when they load."""
+
+    cron: str = "0 2 * * *"
+    timezone: str = "UTC"
+    sensor_interval_s: int = 60
+
+
+def make_definitions(
+    exports: ExportsResource,
+    warehouse: WarehouseResource,
+    reports: ReportsResource,
+    *,
+    published: PublishedWarehouse | None = None,
+    dbt: NightlyDbtResource | None = None,
+    segmentation: SegmentationResource | None = None,
+    alerts: AlertWebhook | None = None,
+    automation: Automation = Automation(),
+) -> Definitions:
+    """The code location over these resources; the ones left out take their defaults
+    (`published`: the warehouse's path).  A base currency other than USD goes to
+    `exports`, `reports` and `dbt` alike."""
+    project = dbt_project()
     return Definitions(
-        assets=[
-            ingest_exports,
-            dbt_customer_features,
-            customer_segmentation,
-            dbt_referral_roi,
-            published_warehouse,
-            report_asset,
-        ],
+        assets=[*nightly_assets(project), report_asset],
         asset_checks=[
             *raw_asset_checks(pool=WAREHOUSE_POOL),
             *mart_asset_checks(pool=WAREHOUSE_POOL),
@@ -40,15 +89,79 @@ def make_definitions(settings: Settings) -> Definitions:
         # Every job in one process, UI materialisations too: the warehouse resource (lock,
         # build copy, publish) lives for a whole run, not for one step's process.
         executor=in_process_executor,
-        schedules=[nightly_schedule],
-        sensors=[new_export_sensor, nightly_failure_alert],
+        schedules=[nightly_schedule(automation.cron, automation.timezone)],
+        sensors=[new_export_sensor(automation.sensor_interval_s), nightly_failure_alert],
         resources={
-            "warehouse": WarehouseResource(
-                path=str(settings.warehouse_path), lock_timeout_s=settings.lock_timeout_s
-            ),
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
+            "exports": exports,
+            "warehouse": warehouse,
+            "published": published or PublishedWarehouse(path=warehouse.path),
+            "reports": reports,
+            "dbt": dbt or NightlyDbtResource.for_project(project),
+            "segmentation": segmentation or SegmentationResource(),
+            "alerts": alerts or AlertWebhook(),
         },
     )
 
 
-defs = make_definitions(Settings.from_env())
+def setting(name: str) -> str:
+    """A setting's value now: the environment's when set and not empty, else the default."""
+    return os.environ.get(name) or SETTINGS[name]
+
+
+def _env(name: str) -> str:
+    """The variable as an EnvVar when it is set (resolved when a run starts), else its
+    default; an empty value counts as unset, as it always has."""
+    return EnvVar(name) if os.environ.get(name) else SETTINGS[name]
+
+
+def _env_int(name: str) -> int:
+    return EnvVar.int(name) if os.environ.get(name) else int(SETTINGS[name])
+
+
+def _float(name: str) -> float:
+    # Dagster's config has no float EnvVar: read when the definitions load.
+    return float(setting(name))
+
+
+def definitions_from_env() -> Definitions:
+    """The code location configured by the environment (README, "Configuration")."""
+    currency = _env("BASE_CURRENCY")
+    return make_definitions(
+        exports=ExportsResource(
+            path=_env("CRM_EXPORTS_DIR"),
+            bad_row_threshold=_float("BAD_ROW_THRESHOLD"),
+            base_currency=currency,
+            email_hash_salt=_env("EMAIL_HASH_SALT"),
+        ),
+        warehouse=WarehouseResource(
+            path=_env("WAREHOUSE_PATH"),
+            lock_timeout_s=_float("WAREHOUSE_LOCK_TIMEOUT_S"),
+            memory_limit=_env("WAREHOUSE_MEMORY_LIMIT"),
+            gx_compact_min_rows=_env_int("GX_COMPACT_MIN_ROWS"),
+        ),
+        published=PublishedWarehouse(path=_env("WAREHOUSE_PATH")),
+        reports=ReportsResource(path=_env("REPORTS_DIR"), base_currency=currency),
+        dbt=NightlyDbtResource.for_project(
+            dbt_project(),
+            base_currency=currency,
+            vars_json=_env("DBT_VARS"),
+            memory_limit=_env("DBT_DUCKDB_MEMORY_LIMIT"),
+        ),
+        segmentation=SegmentationResource(
+            k_min=_env_int("SEGMENT_K_MIN"),
+            k_max=_env_int("SEGMENT_K_MAX"),
+            min_share=_float("SEGMENT_MIN_SHARE"),
+            seed=_env_int("SEGMENT_SEED"),
+        ),
+        alerts=AlertWebhook(url=_env("ALERT_WEBHOOK_URL")),
+        automation=Automation(
+            cron=setting("NIGHTLY_CRON"),
+            timezone=setting("NIGHTLY_TIMEZONE"),
+            sensor_interval_s=int(setting("EXPORT_SENSOR_INTERVAL_S")),
+        ),
+    )
+
+
+@definitions
+def defs() -> Definitions:
+    return definitions_from_env()

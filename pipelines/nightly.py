@@ -1,7 +1,13 @@
-"""`make run`: make sure an export exists, run nightly_refresh once, print a summary."""
+"""`make run`: make sure an export exists, run nightly_refresh once, print a summary.
+
+The code location is the one `dg dev` loads (`definitions_from_env`); besides it, this
+entry point reads its own variables (SAMPLE_CUSTOMERS, NIGHTLY_LOG_LEVEL, DAGSTER_HOME,
+NIGHTLY_TIMINGS_JSON).
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -9,39 +15,42 @@ import time
 from pathlib import Path
 
 import duckdb
-from dagster import DagsterInstance
+from dagster import DagsterInstance, Definitions
 
 from pipelines.alerts import root_cause
+from pipelines.definitions import definitions_from_env, setting
 from pipelines.ingest import discover_exports
-from pipelines.resources import Settings, absolute
+from pipelines.resources import absolute
 from pipelines.warehouse_tables import latest_export_date
 
 _PROCESS_START = time.time()
 
 
-def ensure_sample_export(settings: Settings) -> None:
+def ensure_sample_export(exports_dir: Path) -> None:
     """Generate the sample export when CRM_EXPORTS_DIR holds no export folder."""
-    if discover_exports(settings.exports_dir):
+    if discover_exports(exports_dir):
         return
     from pipelines.sample import generate_export
 
     customers = int(os.getenv("SAMPLE_CUSTOMERS", "5000"))
-    folder = generate_export(settings.exports_dir, customers=customers)
+    folder = generate_export(exports_dir, customers=customers)
     print(f"No export found: generated a sample export of {customers} customers in {folder}")
 
 
-def run_nightly(settings: Settings) -> bool:
-    """Run nightly_refresh in this process, recorded in DAGSTER_HOME when it is set."""
-    from pipelines.definitions import make_definitions
+def run_nightly(defs: Definitions, ingest_config: dict | None = None) -> bool:
+    """Run nightly_refresh in this process, recorded in DAGSTER_HOME when it is set.
 
-    defs = make_definitions(settings)
+    `ingest_config` is the ingest step's run config (IngestConfig: skipped exports)."""
     instance = DagsterInstance.get() if os.getenv("DAGSTER_HOME") else DagsterInstance.ephemeral()
     # Console at INFO (NIGHTLY_LOG_LEVEL): the full DEBUG event log stays in DAGSTER_HOME.
     level = os.getenv("NIGHTLY_LOG_LEVEL", "INFO").upper()
     result = defs.resolve_job_def("nightly_refresh").execute_in_process(
         instance=instance,
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": level}}}},
+        run_config={
+            "loggers": {"console": {"config": {"log_level": level}}},
+            **({"ops": {"ingest_exports": {"config": ingest_config}}} if ingest_config else {}),
+        },
     )
     if os.getenv("NIGHTLY_TIMINGS_JSON"):
         write_step_timings(instance, result, os.environ["NIGHTLY_TIMINGS_JSON"])
@@ -100,13 +109,16 @@ def write_step_timings(instance: DagsterInstance, result, path: str) -> None:
     )
 
 
-def print_summary(settings: Settings) -> None:
-    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+def print_summary(warehouse: Path, reports: Path) -> None:
+    con = duckdb.connect(str(warehouse), read_only=True)
     try:
         as_of = latest_export_date(con)
-        print(f"\nWarehouse: {settings.warehouse_path}  (as of {as_of})")
-        reports = absolute(os.getenv("REPORTS_DIR", "data/reports"))
+        print(f"\nWarehouse: {warehouse}  (as of {as_of})")
         print(f"Report:    {reports / str(as_of) / 'report.html'}  (+ Parquet extracts)")
+        for day, file, reason, resolution in con.execute(
+            "SELECT export_date, file, reason, resolution FROM raw.refused_exports ORDER BY 1"
+        ).fetchall():
+            print(f"WARNING: export {day} was refused ({file}: {reason}); {resolution}")
         print("Tables:")
         for schema, table, rows in con.execute(
             "SELECT schema_name, table_name, estimated_size FROM duckdb_tables() "
@@ -138,15 +150,41 @@ def print_summary(settings: Settings) -> None:
         con.close()
 
 
-def main() -> int:
-    settings = Settings.from_env()
-    ensure_sample_export(settings)
-    if not run_nightly(settings):
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.nightly", description="Run nightly_refresh once."
+    )
+    parser.add_argument(
+        "--skip-export",
+        action="append",
+        default=[],
+        metavar="YYYY-MM-DD",
+        help="accept the loss of this refused export: recorded as skipped, it no longer "
+        "blocks later exports (repeatable)",
+    )
+    parser.add_argument("--skipped-by", default="", help="who accepts the loss (default: OS user)")
+    parser.add_argument("--skip-note", default="", help="why, for the record")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ingest_config = (
+        {
+            "skip_refused_exports": args.skip_export,
+            "skipped_by": args.skipped_by,
+            "skip_note": args.skip_note,
+        }
+        if args.skip_export
+        else None
+    )
+    ensure_sample_export(absolute(setting("CRM_EXPORTS_DIR")))
+    if not run_nightly(definitions_from_env(), ingest_config):
         print(
             "nightly_refresh failed; the published warehouse was left as it was.", file=sys.stderr
         )
         return 1
-    print_summary(settings)
+    print_summary(absolute(setting("WAREHOUSE_PATH")), absolute(setting("REPORTS_DIR")))
     return 0
 
 

@@ -2,6 +2,12 @@
 
     python -m pipelines.online_retail [--source PATH] --out DIR
 
+A nightly run needs no conversion: the file dropped as it is into a dated export folder is
+read by the source layer's line-item retail system (pipelines/sources/systems/
+line_item_retail, docs/sources.md), which gives the same raw customers and orders
+(tests/test_online_retail.py compares them).  This converter stays for a contract-layout
+copy of the data (to read, diff or hand to another tool).
+
 The source (`online_retail.csv.gz`: InvoiceNo, StockCode, Description, Quantity,
 InvoiceDate, UnitPrice, CustomerID, Country; one row per invoice line) is read by DuckDB
 straight from the .gz and turned, in SQL, into `DIR/<export date>/` following the export
@@ -36,8 +42,11 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from pipelines.schemas import TABLES
+from pipelines.sources.registry import SYSTEMS_DIR
+from pipelines.sql import sql_literal
 
 DEFAULT_SOURCE = (
     Path(__file__).resolve().parents[1] / "datasets" / "online_retail" / "online_retail.csv.gz"
@@ -71,47 +80,23 @@ CUSTOMER_COLUMNS = (
 )
 EXPORT_FILES = ("customers.csv", "orders.csv", "referrals.csv", "manifest.json")
 
-# Country names of the file -> ISO 3166-1 alpha-2.  None: unknown (written empty).
-# Names without one code ("Channel Islands" = Jersey + Guernsey, "European Community")
-# are not listed and are written as they are, like any name not in this table.
-COUNTRY_CODES: dict[str, str | None] = {
-    "Australia": "AU",
-    "Austria": "AT",
-    "Bahrain": "BH",
-    "Belgium": "BE",
-    "Brazil": "BR",
-    "Canada": "CA",
-    "Cyprus": "CY",
-    "Czech Republic": "CZ",
-    "Denmark": "DK",
-    "EIRE": "IE",
-    "Finland": "FI",
-    "France": "FR",
-    "Germany": "DE",
-    "Greece": "GR",
-    "Hong Kong": "HK",
-    "Iceland": "IS",
-    "Israel": "IL",
-    "Italy": "IT",
-    "Japan": "JP",
-    "Lebanon": "LB",
-    "Lithuania": "LT",
-    "Malta": "MT",
-    "Netherlands": "NL",
-    "Norway": "NO",
-    "Poland": "PL",
-    "Portugal": "PT",
-    "RSA": "ZA",
-    "Saudi Arabia": "SA",
-    "Singapore": "SG",
-    "Spain": "ES",
-    "Sweden": "SE",
-    "Switzerland": "CH",
-    "United Arab Emirates": "AE",
-    "United Kingdom": "GB",
-    "USA": "US",
-    "Unspecified": None,
-}
+# The line-item retail system of the source layer reads the same file in a nightly run
+# (pipelines/sources/systems/line_item_retail); its folder holds the one country table.
+LINE_ITEM_SYSTEM = SYSTEMS_DIR / "line_item_retail" / "system.yaml"
+
+
+def _country_codes() -> dict[str, str | None]:
+    """Country names of the file -> ISO 3166-1 alpha-2 (None: unknown, written empty).
+    Names without one code ("Channel Islands" = Jersey + Guernsey, "European Community")
+    are not listed and are written as they are, like any name not in the table."""
+    spec = yaml.safe_load(LINE_ITEM_SYSTEM.read_text(encoding="utf-8"))
+    return {
+        str(name): None if code is None else str(code)
+        for name, code in spec["maps"]["country_code"].items()
+    }
+
+
+COUNTRY_CODES: dict[str, str | None] = _country_codes()
 
 
 class ConversionError(Exception):
@@ -141,11 +126,8 @@ class ConversionSummary:
 
 
 def default_source() -> Path:
+    """The converter's own variable, read when it runs: not a setting of the code location."""
     return Path(os.environ.get(SOURCE_ENV) or DEFAULT_SOURCE)
-
-
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _sha256(path: Path) -> str:

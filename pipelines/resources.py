@@ -1,4 +1,9 @@
-"""Settings and the DuckDB warehouse resource.
+"""The resources of the nightly run: CRM exports, the DuckDB warehouse, segmentation, report.
+
+Each setting of the README's "Configuration" table is a field of one of these resources (or
+of the dbt resource, pipelines/dbt.py).  pipelines/definitions.py builds them from the
+environment (no other module of the code location reads it); tests build them with
+explicit values.
 
 The warehouse resource is what makes a nightly run all-or-nothing: every step of a run
 writes to a private build copy of the published DuckDB file, and the `publish` asset swaps
@@ -9,25 +14,25 @@ file untouched.  A file lock serialises runs, so two launches never meet inside 
 from __future__ import annotations
 
 import fcntl
-import functools
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import duckdb
 from dagster import ConfigurableResource, Failure, InitResourceContext
 from pydantic import PrivateAttr
 
+from pipelines.dbt_child import dies_with_parent as dbt_dies_with_parent
 from pipelines.warehouse_tables import create_python_owned_tables, latest_export_date
+
+if TYPE_CHECKING:
+    from pipelines.segmentation import SegmentationConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -39,35 +44,72 @@ def absolute(path: str) -> Path:
     return p if p.is_absolute() else (PROJECT_ROOT / p).resolve()
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Environment configuration, read once; every knob has a default that works."""
+class ExportsResource(ConfigurableResource):
+    """The folder of CRM export folders and how strictly an export is read."""
 
-    exports_dir: Path
-    warehouse_path: Path
-    lock_timeout_s: float
-    bad_row_threshold: float
-    base_currency: str
+    path: str = "data/exports"  # CRM_EXPORTS_DIR
+    bad_row_threshold: float = 0.05  # BAD_ROW_THRESHOLD
+    base_currency: str = "USD"  # BASE_CURRENCY: rows in another currency need an fx rate
+    # EMAIL_HASH_SALT: hashes the emails that link source systems (the identity crosswalk);
+    # dbt reads the same variable itself, which keeps it off dbt's logged command line.
+    email_hash_salt: str = "referral-segments-sample-salt"
 
-    @classmethod
-    def from_env(cls) -> Settings:
-        return cls(
-            exports_dir=absolute(os.getenv("CRM_EXPORTS_DIR", "data/exports")),
-            warehouse_path=absolute(os.getenv("WAREHOUSE_PATH", "data/warehouse.duckdb")),
-            lock_timeout_s=float(os.getenv("WAREHOUSE_LOCK_TIMEOUT_S", "3600")),
-            bad_row_threshold=float(os.getenv("BAD_ROW_THRESHOLD", "0.05")),
-            base_currency=os.getenv("BASE_CURRENCY", "USD").upper(),
+    @property
+    def folder(self) -> Path:
+        return absolute(self.path)
+
+    @property
+    def currency(self) -> str:
+        return self.base_currency.strip().upper()
+
+
+class ReportsResource(ConfigurableResource):
+    """Where the night's report goes, and the currency it labels amounts with."""
+
+    path: str = "data/reports"  # REPORTS_DIR
+    base_currency: str = "USD"  # BASE_CURRENCY
+
+    @property
+    def folder(self) -> Path:
+        return absolute(self.path)
+
+    @property
+    def currency(self) -> str:
+        return self.base_currency.strip().upper()
+
+
+class SegmentationResource(ConfigurableResource):
+    """The segmentation knobs an operator may turn (the others stay SegmentationConfig's)."""
+
+    k_min: int = 3  # SEGMENT_K_MIN
+    k_max: int = 8  # SEGMENT_K_MAX
+    min_share: float = 0.03  # SEGMENT_MIN_SHARE
+    seed: int = 42  # SEGMENT_SEED
+
+    def config(self) -> SegmentationConfig:
+        # scikit-learn sets environment variables (KMP_*) when imported: only a run that
+        # segments imports it, never the code location.
+        from pipelines.segmentation import SegmentationConfig
+
+        return SegmentationConfig(
+            k_min=self.k_min, k_max=self.k_max, min_share=self.min_share, seed=self.seed
         )
 
 
-@functools.cache
-def dbt_dies_with_parent() -> bool:
-    """Whether dbt runs bound to the run's process (pipelines/dbt_child: Linux, setpriv)."""
-    setpriv = shutil.which("setpriv")
-    if not sys.platform.startswith("linux") or setpriv is None:
-        return False
-    probe = subprocess.run([setpriv, "--pdeathsig", "KILL", "--", "true"], check=False)
-    return probe.returncode == 0
+class PublishedWarehouse(ConfigurableResource):
+    """The published warehouse, read only: what the export sensor and the report need.
+
+    Unlike WarehouseResource it takes no lock and makes no build copy, so a sensor tick or
+    a report materialisation never waits for, or holds up, a nightly run."""
+
+    path: str = "data/warehouse.duckdb"  # WAREHOUSE_PATH
+
+    @property
+    def published_path(self) -> Path:
+        return absolute(self.path)
+
+    def as_of_date(self) -> date | None:
+        return published_as_of(self.published_path)
 
 
 def build_path_for(published: Path, run_id: str) -> Path:
@@ -87,12 +129,15 @@ class WarehouseLocked(Failure):
 class WarehouseResource(ConfigurableResource):
     """The DuckDB warehouse as seen by one run: a lock, a build copy and a publish step."""
 
-    path: str
-    lock_timeout_s: float = 3600.0
+    path: str = "data/warehouse.duckdb"  # WAREHOUSE_PATH
+    lock_timeout_s: float = 3600.0  # WAREHOUSE_LOCK_TIMEOUT_S
     # DuckDB buffer pool of the Python steps (ingest, checks, segmentation); larger
     # operations spill to disk.  Bounded so a whole run stays within ~2 GiB (bench/README.md).
-    memory_limit: str = os.getenv("WAREHOUSE_MEMORY_LIMIT", "1GB")
+    memory_limit: str = "1GB"  # WAREHOUSE_MEMORY_LIMIT
     threads: int = 2
+    # Above this many rows a GX check validates only the rows SQL pre-selects as possibly
+    # failing (pipelines/quality/compact.py).
+    gx_compact_min_rows: int = 100_000  # GX_COMPACT_MIN_ROWS
 
     _lock_file: IO[str] | None = PrivateAttr(default=None)
     _run_id: str = PrivateAttr(default="adhoc")
@@ -172,7 +217,8 @@ class WarehouseResource(ConfigurableResource):
             self._lock_file = None
 
     def prepare_build(self) -> None:
-        """Start the run's build database as a copy of the last published one.
+        """Start the run's build database as a copy of the last published one (dbt is
+        told its path with each command: NightlyDbtResource.build_args).
 
         Build files left by killed runs are removed first: we hold the lock, so no live run
         owns them, and no dbt of theirs is alive (it died with its run, or it writes to
@@ -186,7 +232,6 @@ class WarehouseResource(ConfigurableResource):
             shutil.copyfile(self.published_path, build)
         with self.connect() as con:
             create_python_owned_tables(con)
-        os.environ["DBT_DUCKDB_PATH"] = str(build)
 
     def publish(self) -> Path:
         """Swap the build database in place of the published one, atomically."""

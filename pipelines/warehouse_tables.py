@@ -10,6 +10,7 @@ from datetime import date
 import duckdb
 
 from pipelines.schemas import DUCKDB_TYPES, RAW_META_COLUMNS, TABLES
+from pipelines.sql import quote_ident
 
 EXPORTS_DDL = """
 CREATE TABLE IF NOT EXISTS raw.exports (
@@ -17,6 +18,22 @@ CREATE TABLE IF NOT EXISTS raw.exports (
     mode VARCHAR NOT NULL,
     folder VARCHAR NOT NULL,
     files JSON
+)"""
+
+# Refused exports superseded by a newer full export or skipped by an operator
+# (pipelines/ingest/backlog.py): a night does not try them again unless their files change.
+REFUSED_EXPORTS_DDL = """
+CREATE TABLE IF NOT EXISTS raw.refused_exports (
+    export_date DATE PRIMARY KEY,
+    mode VARCHAR NOT NULL,
+    folder VARCHAR NOT NULL,
+    files JSON NOT NULL,
+    file VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    resolution VARCHAR NOT NULL,
+    resolved_by VARCHAR NOT NULL,
+    resolved_at TIMESTAMP NOT NULL,
+    note VARCHAR
 )"""
 
 QUARANTINE_DDL = """
@@ -27,7 +44,24 @@ CREATE TABLE IF NOT EXISTS raw.quarantine (
     column_name VARCHAR,
     value VARCHAR,
     reason VARCHAR NOT NULL,
-    raw_row JSON
+    raw_row JSON,
+    source_system VARCHAR,
+    customer_id VARCHAR
+)"""
+
+# Quarantine columns added after the first release (older warehouses get them by ALTER).
+QUARANTINE_ADDED_COLUMNS = {"source_system": "VARCHAR", "customer_id": "VARCHAR"}
+
+# The identity crosswalk (pipelines/sources/identity.py): one row per source identity and
+# email hash seen; no clear email.  Maintained by ingest, read by staging.
+CUSTOMER_IDENTITIES_DDL = """
+CREATE TABLE IF NOT EXISTS raw.customer_identities (
+    source_system VARCHAR NOT NULL,
+    source_id VARCHAR,
+    customer_id VARCHAR NOT NULL,
+    email_hash VARCHAR,
+    first_seen_export DATE NOT NULL,
+    salt_md5 VARCHAR NOT NULL
 )"""
 
 SEGMENTATION_DDL = (
@@ -71,18 +105,41 @@ def latest_export_date(con: duckdb.DuckDBPyConnection) -> date | None:
 def raw_table_ddl(table: str) -> str:
     """CREATE TABLE statement of one raw table, columns in contract order."""
     spec = TABLES[table]
-    cols = [f'"{c.name}" {DUCKDB_TYPES[c.type]}' for c in spec.columns]
-    cols += [f'"{name}" {typ}' for name, typ in RAW_META_COLUMNS.items()]
+    cols = [f"{quote_ident(c.name)} {DUCKDB_TYPES[c.type]}" for c in spec.columns]
+    cols += [f"{quote_ident(name)} {typ}" for name, typ in RAW_META_COLUMNS.items()]
     return f"CREATE TABLE IF NOT EXISTS raw.{table} ({', '.join(cols)})"
 
 
+def _add_missing_columns(
+    con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]
+) -> None:
+    """Columns a warehouse made by an older release lacks (appended, so in DDL order)."""
+    schema, name = table.split(".")
+    have = {
+        r[0]
+        for r in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+    }
+    for column, typ in columns.items():
+        if column not in have:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {quote_ident(column)} {typ}")
+
+
 def create_python_owned_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every Python-written table that does not exist yet (idempotent)."""
+    """Create every Python-written table that does not exist yet, and add the columns a
+    warehouse of an older release lacks (idempotent)."""
     for schema in ("raw", "marts", "history"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for table in TABLES:
         con.execute(raw_table_ddl(table))
+        _add_missing_columns(con, f"raw.{table}", RAW_META_COLUMNS)
     con.execute(EXPORTS_DDL)
     con.execute(QUARANTINE_DDL)
+    con.execute(REFUSED_EXPORTS_DDL)
+    _add_missing_columns(con, "raw.quarantine", QUARANTINE_ADDED_COLUMNS)
+    con.execute(CUSTOMER_IDENTITIES_DDL)
     for ddl in SEGMENTATION_DDL:
         con.execute(ddl)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -20,22 +19,18 @@ MART_TABLES = (
 )
 
 
-@contextmanager
-def env(**values: str | None):
-    old = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def nightly_definitions(exports_dir: Path, warehouse: Path, **resources: Any):
+    """The code location on these folders, every other setting explicit or its default
+    (never the environment's); the report goes next to the warehouse."""
+    from pipelines.definitions import make_definitions
+    from pipelines.resources import ExportsResource, ReportsResource, WarehouseResource
+
+    return make_definitions(
+        exports=ExportsResource(path=str(exports_dir)),
+        warehouse=WarehouseResource(path=str(warehouse)),
+        reports=ReportsResource(path=str(warehouse.parent / "reports")),
+        **resources,
+    )
 
 
 def run_job(
@@ -43,23 +38,13 @@ def run_job(
     warehouse: Path,
     instance=None,
     run_config: dict | None = None,
-    **extra_env: str,
+    **resources: Any,
 ):
     """Execute nightly_refresh once; returns the Dagster result (not raising on failure)."""
-    from pipelines.definitions import make_definitions
-    from pipelines.resources import Settings
-
-    reports = str(warehouse.parent / "reports")
-    with env(
-        CRM_EXPORTS_DIR=str(exports_dir),
-        WAREHOUSE_PATH=str(warehouse),
-        REPORTS_DIR=reports,
-        **extra_env,
-    ):
-        defs = make_definitions(Settings.from_env())
-        return defs.resolve_job_def("nightly_refresh").execute_in_process(
-            raise_on_error=False, instance=instance, run_config=run_config
-        )
+    defs = nightly_definitions(exports_dir, warehouse, **resources)
+    return defs.resolve_job_def("nightly_refresh").execute_in_process(
+        raise_on_error=False, instance=instance, run_config=run_config
+    )
 
 
 def table_bytes(warehouse: Path, table: str) -> bytes:

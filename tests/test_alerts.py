@@ -14,8 +14,9 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
 from dagster._utils.error import serializable_error_info_from_exc_info
 
-from pipelines.alerts import nightly_failure_alert, root_cause
-from tests.pipeline_runner import env, run_job
+from pipelines.alerts import AlertWebhook, nightly_failure_alert, root_cause
+from pipelines.resources import PublishedWarehouse
+from tests.pipeline_runner import run_job
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
 
@@ -46,25 +47,32 @@ def test_failed_run_posts_its_root_cause(tmp_path):
             failure = next(
                 e for e in result.all_events if e.event_type == DagsterEventType.RUN_FAILURE
             )
+            url = f"http://127.0.0.1:{server.server_port}/hook"
             context = build_run_status_sensor_context(
                 sensor_name="nightly_failure_alert",
                 dagster_event=failure,
                 dagster_instance=instance,
                 dagster_run=result.dagster_run,
+                resources={
+                    "alerts": AlertWebhook(url=url),
+                    "published": PublishedWarehouse(path=str(tmp_path / "w.duckdb")),
+                },
             ).for_run_failure()
-            url = f"http://127.0.0.1:{server.server_port}/hook"
-            with env(ALERT_WEBHOOK_URL=url):
-                nightly_failure_alert(context)
+            nightly_failure_alert(context)
     finally:
         server.shutdown()
     (body,) = _Capture.bodies
     assert body["job"] == "nightly_refresh"
     assert body["run_id"] == result.run_id
-    assert body["error"] == (
+    assert body["error"].startswith(
         f"step ingest_exports: Export {tmp_path / 'exports' / '2026-11-21'} refused: "
-        "referrals.csv: required file missing"
+        "referrals.csv: required file missing (full export). It blocks every later "
     )
-    assert body["text"].startswith(f"nightly_refresh failed (run {result.run_id[:8]}): ")
+    assert body["published_as_of"] is None  # the first night failed: nothing published yet
+    assert body["text"] == (
+        f"nightly_refresh failed (run {result.run_id[:8]}), nothing published; analysts still "
+        f"see data as of none (nothing published yet): {body['error']}"
+    )
 
 
 def _error_info(exc: BaseException):
@@ -86,3 +94,8 @@ def test_out_of_memory_names_the_setting_to_raise():
         "DBT_DUCKDB_MEMORY_LIMIT (dbt); see README]"
     )
     assert root_cause(_error_info(ValueError("plain"))) == "plain"
+
+
+def test_no_webhook_means_the_alert_is_only_logged():
+    assert AlertWebhook().post({"text": "x"}) is None
+    assert AlertWebhook(url="  ").post({"text": "x"}) is None

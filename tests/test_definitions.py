@@ -1,33 +1,54 @@
-"""The code location loads, is wired through asset keys, and its automation behaves."""
+"""The code location loads, is wired through asset keys, reads its settings in one place,
+and its automation behaves."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
-from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
+import pytest
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    RunRequest,
+    SkipReason,
+    build_sensor_context,
+)
 
-from pipelines.assets import ingest_exports
+from pipelines.assets import dbt_stages, ingest_exports
 from pipelines.automation import new_export_sensor, nightly_schedule
-from pipelines.definitions import make_definitions
-from pipelines.resources import Settings
-from tests.pipeline_runner import env
+from pipelines.dbt import DBT_LAUNCHER, NightlyDbtResource, dbt_project
+from pipelines.definitions import SETTINGS, definitions_from_env, make_definitions, setting
+from pipelines.resources import (
+    PROJECT_ROOT,
+    ExportsResource,
+    PublishedWarehouse,
+    ReportsResource,
+    SegmentationResource,
+    WarehouseResource,
+)
+from tests.pipeline_runner import nightly_definitions
 
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
 
 
-def test_definitions_load_without_warnings():
+def test_definitions_load_without_warnings(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        defs = make_definitions(Settings.from_env())
+        defs = nightly_definitions(tmp_path / "exports", tmp_path / "w.duckdb")
         job = defs.resolve_job_def("nightly_refresh")
     graph = defs.resolve_asset_graph()
     features = AssetKey(["marts", "customer_features"])
     segments = AssetKey(["marts", "customer_segments"])
     roi = AssetKey(["marts", "referral_roi_by_segment"])
-    # raw -> dbt staging (via source meta) -> features -> segments -> ROI -> publish
+    # raw -> dbt staging (dagster-dbt's source key) -> features -> segments -> ROI -> publish
     assert AssetKey(["raw", "orders"]) in graph.get(AssetKey(["staging", "stg_orders"])).parent_keys
     assert features in graph.get(segments).parent_keys
     assert roi in graph.get(AssetKey(["warehouse", "published"])).parent_keys
@@ -42,72 +63,314 @@ def test_definitions_load_without_warnings():
     assert {"gx_raw_orders", "gx_marts_customer_features"} <= checks
 
 
+def test_every_dbt_input_is_an_asset_the_job_builds(tmp_path):
+    """dagster-dbt's default keys ([source, table] of a source, [schema, model] of a model)
+    meet the keys of the Python assets that write those tables: no dbt asset waits for an
+    external asset that nothing materialises."""
+    graph = nightly_definitions(tmp_path / "e", tmp_path / "w.duckdb").resolve_asset_graph()
+    parents = {p for key in graph.materializable_asset_keys for p in graph.get(key).parent_keys}
+    assert parents <= graph.materializable_asset_keys, parents - graph.materializable_asset_keys
+    manifest = json.loads(dbt_project().manifest_path.read_text())
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "model":
+            assert (
+                AssetKey([node["config"]["schema"], node["name"]])
+                in graph.materializable_asset_keys
+            )
+    assert {AssetKey(["history", "segment_assignments"]), AssetKey(["raw", "fx_rates"])} <= parents
+
+
+def test_every_model_is_in_exactly_one_stage():
+    """The second stage is tag:post_segmentation, the first everything else: a model added
+    anywhere is built, and in one stage only."""
+    project = dbt_project()
+    manifest = json.loads(project.manifest_path.read_text())
+    models = {
+        AssetKey([n["config"]["schema"], n["name"]]): n["tags"]
+        for n in manifest["nodes"].values()
+        if n["resource_type"] == "model"
+    }
+    features, roi = dbt_stages(project)
+    assert not set(features.keys) & set(roi.keys)
+    assert set(features.keys) | set(roi.keys) == set(models)
+    assert {k for k, tags in models.items() if "post_segmentation" in tags} == set(roi.keys)
+    assert AssetKey(["marts", "customer_features"]) in features.keys
+    assert AssetKey(["marts", "segment_history"]) in roi.keys
+
+
 def test_schedule_is_nightly_at_two():
-    assert nightly_schedule.cron_schedule == "0 2 * * *"
-    assert nightly_schedule.execution_timezone == "UTC"
-    assert nightly_schedule.job_name == "nightly_refresh"
+    schedule = nightly_schedule()
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "UTC"
+    assert schedule.job_name == "nightly_refresh"
+
+
+def _clear_settings(monkeypatch):
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_without_settings_every_resource_takes_the_readme_default(monkeypatch):
+    _clear_settings(monkeypatch)
+    monkeypatch.setenv("BASE_CURRENCY", "")  # empty counts as unset
+    defs = definitions_from_env()
+    r = defs.resources
+    assert r["exports"].folder == PROJECT_ROOT / "data" / "exports"
+    assert (r["exports"].bad_row_threshold, r["exports"].currency) == (0.05, "USD")
+    assert r["exports"].email_hash_salt == "referral-segments-sample-salt"
+    assert r["published"].published_path == PROJECT_ROOT / "data" / "warehouse.duckdb"
+    assert r["reports"].folder == PROJECT_ROOT / "data" / "reports"
+    warehouse = r["warehouse"]
+    assert (warehouse.path, warehouse.lock_timeout_s, warehouse.memory_limit) == (
+        "data/warehouse.duckdb",
+        3600.0,
+        "1GB",
+    )
+    assert warehouse.gx_compact_min_rows == 100_000
+    assert r["segmentation"].config().k_min == 3
+    assert r["dbt"].dbt_vars(Path("/w/x.build")) == {
+        "base_currency": "USD",
+        "duckdb_path": "/w/x.build",
+        "duckdb_memory_limit": "1GB",
+    }
+    assert r["alerts"].url == ""
+    assert defs.resolve_schedule_def("nightly_refresh_schedule").cron_schedule == "0 2 * * *"
+    assert defs.resolve_sensor_def("new_export_sensor").minimum_interval_seconds == 60
+    # the resources make_definitions falls back on have the same defaults
+    bare = {
+        "exports": ExportsResource(),
+        "warehouse": WarehouseResource(),
+        "published": PublishedWarehouse(),
+        "reports": ReportsResource(),
+        "segmentation": SegmentationResource(),
+    }
+    for key, resource in bare.items():
+        assert dict(resource) == dict(r[key]), key
+
+
+def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_path):
+    values = {
+        "CRM_EXPORTS_DIR": str(tmp_path / "exports"),
+        "WAREHOUSE_PATH": "elsewhere/w.duckdb",  # relative: from the project root
+        "REPORTS_DIR": str(tmp_path / "reports"),
+        "WAREHOUSE_LOCK_TIMEOUT_S": "12.5",
+        "BAD_ROW_THRESHOLD": "0.2",
+        "BASE_CURRENCY": " gbp",
+        "EMAIL_HASH_SALT": "pepper",
+        "NIGHTLY_CRON": "30 4 * * 1-5",
+        "NIGHTLY_TIMEZONE": "Europe/Paris",
+        "SEGMENT_K_MIN": "2",
+        "SEGMENT_K_MAX": "5",
+        "SEGMENT_MIN_SHARE": "0.05",
+        "SEGMENT_SEED": "7",
+        "DBT_VARS": '{"gross_margin": 0.6}',
+        "WAREHOUSE_MEMORY_LIMIT": "3GB",
+        "DBT_DUCKDB_MEMORY_LIMIT": "2GB",
+        "GX_COMPACT_MIN_ROWS": "10",
+        "EXPORT_SENSOR_INTERVAL_S": "15",
+        "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+    }
+    assert set(values) == set(SETTINGS)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    defs = definitions_from_env()
+    r = defs.resources
+    warehouse = r["warehouse"]
+    # Dagster resolves these when a run starts; the UI shows the variable, not the value.
+    assert warehouse.path.env_var_name == "WAREHOUSE_PATH"
+    assert warehouse.memory_limit.env_var_name == "WAREHOUSE_MEMORY_LIMIT"
+    assert warehouse.gx_compact_min_rows.env_var_name == "GX_COMPACT_MIN_ROWS"
+    assert r["alerts"].url.env_var_name == "ALERT_WEBHOOK_URL"
+    assert r["exports"].email_hash_salt.env_var_name == "EMAIL_HASH_SALT"  # a secret
+    assert warehouse.lock_timeout_s == 12.5  # Dagster has no float EnvVar: read at load
+    exports = r["exports"].process_config_and_initialize()
+    assert (exports.folder, exports.bad_row_threshold, exports.currency) == (
+        tmp_path / "exports",
+        0.2,
+        "GBP",
+    )
+    assert exports.email_hash_salt == "pepper"
+    published = r["published"].process_config_and_initialize()
+    assert published.published_path == PROJECT_ROOT / "elsewhere" / "w.duckdb"
+    reports = r["reports"].process_config_and_initialize()
+    assert (reports.folder, reports.currency) == (tmp_path / "reports", "GBP")
+    segmentation = r["segmentation"].process_config_and_initialize().config()
+    assert (segmentation.k_min, segmentation.k_max, segmentation.min_share) == (2, 5, 0.05)
+    assert segmentation.seed == 7
+    dbt = r["dbt"].process_config_and_initialize()
+    assert dbt.dbt_vars(Path("/w/x.build")) == {
+        "base_currency": "GBP",
+        "gross_margin": 0.6,
+        "duckdb_path": "/w/x.build",
+        "duckdb_memory_limit": "2GB",
+    }
+    assert dbt.dbt_executable == DBT_LAUNCHER
+    assert r["alerts"].process_config_and_initialize().url == "http://127.0.0.1:9/hook"
+    schedule = defs.resolve_schedule_def("nightly_refresh_schedule")
+    assert (schedule.cron_schedule, schedule.execution_timezone) == (
+        "30 4 * * 1-5",
+        "Europe/Paris",
+    )
+    assert defs.resolve_sensor_def("new_export_sensor").minimum_interval_seconds == 15
+    assert setting("CRM_EXPORTS_DIR") == str(tmp_path / "exports")
+
+
+def test_readme_configuration_table_is_the_settings_table():
+    """Every variable the code location reads is in the README with the same default; the
+    table's other rows are read by Dagster or `make run` themselves."""
+    text = (ROOT / "README.md").read_text()
+    table = text.split("## Configuration", 1)[1].split("\n\n", 2)[1]
+    documented: dict[str, str] = {}
+    for row in table.splitlines()[2:]:
+        names_cell, default_cell = row.split("|")[1:3]
+        names = re.findall(r"`([A-Z0-9_]+)`", names_cell)
+        defaults = re.findall(r"`([^`]*)`", default_cell) or [""] * len(names)
+        assert len(names) == len(defaults), row
+        documented.update(zip(names, defaults, strict=True))
+    others = {"DAGSTER_HOME", "NIGHTLY_LOG_LEVEL", "SAMPLE_CUSTOMERS"}
+    assert set(documented) == set(SETTINGS) | others
+    assert {name: documented[name] for name in SETTINGS} == SETTINGS
 
 
 def test_sensor_requests_a_run_for_a_new_export_once(tmp_path):
     exports = tmp_path / "exports"
-    with env(CRM_EXPORTS_DIR=str(exports), WAREHOUSE_PATH=str(tmp_path / "w.duckdb")):
-        with DagsterInstance.ephemeral() as instance:
-            ctx = build_sensor_context(instance=instance)
-            assert isinstance(new_export_sensor(ctx), SkipReason)  # no export yet
-            shutil.copytree(FIXTURE / "2026-11-21", exports / "2026-11-21")
-            ctx = build_sensor_context(instance=instance)
-            request = new_export_sensor(ctx)
-            assert isinstance(request, RunRequest)
-            assert request.run_key == "export-2026-11-21"
-            assert ctx.cursor == "2026-11-21"
-            again = new_export_sensor(build_sensor_context(instance=instance, cursor=ctx.cursor))
-            assert isinstance(again, SkipReason)
-            shutil.copytree(FIXTURE / "2026-11-21", exports / "2026-11-22")
-            nxt = new_export_sensor(build_sensor_context(instance=instance, cursor=ctx.cursor))
-            assert isinstance(nxt, RunRequest) and nxt.run_key == "export-2026-11-22"
-
-
-def test_dbt_vars_take_base_currency_and_dbt_vars():
-    from pipelines.dbt import dbt_vars
-
-    with env(BASE_CURRENCY="gbp", DBT_VARS='{"gross_margin": 0.6, "base_currency": "EUR"}'):
-        assert dbt_vars() == ["--vars", '{"base_currency": "EUR", "gross_margin": 0.6}']
-    with env(BASE_CURRENCY="gbp", DBT_VARS=None):
-        assert dbt_vars() == ["--vars", '{"base_currency": "GBP"}']
-    with env(BASE_CURRENCY=None, DBT_VARS=None):
-        assert dbt_vars() == []
-
-
-def test_code_location_loads_like_dagster_dev_without_an_activated_venv():
-    """`dagster dev` prepares the dbt project with `dbt` from PATH; the venv is not on it."""
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parent.parent
-    env_vars = {
-        "PATH": "/usr/bin:/bin",
-        "DAGSTER_IS_DEV_CLI": "1",
-        "HOME": str(root),
-        "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
+    resources = {
+        "exports": ExportsResource(path=str(exports)),
+        "published": PublishedWarehouse(path=str(tmp_path / "w.duckdb")),
     }
+    sensor = new_export_sensor()
+
+    def tick(instance, cursor=None):
+        ctx = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        return ctx, sensor(ctx)
+
+    with DagsterInstance.ephemeral() as instance:
+        assert isinstance(tick(instance)[1], SkipReason)  # no export yet
+        shutil.copytree(FIXTURE / "2026-11-21", exports / "2026-11-21")
+        ctx, request = tick(instance)
+        assert isinstance(request, RunRequest)
+        assert request.run_key == "export-2026-11-21"
+        assert ctx.cursor == "2026-11-21"
+        assert isinstance(tick(instance, ctx.cursor)[1], SkipReason)
+        shutil.copytree(FIXTURE / "2026-11-21", exports / "2026-11-22")
+        _, nxt = tick(instance, ctx.cursor)
+        assert isinstance(nxt, RunRequest) and nxt.run_key == "export-2026-11-22"
+
+
+def test_dbt_vars_take_base_currency_then_dbt_vars_then_the_run_database():
+    project = dbt_project()
+    dbt = NightlyDbtResource.for_project(
+        project, base_currency="gbp", vars_json='{"gross_margin": 0.6, "base_currency": "EUR"}'
+    )
+    assert dbt.build_args(Path("/w/x.duckdb.build"), full_refresh=True) == [
+        "build",
+        "--exclude-resource-type",
+        "unit_test",
+        "--indirect-selection",
+        "buildable",
+        "--full-refresh",
+        "--vars",
+        '{"base_currency": "EUR", "duckdb_memory_limit": "1GB", '
+        '"duckdb_path": "/w/x.duckdb.build", "gross_margin": 0.6}',
+        "--bind-to-parent",  # the launcher's: this process, which starts dbt
+        str(os.getpid()),
+    ]
+    plain = NightlyDbtResource.for_project(project, base_currency="gbp")
+    assert plain.dbt_vars(Path("/b")) == {
+        "base_currency": "GBP",
+        "duckdb_path": "/b",
+        "duckdb_memory_limit": "1GB",
+    }
+    with pytest.raises(ValueError, match="JSON object"):
+        NightlyDbtResource.for_project(project, vars_json="[1]").dbt_vars(Path("/b"))
+
+
+# Run in a fresh interpreter.  Dagster is imported first: its own import runs `file -b
+# <python>` (platform.architecture(), in its vendored croniter); what is guarded is ours.
+IMPORT_PROBE = r"""
+import json, os, sys
+import dagster
+import _posixsubprocess, subprocess
+
+spawned = []
+
+def record(name, real, arg):
+    def wrapper(*args, **kwargs):
+        spawned.append(f"{name} {args[arg]!r}"[:400])
+        return real(*args, **kwargs)
+    return wrapper
+
+_posixsubprocess.fork_exec = record("fork_exec", _posixsubprocess.fork_exec, 0)
+subprocess._fork_exec = record("fork_exec", subprocess._fork_exec, 0)
+subprocess.Popen._execute_child = record("Popen", subprocess.Popen._execute_child, 1)
+for name in ("fork", "forkpty", "posix_spawn", "posix_spawnp", "system", "execv", "execve"):
+    if hasattr(os, name):
+        setattr(os, name, record("os." + name, getattr(os, name), 0))
+before = dict(os.environ)
+import pipelines.definitions
+imported = list(spawned)
+changed = sorted(k for k in before.keys() | os.environ.keys() if before.get(k) != os.environ.get(k))
+pipelines.definitions.defs().resolve_asset_graph()
+print(json.dumps({"import": imported, "environ": changed, "load": spawned[len(imported):]}))
+"""
+
+
+def test_importing_the_code_location_starts_no_process_and_changes_no_environment():
+    env = {k: v for k, v in os.environ.items() if k != "DAGSTER_IS_DEV_CLI"}
     done = subprocess.run(
-        [sys.executable, "-c", "import pipelines.definitions as d; print(d.defs is not None)"],
-        cwd=root,
-        env=env_vars,
+        [sys.executable, "-c", IMPORT_PROBE],
+        cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip().endswith("True")
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["import"] == []
+    assert report["environ"] == []  # PATH included
+    # Loading the definitions outside `dg dev` runs no dbt (dbt's manifest class may start
+    # multiprocessing's resource tracker: not a command of ours).
+    ours = [c for c in report["load"] if re.search(r"referral-segments-dbt|/dbt'", c)]
+    assert ours == []
+
+
+def test_code_location_loads_like_dg_dev_without_an_activated_venv():
+    """Under `dg dev` the definitions parse the dbt project again, with the venv's dbt even
+    when the venv is not on PATH."""
+    env_vars = {
+        "PATH": "/usr/bin:/bin",
+        "DAGSTER_IS_DEV_CLI": "1",
+        "HOME": str(ROOT),
+        "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
+        "GX_ANALYTICS_ENABLED": "false",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+    manifest = dbt_project().manifest_path
+    before = manifest.stat().st_mtime_ns
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import pipelines.definitions as d; "
+            "print(len(d.defs().resolve_asset_graph().materializable_asset_keys))",
+        ],
+        cwd=ROOT,
+        env=env_vars,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.strip().splitlines()[-1]) >= 30
+    assert manifest.stat().st_mtime_ns > before  # parsed again, through the launcher
 
 
 def test_ui_materialisations_run_in_one_process(tmp_path):
     """`Materialize all` in the UI uses the implicit asset job.  With a process per step
     each step's resource started from a fresh copy of the published file and discarded it
     at the end (the run failed at the first GX check): every job runs in one process."""
-    with env(CRM_EXPORTS_DIR=str(tmp_path), WAREHOUSE_PATH=str(tmp_path / "w.duckdb")):
-        defs = make_definitions(Settings.from_env())
+    defs = nightly_definitions(tmp_path, tmp_path / "w.duckdb")
     assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
     assert defs.resolve_job_def("nightly_refresh").executor_def.name == "in_process"
 
@@ -117,11 +380,14 @@ def test_a_run_without_the_publish_asset_says_its_work_was_discarded(tmp_path):
     shutil.copytree(FIXTURE, exports)
     warehouse = tmp_path / "w.duckdb"
     instance = DagsterInstance.ephemeral()
-    with env(CRM_EXPORTS_DIR=str(exports), WAREHOUSE_PATH=str(warehouse)):
-        defs = make_definitions(Settings.from_env())
-        result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-            asset_selection=list(ingest_exports.keys), instance=instance
-        )
+    defs = make_definitions(
+        exports=ExportsResource(path=str(exports)),
+        warehouse=WarehouseResource(path=str(warehouse)),
+        reports=ReportsResource(path=str(tmp_path / "reports")),
+    )
+    result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        asset_selection=list(ingest_exports.keys), instance=instance
+    )
     assert result.success
     assert not warehouse.exists()  # nothing published
     assert not list(tmp_path.glob("w.duckdb.build*"))  # build copy discarded

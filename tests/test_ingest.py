@@ -179,11 +179,18 @@ def test_table_specific_rules(con, tmp_path):
             ["S3", "008", "2026-01-01", "9", "4"],
         ],
     )
+    write_csv(
+        folder, "erasure_requests.csv", ["customer_id", "email"], [["", " "], ["", "b@x.com"]]
+    )
     ingest(con, tmp_path, threshold=0.9)
     assert quarantine(con) == [
+        ("erasure_requests.csv", 2, "customer_id", None, "customer_id or email required"),
         ("referrals.csv", 2, "converted_at", None, "converted_at required when status = converted"),
         ("surveys.csv", 2, "nps", None, "nps or csat required"),
         ("surveys.csv", 3, "nps", "11", "out of range (must be <= 10)"),
+    ]
+    assert con.execute("SELECT customer_id, email FROM raw.erasure_requests").fetchall() == [
+        (None, "b@x.com")
     ]
 
 

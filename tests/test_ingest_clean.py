@@ -58,8 +58,8 @@ def _ingest(root: Path, monkeypatch, fast: bool) -> tuple[dict, set[str]]:
     taken: set[str] = set()
     real = tables.ingest_clean_csv
 
-    def clean(con, folder, table, path, has_known):
-        rows = real(con, folder, table, path, has_known) if fast else None
+    def clean(con, folder, table, path):
+        rows = real(con, folder, table, path) if fast else None
         if rows is not None:
             taken.add(path.name)
         return rows

@@ -1,4 +1,6 @@
-"""pipelines.online_retail: line items -> one contract export, on a hand-written file.
+"""pipelines.online_retail: line items -> one contract export, on a hand-written file;
+and the same file read as it is by the source layer's line-item retail system, which
+must give the converter's raw customers and orders.
 
 Every expected amount below is computed by hand from the lines of SOURCE.
 """
@@ -16,6 +18,7 @@ import pytest
 from pipelines import online_retail
 from pipelines.ingest import discover_exports, ingest_export
 from pipelines.online_retail import ConversionError, convert
+from pipelines.schemas import TABLES
 from pipelines.warehouse_tables import create_python_owned_tables
 
 HEADER = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
@@ -206,3 +209,89 @@ def test_real_file_counts(tmp_path: Path):
     assert s.customers == 4_372
     assert s.cancellation_invoices == 3_836
     assert s.orders_by_status == {"completed": 18_536, "refunded": 3_654}
+
+
+def _warehouse(path: Path | None = None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(path) if path else ":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    create_python_owned_tables(con)
+    return con
+
+
+def _contract_rows(con, table: str) -> list[tuple]:
+    cols = ", ".join(TABLES[table].column_names)
+    return con.execute(f"SELECT {cols} FROM raw.{table} ORDER BY ALL").fetchall()
+
+
+def _ingest_as_downloaded(source: Path, root: Path, day: str, con) -> object:
+    """The line-item file dropped as it is into a dated export folder, ingested."""
+    folder = root / day
+    folder.mkdir(parents=True)
+    (folder / source.name).write_bytes(source.read_bytes())
+    (export,) = discover_exports(root)
+    return ingest_export(con, export, 0.05, "GBP")
+
+
+def test_adapter_gives_the_converters_raw_rows(source: Path, tmp_path: Path):
+    convert(source, tmp_path / "converted")
+    via_converter = _warehouse()
+    (folder,) = discover_exports(tmp_path / "converted")
+    ingest_export(via_converter, folder, 0.05, "GBP")
+    via_adapter = _warehouse()
+    result = _ingest_as_downloaded(source, tmp_path / "downloaded", "2010-12-08", via_adapter)
+    for table in ("customers", "orders"):
+        assert _contract_rows(via_adapter, table) == _contract_rows(via_converter, table)
+    assert _contract_rows(via_adapter, "customers")[0][:1] == ("12347",)
+    # 536368's two lines have no CustomerID: skipped and counted, as the converter counts
+    meta = result.sources["line_item_retail"]
+    assert (meta["rows_read"], meta["rows_skipped"]) == (12, 2)
+    assert meta["tables"]["orders"] == {"rows_mapped": 7, "rows_quarantined": 0, "rows_loaded": 7}
+    # lineage: an order is its invoice's first line, a customer its first line
+    assert via_adapter.execute(
+        "SELECT order_id, _line_number, _source_system, _source_file FROM raw.orders "
+        "WHERE order_id = '536366'"
+    ).fetchone() == ("536366", 5, "line_item_retail", "lines.csv")
+    assert via_adapter.execute(
+        "SELECT customer_id, source_id FROM raw.customer_identities ORDER BY 1"
+    ).fetchall() == [("12347", "12347"), ("12350", "12350"), ("12352", "12352"), ("17850", "17850")]
+
+
+def test_adapter_quarantines_an_invoice_the_converter_refuses(tmp_path: Path):
+    path = tmp_path / "lines.csv"
+    path.write_text(
+        HEADER + "1,A,x,1.0,2010-12-01 08:00:00,1.0,1.0,EIRE\n"
+        "1,B,y,1.0,2010-12-01 08:00:00,1.0,2.0,EIRE\n"
+        + "".join(f"{n},C,z,1.0,2010-12-02 08:00:00,2.0,3.0,EIRE\n" for n in range(2, 22))
+    )
+    con = _warehouse()
+    result = _ingest_as_downloaded(path, tmp_path / "exports", "2010-12-03", con)
+    assert con.execute(
+        "SELECT file, line_number, reason, source_system FROM raw.quarantine"
+    ).fetchall() == [("lines.csv", 2, "invoice with more than one CustomerID", "line_item_retail")]
+    assert result.tables["orders"].rows_loaded == 20
+
+
+def test_real_file_through_the_adapter_equals_the_converter(tmp_path: Path):
+    assert REAL_FILE.exists(), f"{REAL_FILE} missing: set ONLINE_RETAIL_PATH"
+    convert(REAL_FILE, tmp_path / "converted")
+    via_converter = _warehouse(tmp_path / "converted.duckdb")
+    (folder,) = discover_exports(tmp_path / "converted")
+    ingest_export(via_converter, folder, 0.05, "GBP")
+    via_converter.close()
+    via_adapter = _warehouse(tmp_path / "adapter.duckdb")
+    result = _ingest_as_downloaded(REAL_FILE, tmp_path / "downloaded", "2011-12-10", via_adapter)
+    for table, rows in (("customers", 4_372), ("orders", 22_190)):
+        cols = ", ".join(TABLES[table].column_names)
+        via_adapter.execute(f"ATTACH '{tmp_path / 'converted.duckdb'}' AS conv (READ_ONLY)")
+        diff = via_adapter.execute(
+            f"SELECT (SELECT count(*) FROM (SELECT {cols} FROM raw.{table} EXCEPT ALL "
+            f"SELECT {cols} FROM conv.raw.{table})), (SELECT count(*) FROM (SELECT {cols} "
+            f"FROM conv.raw.{table} EXCEPT ALL SELECT {cols} FROM raw.{table})), "
+            f"(SELECT count(*) FROM raw.{table})"
+        ).fetchone()
+        via_adapter.execute("DETACH conv")
+        assert diff == (0, 0, rows), table
+    meta = result.sources["line_item_retail"]
+    assert (meta["rows_read"], meta["rows_skipped"]) == (541_909, 135_080)
+    assert result.rows_quarantined == 0
+    via_adapter.close()

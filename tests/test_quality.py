@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from contextlib import contextmanager
+from pathlib import Path
 
 import duckdb
 import pandas as pd
@@ -20,7 +22,7 @@ from dagster import (
 
 from pipelines import quality
 from pipelines.schemas import TABLES
-from pipelines.warehouse_tables import create_python_owned_tables
+from pipelines.warehouse_tables import SEGMENTATION_DDL, create_python_owned_tables
 
 EXPORT = dt.date(2026, 11, 21)
 PREVIOUS = dt.date(2026, 11, 20)
@@ -186,6 +188,45 @@ def test_every_suite_loads_and_covers_the_contract():
                 assert in_set[c.name] == list(c.allowed), (table, c.name)
             if c.customer_ref:
                 assert in_set["_unknown_customer"] == [False]
+
+
+def test_every_contract_table_has_a_raw_suite_unless_exempt():
+    suites = {p.stem.removeprefix("raw_") for p in quality.EXPECTATIONS_DIR.glob("raw_*.json")}
+    exempt = {name for name, t in TABLES.items() if not t.raw_suite}
+    assert exempt == {"erasure_requests"}
+    assert suites == set(TABLES) - exempt
+    assert quality.RAW_TABLES == tuple(t for t in TABLES if t not in exempt)
+
+
+def test_row_rules_of_the_contract_are_checked_by_the_raw_suites():
+    checked = {
+        (table, rule.check_column)
+        for table, spec in TABLES.items()
+        for rule in spec.rules
+        if rule.check_column is not None
+    }
+    assert checked == {
+        ("referrals", "_converted_without_converted_at"),
+        ("surveys", "_no_score"),
+    }
+    for table, column in checked:
+        exps = json.loads(quality.suite_path(f"raw_{table}").read_text())["expectations"]
+        assert {"column": column, "value_set": [False]} in [e["kwargs"] for e in exps]
+
+
+def test_every_mart_suite_checks_a_mart_that_is_built():
+    models = Path(__file__).resolve().parent.parent / "dbt_project" / "models" / "marts"
+    dbt_marts = {p.stem for p in models.rglob("*.sql")}
+    python_marts = set(re.findall(r"TABLE IF NOT EXISTS marts\.(\w+)", "".join(SEGMENTATION_DDL)))
+    assert python_marts == {"customer_segments", "segment_profiles"}
+    assert quality.MART_TABLES == (
+        "customer_features",
+        "customer_segments",
+        "referral_roi_by_segment",
+        "segment_profiles",
+        "top_referrers",
+    )
+    assert set(quality.MART_TABLES) <= dbt_marts | python_marts
 
 
 def test_clean_export_passes_every_raw_suite(con):

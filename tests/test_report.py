@@ -5,6 +5,7 @@ One real nightly run builds the published warehouse; the report is then built fr
 
 from __future__ import annotations
 
+import fcntl
 import html
 import re
 import shutil
@@ -15,7 +16,7 @@ import duckdb
 import pytest
 
 from pipelines.report import build_report, report_asset
-from pipelines.resources import WarehouseResource
+from pipelines.resources import PublishedWarehouse, ReportsResource
 from tests.pipeline_runner import MART_TABLES, failure_messages, run_job
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
@@ -133,13 +134,19 @@ def test_migration_matrix_and_escaping(warehouse, tmp_path):
     assert "Big &lt;b&gt;spenders&lt;/b&gt; &amp; co" in page and "<b>" not in page
 
 
-def test_asset_writes_to_reports_dir(warehouse, tmp_path, monkeypatch):
-    monkeypatch.setenv("REPORTS_DIR", str(tmp_path / "reports"))
-    monkeypatch.delenv("DBT_DUCKDB_PATH", raising=False)  # the resource's setup sets it
+def test_asset_writes_to_reports_dir(warehouse, tmp_path):
+    """The report reads the published file only: it neither waits for a run holding the
+    warehouse lock (held here) nor makes a build copy."""
     before = warehouse.read_bytes()
-    result = dagster.materialize(
-        [report_asset], resources={"warehouse": WarehouseResource(path=str(warehouse))}
-    )
+    with open(warehouse.with_name(warehouse.name + ".lock"), "a+") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        result = dagster.materialize(
+            [report_asset],
+            resources={
+                "published": PublishedWarehouse(path=str(warehouse)),
+                "reports": ReportsResource(path=str(tmp_path / "reports")),
+            },
+        )
     assert result.success
     [event] = result.get_asset_materialization_events()
     meta = event.materialization.metadata
@@ -149,3 +156,4 @@ def test_asset_writes_to_reports_dir(warehouse, tmp_path, monkeypatch):
     assert meta["overall_roi"].value == pytest.approx(-0.333333)
     assert (tmp_path / "reports" / "latest.html").exists()
     assert warehouse.read_bytes() == before  # the published file is only read
+    assert not list(warehouse.parent.glob("warehouse.duckdb.build*"))

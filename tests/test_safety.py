@@ -21,7 +21,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.resources import build_path_for, dbt_dies_with_parent
+from pipelines.dbt import DBT_LAUNCHER
+from pipelines.dbt_child import dies_with_parent, split_parent
+from pipelines.resources import build_path_for
 from tests.exports import write_csv, write_manifest
 from tests.pipeline_runner import MART_TABLES, failure_messages, run_job, table_bytes
 
@@ -228,37 +230,68 @@ def _session_left(sid: int, wait_s: float = 10) -> list[str]:
 
 
 def test_dbt_dies_with_the_run_that_started_it():
-    """The binding itself: a child started through pipelines/dbt_child (here `sleep`, which
-    never writes, so a broken pipe cannot end it) dies when its parent is SIGKILLed."""
-    if not dbt_dies_with_parent():  # then every run builds in a file of its own
+    """The binding itself: a child started the way the launcher (pipelines/dbt_child.py)
+    starts dbt (here `sleep`, which never writes, so a broken pipe cannot end it) dies when
+    its parent is SIGKILLed."""
+    # The launcher's own option, taken out of what dbt is given.
+    assert split_parent(["build", "--vars", "{}", "--bind-to-parent", "42", "-t", "dev"]) == (
+        42,
+        ["build", "--vars", "{}", "-t", "dev"],
+    )
+    if not dies_with_parent():  # then every run builds in a file of its own
         assert build_path_for(Path("/w/x.duckdb"), "0123456789") == Path(
             "/w/x.duckdb.build-01234567"
         )
         return
     assert build_path_for(Path("/w/x.duckdb"), "0123456789") == Path("/w/x.duckdb.build")
-    env = dict(os.environ, DBT_CHILD_EXECUTABLE=shutil.which("sleep"), DBT_CHILD_BOUND="1")
+    sleep = shutil.which("sleep")
+    # The parent gives its pid, as the run gives the launcher its own (--bind-to-parent).
+    child = (
+        "import sys; from pipelines.dbt_child import exec_bound; "
+        f"exec_bound({sleep!r}, ['60'], int(sys.argv[1]))"
+    )
     parent = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import subprocess, sys, time; "
-            "p = subprocess.Popen(sys.argv[1:]); print(p.pid, flush=True); time.sleep(60)",
-            str(ROOT / "pipelines" / "dbt_child"),
-            "60",
+            "import os, subprocess, sys, time; "
+            "p = subprocess.Popen([sys.executable, '-c', sys.argv[1], str(os.getpid())]); "
+            "print(p.pid, flush=True); time.sleep(60)",
+            child,
         ],
-        env=env,
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
     )
     child = Path(f"/proc/{int(parent.stdout.readline())}/stat")
-    time.sleep(0.5)  # the wrapper has exec'd sleep
-    assert "sleep" in (child.parent / "cmdline").read_text()
+    deadline = time.monotonic() + 10
+    # bound, then exec'd: the process is sleep itself now (its pid unchanged)
+    while (child.parent / "cmdline").read_text().split("\0")[0] != sleep:
+        assert time.monotonic() < deadline, "the launcher never exec'd its program"
+        time.sleep(0.05)
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     deadline = time.monotonic() + 5
     while child.exists() and child.read_text().rsplit(")", 1)[1].split()[0] != "Z":
         assert time.monotonic() < deadline, "the child outlived its parent"
         time.sleep(0.05)
+
+
+def test_a_dbt_whose_run_is_already_gone_never_starts():
+    """A run killed between starting the launcher and the binding would never signal its
+    dbt: the launcher sees another parent than the run it was given and stops there (here
+    the test is its parent, not pid 1)."""
+    if not dies_with_parent():
+        return
+    done = subprocess.run(
+        [DBT_LAUNCHER, "--version", "--bind-to-parent", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == "--bind-to-parent 1: that process is gone; not starting"
+    assert done.stdout == ""  # dbt never ran
 
 
 @pytest.mark.parametrize(
@@ -275,7 +308,7 @@ def test_killed_run_leaves_marts_unchanged_and_next_run_is_green(setup, tmp_path
     proc = _start(exports, wh, tmp_path / "home")
     try:
         _kill_when(proc, marker)
-        if dbt_dies_with_parent():  # every run builds in one file: no dbt may outlive its run
+        if dies_with_parent():  # every run builds in one file: no dbt may outlive its run
             assert _session_left(proc.pid) == [], "dbt outlived the killed run"
     finally:
         try:

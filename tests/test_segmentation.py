@@ -309,17 +309,17 @@ def test_only_prospects():
     assert result.profiles["segment_id"].tolist() == ["prospects"]
 
 
-def test_config_from_env(monkeypatch):
-    monkeypatch.setenv("SEGMENT_K_MIN", "2")
-    monkeypatch.setenv("SEGMENT_K_MAX", "5")
-    monkeypatch.setenv("SEGMENT_MIN_SHARE", "0.05")
-    monkeypatch.setenv("SEGMENT_SEED", "7")
-    cfg = SegmentationConfig.from_env()
+def test_config_from_the_segmentation_resource():
+    """SEGMENT_* reach the config through the resource (tests/test_definitions.py reads
+    them from the environment); the knobs it does not expose keep their defaults."""
+    from pipelines.resources import SegmentationResource
+
+    cfg = SegmentationResource(k_min=2, k_max=5, min_share=0.05, seed=7).config()
     assert (cfg.k_min, cfg.k_max, cfg.min_share, cfg.seed) == (2, 5, 0.05, 7)
-    monkeypatch.delenv("SEGMENT_K_MIN")
-    assert SegmentationConfig.from_env().k_min == 3
+    assert (cfg.n_init, cfg.sample_size, cfg.n_threads) == (4, 20_000, 2)
+    assert SegmentationResource().config() == SegmentationConfig()
     with pytest.raises(ValueError):
-        SegmentationConfig(k_min=6, k_max=4)
+        SegmentationResource(k_min=6, k_max=4).config()
 
 
 def test_silhouettes_match_sklearn():

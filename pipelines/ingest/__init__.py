@@ -9,12 +9,14 @@ export is applied in one transaction, so a refused export leaves no trace in raw
 The modules, in the order an export goes through them: `folders` (discovery, fingerprints),
 `manifest` (mode, sha256 checks), `clean` (the fast path), `reading` (files into text temp
 tables), `casting` (typing expressions), `rules` (row checks, quarantine), `tables` (one
-table), `export` (one export).
+table), `export` (one export).  Vendor files (Shopify exports, line-item files, ...) are
+mapped onto contract tables by `pipelines.sources` first, and their rows then go through
+the same text path (`tables.ingest_mapped_table`), keeping their system, file and line.
 """
 
 from pipelines.ingest.casting import BOOL_FALSE, BOOL_TRUE, typed_expr
 from pipelines.ingest.errors import ExportRefused
-from pipelines.ingest.export import TABLE_ORDER, ExportResult, ingest_export
+from pipelines.ingest.export import ExportResult, ingest_export
 from pipelines.ingest.folders import (
     EXPORT_DIR_RE,
     ExportFolder,
@@ -23,13 +25,12 @@ from pipelines.ingest.folders import (
 )
 from pipelines.ingest.manifest import check_manifest_checksums, read_manifest, sha256_of
 from pipelines.ingest.reading import load_text_table
-from pipelines.ingest.tables import TableResult, ingest_table
+from pipelines.ingest.tables import TableResult, ingest_mapped_table, ingest_table
 
 __all__ = [
     "BOOL_FALSE",
     "BOOL_TRUE",
     "EXPORT_DIR_RE",
-    "TABLE_ORDER",
     "ExportFolder",
     "ExportRefused",
     "ExportResult",
@@ -39,6 +40,7 @@ __all__ = [
     "discover_exports",
     "exports_to_ingest",
     "ingest_export",
+    "ingest_mapped_table",
     "ingest_table",
     "load_text_table",
     "read_manifest",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pipelines.ingest.sql import sql_literal
 from pipelines.schemas import Column
+from pipelines.sql import sql_literal
 
 BOOL_TRUE = ("true", "1", "yes", "t", "y")
 BOOL_FALSE = ("false", "0", "no", "f", "n")
@@ -16,7 +16,7 @@ def typed_expr(col: Column, txt: str) -> str:
     if col.type == "string":
         if col.allowed is not None:
             return f"lower({txt})"
-        if col.name == "currency":
+        if col.upper_case:
             return f"upper({txt})"
         return txt
     if col.type == "date":

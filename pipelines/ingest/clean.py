@@ -21,8 +21,9 @@ from pipelines.ingest.casting import typed_expr
 from pipelines.ingest.folders import ExportFolder
 from pipelines.ingest.reading import match_columns, reader_sql
 from pipelines.ingest.rules import insert_raw_sql, row_checks, typed_sql
-from pipelines.ingest.sql import quote_ident, sql_literal, text_of
+from pipelines.ingest.sql import text_of
 from pipelines.schemas import Column, Table
+from pipelines.sql import quote_ident, sql_literal
 
 # Contract types the CSV reader types itself.  Ids, strings and bools stay text (the
 # contract's bools include yes/no, y/n, which DuckDB's BOOLEAN cast does not accept).
@@ -96,10 +97,10 @@ def ingest_clean_csv(
     folder: ExportFolder,
     table: Table,
     path: Path,
-    has_known: bool,
 ) -> int | None:
     """Insert every row of a clean CSV file into raw.<table>; returns the row count, or
     None (nothing written) when a row needs the text path."""
+    has_known = table.checks_customers
     loaded = _read_typed(con, folder, path, table)
     if loaded is None:
         return None

@@ -1,4 +1,9 @@
-"""Ingesting one export in one transaction, with its currency check and result."""
+"""Ingesting one export in one transaction, with its currency check and result.
+
+An export holds contract-layout files (customers.csv, ...) and/or vendor files
+(pipelines/sources): a table that some vendor file fills is mapped from them (together
+with its contract file, if any) and goes through the same checks as a contract file.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +16,21 @@ import duckdb
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
 from pipelines.ingest.manifest import check_manifest_checksums, read_manifest
-from pipelines.ingest.tables import TableResult, ingest_table, refresh_known_customers
-from pipelines.schemas import TABLES
-
-# Tables read before the others: later tables check their customer ids against it.
-TABLE_ORDER = (
-    "customers",
-    "fx_rates",
-    "orders",
-    "referrals",
-    "surveys",
-    "events",
-    "marketing_spend",
-    "referral_program_costs",
-    "erasure_requests",
+from pipelines.ingest.tables import (
+    TableResult,
+    ingest_mapped_table,
+    ingest_table,
+    refresh_known_customers,
 )
+from pipelines.schemas import CONTRACT_SOURCE, CUSTOMER_TABLE, RATE_TABLE, TABLES, load_order
+from pipelines.sources.identity import (
+    DEFAULT_EMAIL_SALT,
+    check_salt,
+    record_contract_identities,
+)
+from pipelines.sources.load import SourceBatch
+from pipelines.sources.registry import Registry, load_registry
+from pipelines.sql import quote_ident, sql_literal, transaction
 
 
 @dataclass
@@ -34,6 +39,8 @@ class ExportResult:
     folder: str
     mode: str
     tables: dict[str, TableResult] = field(default_factory=dict)
+    # Vendor systems of the export: system -> counts (`sources.load.SystemCounts`).
+    sources: dict[str, dict] = field(default_factory=dict)
 
     @property
     def rows_quarantined(self) -> int:
@@ -53,29 +60,44 @@ class ExportResult:
                 }
                 for name, t in self.tables.items()
             },
+            "sources": self.sources,
         }
 
 
 def _check_currencies(con: duckdb.DuckDBPyConnection, folder: ExportFolder, base: str) -> None:
-    """Every non-base currency used so far needs a rate in this or an earlier export."""
+    """Every non-base currency of this export (the `needs_rate` columns) needs a rate in
+    this or an earlier export."""
+    used = [
+        f"SELECT {quote_ident(c.name)} AS currency, {sql_literal(t.name)} AS tbl "
+        f"FROM raw.{quote_ident(t.name)} WHERE _export_date = $day"
+        for t in TABLES.values()
+        for c in t.columns
+        if c.needs_rate
+    ]
+    if not used:
+        return
+    rate_key = quote_ident(TABLES[RATE_TABLE].key[0])
     row = con.execute(
-        """
-        WITH used AS (
-            SELECT currency, 'orders' AS tbl FROM raw.orders WHERE _export_date = ?
-            UNION ALL
-            SELECT reward_currency, 'referrals' FROM raw.referrals WHERE _export_date = ?
-        )
-        SELECT u.tbl, u.currency FROM used u
-        WHERE u.currency IS NOT NULL AND u.currency <> ?
-          AND u.currency NOT IN (
-              SELECT currency FROM raw.fx_rates WHERE _export_date <= ?)
-        ORDER BY 1, 2 LIMIT 1
-        """,
-        [folder.export_date, folder.export_date, base, folder.export_date],
+        f"WITH used AS ({' UNION ALL '.join(used)}) "
+        "SELECT u.tbl, u.currency FROM used u "
+        "WHERE u.currency IS NOT NULL AND u.currency <> $base AND u.currency NOT IN ("
+        f"SELECT {rate_key} FROM raw.{quote_ident(RATE_TABLE)} WHERE _export_date <= $day) "
+        "ORDER BY 1, 2 LIMIT 1",
+        {"day": folder.export_date, "base": base},
     ).fetchone()
     if row:
         raise ExportRefused(
-            folder.path, f"{row[0]} (fx_rates)", f"no exchange rate for currency {row[1]}"
+            folder.path, f"{row[0]} ({RATE_TABLE})", f"no exchange rate for currency {row[1]}"
+        )
+
+
+def _check_rows(folder: ExportFolder, manifest: dict, name: str, rows: int) -> None:
+    expected = (manifest["files"].get(name) or {}).get("rows")
+    if expected is not None and int(expected) != rows:
+        raise ExportRefused(
+            folder.path,
+            name,
+            f"{rows} rows read but manifest.json says {expected} (truncated export)",
         )
 
 
@@ -84,38 +106,58 @@ def ingest_export(
     folder: ExportFolder,
     bad_row_threshold: float,
     base_currency: str,
+    email_salt: str = DEFAULT_EMAIL_SALT,
+    registry: Registry | None = None,
 ) -> ExportResult:
-    """Replace one export's rows in raw, all or nothing."""
+    """Replace one export's rows in raw, all or nothing (every table of `TABLES`, in
+    `load_order`).
+
+    `email_salt` (EMAIL_HASH_SALT) hashes the emails that link systems in the identity
+    crosswalk; `registry` holds the known source systems (default: the package's own).
+    """
     manifest = read_manifest(folder)
     check_manifest_checksums(folder, manifest)
+    registry = registry if registry is not None else load_registry()
     result = ExportResult(folder.export_date, str(folder.path), manifest["mode"])
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for name in TABLES:
             con.execute(f"DELETE FROM raw.{name} WHERE _export_date = ?", [folder.export_date])
         con.execute("DELETE FROM raw.quarantine WHERE export_date = ?", [folder.export_date])
         con.execute("DELETE FROM raw.exports WHERE export_date = ?", [folder.export_date])
-        for name in TABLE_ORDER:
+        check_salt(con, email_salt)
+        batch = SourceBatch(con, folder, registry, email_salt)
+        for name, rows in batch.rows_by_file.items():
+            _check_rows(folder, manifest, name, rows)
+        for name in load_order():
             table = TABLES[name]
             path = folder.table_file(name)
-            if path is None:
-                if table.required_file:
-                    raise ExportRefused(folder.path, f"{name}.csv", "required file missing")
-                continue
-            expected_rows = (manifest["files"].get(path.name) or {}).get("rows")
-            table_result = ingest_table(
-                con, folder, table, path, name != "customers", bad_row_threshold
-            )
-            if expected_rows is not None and int(expected_rows) != table_result.rows_read:
-                raise ExportRefused(
-                    folder.path,
-                    path.name,
-                    f"{table_result.rows_read} rows read but manifest.json says {expected_rows}"
-                    " (truncated export)",
+            if batch.provides(name):
+                mapped = batch.build(table, path, folder.export_date)
+                files = batch.files_of(name, path)
+                table_result = ingest_mapped_table(
+                    con, folder, table, mapped, bad_row_threshold, files
                 )
+                batch.record(name, table_result.by_system)
+                if path is not None:
+                    contract = table_result.by_system.get(CONTRACT_SOURCE, {})
+                    _check_rows(folder, manifest, path.name, contract.get("rows", 0))
+            elif path is None:
+                if table.required_file and not (batch.files and table.optional_with_sources):
+                    reason = "required file missing"
+                    if batch.files:
+                        reason += " (and no vendor file of this export fills it)"
+                    raise ExportRefused(folder.path, f"{name}.csv", reason)
+                continue
+            else:
+                table_result = ingest_table(con, folder, table, path, bad_row_threshold)
+                _check_rows(folder, manifest, path.name, table_result.rows_read)
             result.tables[name] = table_result
-            if name == "customers":
+            if name == CUSTOMER_TABLE:
+                if not batch.provides(name):
+                    record_contract_identities(con, folder.export_date, email_salt)
                 refresh_known_customers(con, folder.export_date)
+        batch.close()  # (a failure rolls its temp tables back with everything else)
+        result.sources = {n: c.as_metadata() for n, c in sorted(batch.counts.items())}
         _check_currencies(con, folder, base_currency)
         con.execute(
             "INSERT INTO raw.exports VALUES (?, ?, ?, ?)",
@@ -126,8 +168,4 @@ def ingest_export(
                 json.dumps(folder.fingerprint(), sort_keys=True),
             ],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return result

@@ -8,8 +8,8 @@ import duckdb
 
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
-from pipelines.ingest.sql import quote_ident, sql_literal
 from pipelines.schemas import Table
+from pipelines.sql import quote_ident, sql_literal
 
 
 def is_csv(path: Path) -> bool:

@@ -1,14 +1,9 @@
-"""Small SQL text helpers shared by the readers, typing and row checks."""
+"""SQL text of a file's temp table shared by the readers, typing and row checks (quoting
+is `pipelines.sql`, shared with quality)."""
 
 from __future__ import annotations
 
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
+from pipelines.sql import quote_ident
 
 
 def text_of(expr: str) -> str:

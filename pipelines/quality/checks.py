@@ -63,7 +63,8 @@ def _run_check(
     # Read, then validate without holding the connection (DuckDB has one writer), then log.
     with warehouse.connect() as con:
         export_date = latest_export_date(con)
-        frame = build_frame(con, export_date) if export_date is not None else None
+        min_rows = getattr(warehouse, "gx_compact_min_rows", None)
+        frame = build_frame(con, export_date, min_rows) if export_date is not None else None
     if frame is None:
         return AssetCheckResult(
             passed=False,
@@ -114,11 +115,11 @@ def _make_check(
 
 
 def _raw_builder(table: str) -> Any:
-    return lambda con, export_date: raw_check_frame(con, table, export_date)
+    return lambda con, export_date, min_rows: raw_check_frame(con, table, export_date, min_rows)
 
 
 def _mart_builder(mart: str) -> Any:
-    return lambda con, export_date: mart_check_frame(con, mart)
+    return lambda con, export_date, min_rows: mart_check_frame(con, mart, min_rows)
 
 
 def raw_asset_checks(
@@ -129,29 +130,26 @@ def raw_asset_checks(
     Needs the resource ``warehouse`` (``.connect()`` -> context manager of a DuckDB
     connection); ``pool`` serialises them with the other DuckDB writers if given.
     """
-    return [
-        _make_check(
-            AssetKey(["raw", t]),
-            f"raw_{t}",
-            _raw_builder(t),
-            f"Great Expectations suite expectations/raw_{t}.json on the newest export",
-            pool,
-        )
-        for t in tables
-    ]
+    return _suite_checks("raw", tables, _raw_builder, " on the newest export", pool)
 
 
 def mart_asset_checks(
     marts: Sequence[str] = MART_TABLES, *, pool: str | None = None
 ) -> list[AssetChecksDefinition]:
     """One blocking check ``gx_marts_<mart>`` per mart (a failure stops publishing)."""
+    return _suite_checks("marts", marts, _mart_builder, "", pool)
+
+
+def _suite_checks(
+    schema: str, names: Sequence[str], builder: Any, on: str, pool: str | None
+) -> list[AssetChecksDefinition]:
     return [
         _make_check(
-            AssetKey(["marts", m]),
-            f"marts_{m}",
-            _mart_builder(m),
-            f"Great Expectations suite expectations/marts_{m}.json",
+            AssetKey([schema, n]),
+            f"{schema}_{n}",
+            builder(n),
+            f"Great Expectations suite expectations/{schema}_{n}.json{on}",
             pool,
         )
-        for m in marts
+        for n in names
     ]

@@ -1,7 +1,6 @@
 """Compact frames: DuckDB pre-selects the rows that may break an expectation."""
 
 import datetime as dt
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -9,14 +8,9 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from pipelines.quality.frames import (
-    as_date,
-    mart_frame_sql,
-    query_frame,
-    quote_ident,
-    raw_frame_sql,
-)
+from pipelines.quality.frames import as_date, mart_frame_sql, query_frame, raw_frame_sql
 from pipelines.quality.suites import suite_spec
+from pipelines.sql import quote_ident, sql_literal
 
 # At a million customers a suite's frame is millions of rows, and GX on pandas costs
 # seconds and gigabytes per suite.  Every expectation of the large tables' suites is a
@@ -30,7 +24,8 @@ from pipelines.quality.suites import suite_spec
 # A suite with an expectation that has no translation (sums, distinct sets, compound
 # keys, ...) is validated on the whole frame, as are frames below COMPACT_MIN_ROWS rows.
 
-COMPACT_MIN_ROWS = int(os.getenv("GX_COMPACT_MIN_ROWS", "100000"))
+# The default of GX_COMPACT_MIN_ROWS (the checks get the setting from the warehouse resource).
+COMPACT_MIN_ROWS = 100_000
 _NUMERIC = (
     "TINYINT",
     "SMALLINT",
@@ -108,7 +103,7 @@ def _may_fail_sql(
                 f"({', '.join(repr(v) for v in lits) or 'NULL'}))"
             )
         if all(isinstance(v, str) for v in values):
-            lits = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+            lits = ", ".join(sql_literal(v) for v in values)
             return f"({c} IS NOT NULL AND CAST({c} AS VARCHAR) NOT IN ({lits or 'NULL'}))"
         return None
     if etype == "expect_column_values_to_match_regex":
@@ -128,7 +123,7 @@ def _may_fail_sql(
         qa, qb = quote_ident(a), quote_ident(b)
         cmp = f"coalesce(CAST({qa} AS DOUBLE) {op} CAST({qb} AS DOUBLE), FALSE)"
         if kw.get("ignore_row_if") == "either_value_is_missing":
-            return f"({quote_ident(a)} IS NOT NULL AND {quote_ident(b)} IS NOT NULL AND NOT {cmp})"
+            return f"({qa} IS NOT NULL AND {qb} IS NOT NULL AND NOT {cmp})"
         return f"NOT {cmp}"
     return None
 
@@ -181,12 +176,11 @@ def compact_frame(
         return name
 
     def mismatch_table(col: str, regex: str) -> str:
-        name = f"_gx_mismatch_{len(temps)}"
-        pattern = regex.replace("'", "''")
+        name, pattern = f"_gx_mismatch_{len(temps)}", sql_literal(regex)
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT v FROM (SELECT DISTINCT "
             f"CAST({quote_ident(col)} AS VARCHAR) AS v FROM ({narrow(col)})) "
-            f"WHERE v IS NOT NULL AND NOT coalesce(regexp_full_match(v, '{pattern}'), FALSE)",
+            f"WHERE v IS NOT NULL AND NOT coalesce(regexp_full_match(v, {pattern}), FALSE)",
             params,
         )
         temps.append(name)

@@ -8,11 +8,8 @@ import duckdb
 import pandas as pd
 
 from pipelines.quality.suites import MART_TABLES, RAW_TABLES, suite_columns, suite_spec
-from pipelines.schemas import RAW_META_COLUMNS, TABLES
-
-
-def quote_ident(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+from pipelines.schemas import CUSTOMER_TABLE, RAW_META_COLUMNS, TABLES
+from pipelines.sql import quote_ident
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str]:
@@ -28,25 +25,30 @@ def _table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> d
 
 
 def _derived_column(table: str, name: str) -> tuple[str, tuple[str, ...]]:
-    """SQL (row alias ``t``, parameter ``$export_date``) of a derived column and its inputs."""
+    """SQL (row alias ``t``, parameter ``$export_date``) of a derived column and its inputs.
+
+    A table's row rules (`schemas.Table.rules`) give the derived columns their
+    `check_column` names, so a suite checks the rule ingest quarantines by.
+    """
+    spec = TABLES[table]
     if name == "_unknown_customer":
-        ref = next(c.name for c in TABLES[table].columns if c.customer_ref)
+        col = next(c.name for c in spec.columns if c.customer_ref)
+        ref, key = quote_ident(col), quote_ident(TABLES[CUSTOMER_TABLE].key[0])
         sql = (
-            f"(t.{quote_ident(ref)} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM raw.customers c "
-            f"WHERE c.customer_id = t.{quote_ident(ref)} AND c._export_date <= $export_date))"
+            f"(t.{ref} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM raw.{CUSTOMER_TABLE} c "
+            f"WHERE c.{key} = t.{ref} AND c._export_date <= $export_date))"
         )
-        return sql, (ref,)
+        return sql, (col,)
     if name.endswith("_after_export_date"):
         col = name[1 : -len("_after_export_date")]
         return f"COALESCE(CAST(t.{quote_ident(col)} AS DATE) > $export_date, FALSE)", (col,)
     if name.endswith("_not_first_day"):
         col = name[1 : -len("_not_first_day")]
         return f"COALESCE(dayofmonth(t.{quote_ident(col)}) <> 1, FALSE)", (col,)
-    if name == "_converted_without_converted_at":
-        sql = "COALESCE(t.status = 'converted' AND t.converted_at IS NULL, FALSE)"
-        return sql, ("status", "converted_at")
-    if name == "_no_score":
-        return "(t.nps IS NULL AND t.csat IS NULL)", ("nps", "csat")
+    for rule in spec.rules:
+        if rule.check_column == name:
+            sql = rule.broken_sql(lambda c: f"t.{quote_ident(c)}")
+            return f"COALESCE({sql}, FALSE)", rule.inputs
     raise KeyError(f"unknown derived column {name!r} (table {table})")
 
 

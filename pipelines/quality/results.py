@@ -7,6 +7,7 @@ import duckdb
 
 from pipelines.quality.frames import as_date
 from pipelines.quality.validation import ValidationOutcome
+from pipelines.sql import transaction
 
 VALIDATION_RESULTS_DDL = """
 CREATE TABLE IF NOT EXISTS raw.validation_results (
@@ -54,8 +55,7 @@ def record_results(
         )
         for r in outcome.results
     ]
-    con.execute("BEGIN")
-    try:
+    with transaction(con):
         con.execute(
             "DELETE FROM raw.validation_results WHERE run_id = ? AND suite = ?",
             [run_id, outcome.suite],
@@ -67,7 +67,3 @@ def record_results(
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise

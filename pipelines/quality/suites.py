@@ -1,37 +1,35 @@
 """GX suites: expectations/<suite>.json, the columns a suite refers to, and the process's
-ephemeral GX context (one lazily created context, one validation definition per suite)."""
+ephemeral GX context (one lazily created context, one validation definition per suite).
+
+Which suites exist is not listed here.  Raw suites follow the contract: every table of
+`schemas.TABLES` has `expectations/raw_<table>.json` unless its `raw_suite` is False (a
+test fails on a table with neither), so a new table cannot go unchecked by oversight.
+Mart suites follow their files: every `expectations/marts_<mart>.json` is the suite of
+`marts.<mart>`, so adding a mart check is adding its file.  Marts are dbt models and two
+segmentation tables, not a list Python could read without dbt's manifest, and a suite file
+is what a mart check needs anyway (a test checks that each suite's mart is built: Dagster
+would take a check on an unknown asset for an external one and never run it).
+"""
 
 import json
-import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines.schemas import TABLES
+
 if TYPE_CHECKING:
     import great_expectations as gx
 
-# GX must see this before it is imported (it is imported lazily, see _gx_context).
-os.environ["GX_ANALYTICS_ENABLED"] = "false"
-
 EXPECTATIONS_DIR = Path(__file__).resolve().parent.parent.parent / "expectations"
 
-RAW_TABLES: tuple[str, ...] = (
-    "customers",
-    "orders",
-    "referrals",
-    "surveys",
-    "events",
-    "marketing_spend",
-    "referral_program_costs",
-    "fx_rates",
-)
-MART_TABLES: tuple[str, ...] = (
-    "customer_features",
-    "customer_segments",
-    "segment_profiles",
-    "referral_roi_by_segment",
-    "top_referrers",
+RAW_TABLES: tuple[str, ...] = tuple(name for name, t in TABLES.items() if t.raw_suite)
+MART_TABLES: tuple[str, ...] = tuple(
+    sorted(
+        p.name.removeprefix("marts_").removesuffix(".json")
+        for p in EXPECTATIONS_DIR.glob("marts_*.json")
+    )
 )
 
 
@@ -46,9 +44,18 @@ def _gx_context() -> Any:
     with gx_lock:
         if _context is None:
             import great_expectations as gx
-            from great_expectations.data_context.types.base import ProgressBarsConfig
+            from great_expectations.data_context.types.base import (
+                DataContextConfig,
+                InMemoryStoreBackendDefaults,
+                ProgressBarsConfig,
+            )
 
-            context = gx.get_context(mode="ephemeral")
+            # Analytics off in the context itself (GX 1.x releases that send usage events
+            # read this before GX_ANALYTICS_ENABLED), so no environment variable is needed.
+            config = DataContextConfig(
+                analytics_enabled=False, store_backend_defaults=InMemoryStoreBackendDefaults()
+            )
+            context = gx.get_context(mode="ephemeral", project_config=config)
             context.variables.progress_bars = ProgressBarsConfig(globally=False)
             asset = context.data_sources.add_pandas("quality").add_dataframe_asset("frames")
             asset.add_batch_definition_whole_dataframe("whole_frame")

@@ -1,11 +1,9 @@
 """The Dagster asset reports/referral_roi: the report of the night's published warehouse."""
 
-import os
-
 from dagster import AssetKey, MaterializeResult, asset
 
 from pipelines.report.build import build_report
-from pipelines.resources import Settings, WarehouseResource, absolute
+from pipelines.resources import PublishedWarehouse, ReportsResource
 
 
 @asset(
@@ -16,10 +14,10 @@ from pipelines.resources import Settings, WarehouseResource, absolute
     description="HTML report with charts and Parquet extracts of every marts table, from the "
     "published warehouse, in REPORTS_DIR/<as_of_date>/ (and REPORTS_DIR/latest.html).",
 )
-def report_asset(warehouse: WarehouseResource) -> MaterializeResult:
-    """Analysts' report of the night's published warehouse."""
-    out_dir = absolute(os.getenv("REPORTS_DIR", "data/reports"))  # like WAREHOUSE_PATH
-    result = build_report(
-        warehouse.published_path, out_dir, currency=Settings.from_env().base_currency
-    )
+def report_asset(published: PublishedWarehouse, reports: ReportsResource) -> MaterializeResult:
+    """Analysts' report of the night's published warehouse.
+
+    It reads only the published file, so it needs neither the run's lock nor a build copy:
+    materialised on its own it leaves the warehouse as it found it."""
+    result = build_report(published.published_path, reports.folder, currency=reports.currency)
     return MaterializeResult(metadata=result.metadata())

@@ -10,6 +10,7 @@ from dagster import MetadataValue
 
 from pipelines.report.fmt import is_missing
 from pipelines.report.page import render_html
+from pipelines.sql import quote_ident, sql_literal
 
 # Extracts are ordered by each table's key (the dbt uniqueness tests); others by every column.
 TABLE_KEYS = {
@@ -94,9 +95,9 @@ def _export(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> tuple[P
     """COPY marts.<table> ordered by its key to <table>.parquet (via a temporary name)."""
     path, tmp = folder / f"{table}.parquet", folder / f".{table}.parquet.tmp"
     order = TABLE_KEYS.get(table, "ALL")
-    target = str(tmp).replace("'", "''")
     rows = con.execute(
-        f"COPY (SELECT * FROM marts.\"{table}\" ORDER BY {order}) TO '{target}' (FORMAT parquet)"
+        f"COPY (SELECT * FROM marts.{quote_ident(table)} ORDER BY {order}) "
+        f"TO {sql_literal(str(tmp))} (FORMAT parquet)"
     ).fetchone()[0]
     os.replace(tmp, path)
     return path, int(rows)

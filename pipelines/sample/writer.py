@@ -47,17 +47,11 @@ from pipelines.schemas import (
 
 BASE_CURRENCY = "USD"
 
-# Files of one export, in the order they are written (manifest.json comes last).
-EXPORT_TABLES = (
-    "customers",
-    "orders",
-    "referrals",
-    "surveys",
-    "events",
-    "marketing_spend",
-    "referral_program_costs",
-    "fx_rates",
-)
+# Contract tables the sample leaves out: erasure requests come from the operator, not the CRM.
+NOT_GENERATED = ("erasure_requests",)
+# Files of one export, in contract order, the order they are written (manifest.json comes
+# last).  Every other contract table needs a writer below (test_sample checks them all).
+EXPORT_TABLES = tuple(t for t in TABLES if t not in NOT_GENERATED)
 GROUND_TRUTH_DIR = "_ground_truth"
 
 _ID_WIDTH = {"C": 7, "O": 8, "R": 6, "S": 7, "E": 9}

@@ -1,8 +1,10 @@
-"""Shared constants (prospects segment, rounding, default features) and SegmentationConfig."""
+"""Shared constants (prospects segment, rounding, default features) and SegmentationConfig.
+
+The operator's knobs (SEGMENT_K_MIN, ...) reach it through the `segmentation` resource
+(pipelines/resources.py, SegmentationResource)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 PROSPECTS_ID = "prospects"
@@ -39,17 +41,6 @@ class SegmentationConfig:
     max_match_distance: float | None = 2.5  # Euclidean, current standardised space
     n_threads: int = 2  # <= 2 keeps KMeans' OpenMP reduction order-independent
     features: tuple[str, ...] = DEFAULT_FEATURES
-
-    @classmethod
-    def from_env(cls) -> SegmentationConfig:
-        """SEGMENT_K_MIN, SEGMENT_K_MAX, SEGMENT_MIN_SHARE, SEGMENT_SEED (README); defaults."""
-        d = cls()
-        return cls(
-            k_min=int(os.getenv("SEGMENT_K_MIN", d.k_min)),
-            k_max=int(os.getenv("SEGMENT_K_MAX", d.k_max)),
-            min_share=float(os.getenv("SEGMENT_MIN_SHARE", d.min_share)),
-            seed=int(os.getenv("SEGMENT_SEED", d.seed)),
-        )
 
     def __post_init__(self):
         if not 2 <= self.k_min <= self.k_max:

@@ -9,6 +9,7 @@ import pandas as pd
 from pipelines.segmentation.config import SegmentationConfig
 from pipelines.segmentation.profiles import CATEGORICAL_SOURCES, MEAN_SOURCES, PROFILE_MEANS
 from pipelines.segmentation.segment import segment_customers
+from pipelines.sql import transaction
 from pipelines.warehouse_tables import create_python_owned_tables, latest_export_date
 
 
@@ -72,16 +73,11 @@ def run_segmentation(
         ).fetchall()
     }
     result = segment_customers(features, previous if len(previous) else None, used, config)
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         _write(con, "marts.customer_segments", result.assignments, as_of, False, "customer_id")
         _write(con, "marts.segment_profiles", result.profiles, as_of, False, "segment_id")
         _write(con, "history.segment_assignments", result.assignments, as_of, True, "customer_id")
         _write(
             con, "history.segment_centroids", result.centroids, as_of, True, "segment_id, feature"
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
     return {"as_of_date": as_of.isoformat(), **result.metadata}

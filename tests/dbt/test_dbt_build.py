@@ -178,6 +178,24 @@ def test_referral_roi_by_segment_by_hand(warehouse):
     assert {r["as_of_date"] for r in roi.values()} == {dt.date(2026, 11, 21)}
 
 
+def test_counted_referrals_are_listed_under_their_segment_and_all(warehouse):
+    path, _ = warehouse
+    rows = _rows(
+        path,
+        "select segment_id, referral_id, referred_revenue "
+        "from intermediate.int_referrals_by_segment",
+    )
+    # counted: C1's R1 and R5 (seg_a), C5's R6 and R9 (seg_b); R2 duplicate, R3 self
+    listed = {(r["segment_id"], r["referral_id"]) for r in rows}
+    assert len(rows) == 8
+    assert listed == {
+        *((s, r) for s in ("seg_a", "all") for r in ("R1", "R5")),
+        *((s, r) for s in ("seg_b", "all") for r in ("R6", "R9")),
+    }
+    # R1's referred revenue (10 + 200) sits on both of its rows
+    assert {r["referred_revenue"] for r in rows if r["referral_id"] == "R1"} == {Decimal("210")}
+
+
 def test_other_marts(warehouse):
     path, _ = warehouse
     top = _rows(path, "select * from marts.top_referrers order by referrer_rank")
@@ -221,6 +239,11 @@ def test_rebuild_is_byte_identical(warehouse):
         "marts.top_referrers",
         "marts.segment_migrations",
         "intermediate.int_referral_attribution",
+        "intermediate.int_customer_orders",
+        "intermediate.int_customer_surveys",
+        "intermediate.int_customer_events",
+        "intermediate.int_customer_referrals",
+        "intermediate.int_referrals_by_segment",
     ]
     before = {t: _rows(path, f"select * from {t}") for t in tables}  # physical order
     _dbt(["run"], tmp)

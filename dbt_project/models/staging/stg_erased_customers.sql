@@ -17,13 +17,17 @@ customer_emails as (
 ),
 
 erased as (
-    select customer_id, 'customer_id' as matched_by
+    select
+        customer_id,
+        'customer_id' as matched_by
     from requests
     where customer_id is not null
 
     union all
 
-    select customer_emails.customer_id, 'email' as matched_by
+    select
+        customer_emails.customer_id,
+        'email' as matched_by
     from customer_emails
     inner join requests on customer_emails.email_hash = requests.email_hash
 )

@@ -20,6 +20,9 @@ rates as (
         cast(null as date) as source_export_date
 )
 
-select currency, rate_to_base, source_export_date
+select
+    currency,
+    rate_to_base,
+    source_export_date
 from rates
 order by currency

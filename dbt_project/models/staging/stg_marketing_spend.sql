@@ -1,6 +1,8 @@
 -- Latest version of each (month, channel) of paid acquisition spend (base currency).
 with latest as (
-    {{ latest_version(source('raw', 'marketing_spend'), ['month', 'channel'], has_updated_at=false) }}
+    {{ latest_version(
+        source('raw', 'marketing_spend'), ['month', 'channel'], has_updated_at=false
+    ) }}
 )
 
 select

@@ -42,7 +42,8 @@ referrals as (
 flagged as (
     select
         referrals.*,
-        (referee_erased.customer_id is not null or erased_emails.email_hash is not null) as is_referee_erased
+        (referee_erased.customer_id is not null or erased_emails.email_hash is not null)
+            as is_referee_erased
     from referrals
     left join erased as referee_erased on referrals.referee_customer_id = referee_erased.customer_id
     left join erased_emails on referrals.raw_referee_email_hash = erased_emails.email_hash
@@ -51,7 +52,11 @@ flagged as (
 converted as (
     select
         flagged.*,
-        {{ fail_when_null('fx.rate_to_base', "'missing fx rate for currency ' || flagged.reward_currency_filled || ' (referral ' || flagged.referral_id || '): add it to fx_rates'") }} as fx_rate
+        {{ fail_when_null(
+            'fx.rate_to_base',
+            "'missing fx rate for currency ' || flagged.reward_currency_filled"
+            ~ " || ' (referral ' || flagged.referral_id || '): add it to fx_rates'"
+        ) }} as fx_rate
     from flagged
     left join {{ ref('stg_fx_rates') }} as fx on flagged.reward_currency_filled = fx.currency
 )
@@ -70,8 +75,10 @@ select
     fx_rate,
     cast(coalesce(reward_referrer_amount, 0) as {{ money_type() }}) as reward_referrer_amount,
     cast(coalesce(reward_referee_amount, 0) as {{ money_type() }}) as reward_referee_amount,
-    {{ to_base_currency('coalesce(reward_referrer_amount, 0)', 'fx_rate') }} as reward_referrer_amount_base,
-    {{ to_base_currency('coalesce(reward_referee_amount, 0)', 'fx_rate') }} as reward_referee_amount_base,
+    {{ to_base_currency('coalesce(reward_referrer_amount, 0)', 'fx_rate') }}
+        as reward_referrer_amount_base,
+    {{ to_base_currency('coalesce(reward_referee_amount, 0)', 'fx_rate') }}
+        as reward_referee_amount_base,
     reward_type,
     updated_at,
     _export_date as source_export_date

@@ -17,18 +17,24 @@ with segments as (
 ),
 
 all_row as (
-    select * from {{ ref('referral_roi_by_segment') }} where segment_id = 'all'
+    select * from {{ ref('referral_roi_by_segment') }}
+    where segment_id = 'all'
 )
 
-select *
+select
+    segments.*,
+    all_row.*
 from segments
 cross join all_row
-where segments.customers <> all_row.customers
-   or segments.referrers <> all_row.referrers
-   or segments.referrals_sent <> all_row.referrals_sent
-   or segments.referrals_converted <> all_row.referrals_converted
-   or segments.referred_customers <> all_row.referred_customers
-   or segments.referred_revenue <> all_row.referred_revenue
-   or segments.reward_cost <> all_row.reward_cost
-   or (all_row.referrals_sent > 0
-       and abs(segments.program_cost - all_row.program_cost) > 0.0001 * segments.segments)
+where
+    segments.customers <> all_row.customers
+    or segments.referrers <> all_row.referrers
+    or segments.referrals_sent <> all_row.referrals_sent
+    or segments.referrals_converted <> all_row.referrals_converted
+    or segments.referred_customers <> all_row.referred_customers
+    or segments.referred_revenue <> all_row.referred_revenue
+    or segments.reward_cost <> all_row.reward_cost
+    or (
+        all_row.referrals_sent > 0
+        and abs(segments.program_cost - all_row.program_cost) > 0.0001 * segments.segments
+    )

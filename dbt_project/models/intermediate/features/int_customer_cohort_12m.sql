@@ -7,7 +7,9 @@ with purchase_days as (
 ),
 
 firsts as (
-    select customer_id, min(purchase_date) as first_purchase_date
+    select
+        customer_id,
+        min(purchase_date) as first_purchase_date
     from purchase_days
     group by customer_id
 )
@@ -15,9 +17,20 @@ firsts as (
 select
     firsts.customer_id,
     firsts.first_purchase_date,
-    firsts.first_purchase_date <= {{ add_days('as_of.as_of_date', -365) }} as is_cohort_12m_eligible,
-    {{ to_money('sum(case when purchase_days.purchase_date < ' ~ add_days('firsts.first_purchase_date', 365) ~ ' then purchase_days.amount_base else 0 end)') }} as revenue_12m,
-    max(case when purchase_days.purchase_date >= {{ add_days('firsts.first_purchase_date', 365) }} then 1 else 0 end) = 1 as is_retained_12m
+    firsts.first_purchase_date <= {{ add_days('as_of.as_of_date', -365) }}
+        as is_cohort_12m_eligible,
+    {{ to_money(
+        'sum(case when purchase_days.purchase_date < '
+        ~ add_days('firsts.first_purchase_date', 365)
+        ~ ' then purchase_days.amount_base else 0 end)'
+    ) }} as revenue_12m,
+    max(
+        case
+            when purchase_days.purchase_date >= {{ add_days('firsts.first_purchase_date', 365) }}
+                then 1
+            else 0
+        end
+    ) = 1 as is_retained_12m
 from firsts
 inner join purchase_days on firsts.customer_id = purchase_days.customer_id
 cross join {{ ref('int_as_of') }} as as_of

@@ -7,9 +7,13 @@ select
     orders.order_day as purchase_date,
     count(*) as orders_count,
     {{ to_money('sum(orders.amount_base)') }} as amount_base,
-    row_number() over (partition by orders.customer_id order by orders.order_day) as purchase_day_number
+    row_number() over (
+        partition by orders.customer_id
+        order by orders.order_day
+    ) as purchase_day_number
 from {{ ref('stg_orders') }} as orders
 cross join {{ ref('int_as_of') }} as as_of
-where orders.status = 'completed'
-  and orders.order_day <= as_of.as_of_date
+where
+    orders.status = 'completed'
+    and orders.order_day <= as_of.as_of_date
 group by orders.customer_id, orders.order_day

@@ -69,11 +69,14 @@ referred_orders as (
         sum(orders.amount_base) as referred_revenue
     from attributed
     inner join {{ ref('stg_orders') }} as orders
-        on orders.customer_id = attributed.referee_customer_id
-       and orders.status = 'completed'
-       and orders.order_day >= cast(attributed.converted_at as date)
-       and orders.order_day < {{ add_days('cast(attributed.converted_at as date)', var('attribution_window_days')) }}
-       and orders.order_day <= attributed.as_of_date
+        on
+            orders.customer_id = attributed.referee_customer_id
+            and orders.status = 'completed'
+            and orders.order_day >= cast(attributed.converted_at as date)
+            and orders.order_day < {{ add_days(
+                'cast(attributed.converted_at as date)', var('attribution_window_days')
+            ) }}
+            and orders.order_day <= attributed.as_of_date
     where attributed.is_attributed_conversion
     group by attributed.referral_id
 )
@@ -93,9 +96,13 @@ select
     attributed.is_duplicate_conversion,
     (not attributed.is_self_referral and not attributed.is_duplicate_conversion) as is_counted,
     attributed.is_attributed_conversion,
-    case when attributed.is_attributed_conversion
-         then {{ to_money('attributed.reward_referrer_amount_base + attributed.reward_referee_amount_base') }}
-         else cast(0 as {{ money_type() }}) end as reward_cost,
+    case
+        when attributed.is_attributed_conversion
+            then {{ to_money(
+                'attributed.reward_referrer_amount_base + attributed.reward_referee_amount_base'
+            ) }}
+        else cast(0 as {{ money_type() }})
+    end as reward_cost,
     coalesce(referred_orders.referred_orders, 0) as referred_orders,
     {{ to_money('coalesce(referred_orders.referred_revenue, 0)') }} as referred_revenue,
     attributed.as_of_date

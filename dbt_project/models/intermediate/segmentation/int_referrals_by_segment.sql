@@ -1,14 +1,32 @@
--- Counted referrals with their REFERRER's segment of the latest run (left join: NULL when
--- the referrer is not segmented, which the not_null test on segment_id turns into an error
--- instead of a referral silently missing from referral_roi_by_segment).
+-- Every counted referral with the facts the referral ROI marts add up, listed once under
+-- its REFERRER's segment of the latest run and once under 'all'. A left join: a referrer
+-- without a segment gives one row with a NULL segment_id, which the not_null test turns
+-- into an error instead of a referral silently missing from the ROI marts.
+with
+
+attribution as (
+    select * from {{ ref('int_referral_attribution') }}
+),
+
+assignments as (
+    select * from {{ ref('int_segment_assignments') }}
+),
+
+counted_referrals as (
+    select * from attribution
+    where is_counted
+)
+
 select
-    attribution.referral_id,
-    attribution.referrer_customer_id,
     assignments.segment_id,
-    assignments.segment_name
-from {{ ref('int_referral_attribution') }} as attribution
-left join {{ ref('int_segment_assignments') }} as assignments
-    on attribution.referrer_customer_id = assignments.customer_id
-   and not assignments.is_all_row
-where attribution.is_counted
-order by attribution.referral_id
+    assignments.segment_name,
+    counted_referrals.referral_id,
+    counted_referrals.referrer_customer_id,
+    counted_referrals.referee_customer_id,
+    counted_referrals.sent_month,
+    counted_referrals.is_attributed_conversion,
+    counted_referrals.referred_revenue,
+    counted_referrals.reward_cost
+from counted_referrals
+left join assignments on counted_referrals.referrer_customer_id = assignments.customer_id
+order by assignments.segment_id, counted_referrals.referral_id

@@ -3,17 +3,16 @@
 -- Tested (tests/singular/assert_segmentation_is_from_this_run.sql) so that ROI is never
 -- published on a stale or missing segmentation.
 with segmentation as (
-    select
-        max(as_of_date) as segmentation_as_of_date
-    from {{ source('segmentation', 'customer_segments') }}
+    select max(as_of_date) as segmentation_as_of_date
+    from {{ source('marts', 'customer_segments') }}
 )
 
 select
     as_of.as_of_date,
     segmentation.segmentation_as_of_date,
     (
-        select count(*)
-        from {{ source('segmentation', 'customer_segments') }} as segments
+        select count(*) as segmented_customers
+        from {{ source('marts', 'customer_segments') }} as segments
         where segments.as_of_date = segmentation.segmentation_as_of_date
     ) as segmented_customers
 from {{ ref('int_as_of') }} as as_of

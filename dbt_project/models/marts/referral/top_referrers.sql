@@ -1,7 +1,8 @@
 -- One row per customer with >= 1 counted referral (self-referrals and duplicate
 -- conversions excluded), ranked, with a reward tier by attributed converted referrals
 -- (vars referrer_tier_*_min). marketing_opt_in flags who may be contacted.
--- depends_on: {{ ref('int_referrals_by_segment') }}  (its tests stop the build when a referrer has no segment)
+-- depends_on: {{ ref('int_referrals_by_segment') }}
+-- (its tests stop the build when a referrer has no segment)
 with assignments as (
     select * from {{ ref('int_segment_assignments') }}
     where not is_all_row
@@ -11,7 +12,9 @@ referrers as (
     select
         referrer_customer_id as customer_id,
         count(*) as referrals_sent,
-        cast(sum(case when is_attributed_conversion then 1 else 0 end) as {{ dbt.type_bigint() }}) as referrals_converted,
+        cast(
+            sum(case when is_attributed_conversion then 1 else 0 end) as {{ dbt.type_bigint() }}
+        ) as referrals_converted,
         sum(referred_revenue) as referred_revenue,
         sum(reward_cost) as reward_cost,
         max(sent_at) as last_referral_sent_at
@@ -23,8 +26,11 @@ referrers as (
 ranked as (
     select
         row_number() over (
-            order by referrers.referrals_converted desc, referrers.referred_revenue desc,
-                     referrers.referrals_sent desc, referrers.customer_id
+            order by
+                referrers.referrals_converted desc,
+                referrers.referred_revenue desc,
+                referrers.referrals_sent desc,
+                referrers.customer_id asc
         ) as referrer_rank,
         referrers.*
     from referrers
@@ -37,7 +43,8 @@ select
     assignments.segment_name,
     ranked.referrals_sent,
     ranked.referrals_converted,
-    {{ safe_ratio('ranked.referrals_converted', 'ranked.referrals_sent') }} as referral_conversion_rate,
+    {{ safe_ratio('ranked.referrals_converted', 'ranked.referrals_sent') }}
+        as referral_conversion_rate,
     {{ to_money('ranked.referred_revenue') }} as referred_revenue,
     {{ to_money('ranked.reward_cost') }} as reward_cost,
     case

@@ -9,8 +9,9 @@ with assignments as not materialized (
         history.customer_id,
         min(history.segment_id) as segment_id,
         min(history.segment_name) as segment_name
-    from {{ source('segmentation_history', 'segment_assignments') }} as history
-    left join {{ ref('stg_erased_customers') }} as erased on history.customer_id = erased.customer_id
+    from {{ source('history', 'segment_assignments') }} as history
+    left join {{ ref('stg_erased_customers') }} as erased
+        on history.customer_id = erased.customer_id
     where erased.customer_id is null
     group by history.as_of_date, history.customer_id
 ),
@@ -18,7 +19,9 @@ with assignments as not materialized (
 runs as (
     select
         as_of_date,
-        lag(as_of_date) over (order by as_of_date) as previous_as_of_date
+        lag(as_of_date) over (
+            order by as_of_date
+        ) as previous_as_of_date
     from (select distinct as_of_date from assignments) as dates
 )
 
@@ -34,6 +37,7 @@ select
 from assignments
 inner join runs on assignments.as_of_date = runs.as_of_date
 left join assignments as previous
-    on previous.as_of_date = runs.previous_as_of_date
-   and previous.customer_id = assignments.customer_id
+    on
+        runs.previous_as_of_date = previous.as_of_date
+        and assignments.customer_id = previous.customer_id
 order by assignments.as_of_date, assignments.customer_id

@@ -1,0 +1,86 @@
+"""`referral-segments-dbt`: dbt, bound to the life of the nightly run that starts it.
+
+dagster-dbt runs this console script as its dbt executable.  Given `--bind-to-parent PID`
+(the run's process, pipelines/dbt.py), it asks the Linux kernel to kill it when its parent
+dies (PR_SET_PDEATHSIG, which survives the exec into dbt), so a run killed mid-build never
+leaves a dbt writing to the warehouse build file.  That is what lets every run build in the
+same file and dbt parse the project partially (pipelines/resources.py, `build_path_for`).
+A run killed before the binding took effect would never be signalled: the launcher then
+sees another parent than PID and exits without starting dbt.
+
+The dbt it runs is the one installed next to its own interpreter (the script's shebang
+names the venv's Python), so it needs neither PATH nor an environment variable.  Standard
+library only, no subprocess: it starts before every dbt command.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import signal
+import sys
+import sysconfig
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+PARENT_OPTION = "--bind-to-parent"
+_PR_SET_PDEATHSIG = 1
+_PR_GET_PDEATHSIG = 2
+
+
+def venv_dbt() -> str:
+    """The dbt of this interpreter's environment."""
+    return str(Path(sysconfig.get_path("scripts")) / "dbt")
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+@functools.cache
+def dies_with_parent() -> bool:
+    """Whether a child can be bound to its parent here (Linux's prctl).
+
+    The launcher and the run (`build_path_for`) ask the same question, so a run shares its
+    build file with the next one only when its dbt is bound.  PR_GET_PDEATHSIG changes
+    nothing in the asking process."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        return _libc().prctl(_PR_GET_PDEATHSIG, ctypes.byref(ctypes.c_int()), 0, 0, 0) == 0
+    except (AttributeError, OSError):
+        return False
+
+
+def split_parent(args: Sequence[str]) -> tuple[int | None, list[str]]:
+    """The pid given with --bind-to-parent, and the arguments meant for dbt."""
+    rest = list(args)
+    if PARENT_OPTION not in rest:
+        return None, rest
+    i = rest.index(PARENT_OPTION)
+    parent = int(rest[i + 1])
+    del rest[i : i + 2]
+    return parent, rest
+
+
+def exec_bound(program: str, args: Sequence[str], parent: int | None) -> NoReturn:
+    """Replace this process (same pid) with `program`, first bound to `parent` if given."""
+    if parent is not None and dies_with_parent():
+        if _libc().prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+        if os.getppid() != parent:  # it died before the binding: no signal would come
+            sys.stderr.write(f"{PARENT_OPTION} {parent}: that process is gone; not starting\n")
+            raise SystemExit(1)
+    os.execv(program, [program, *args])
+
+
+def main() -> NoReturn:
+    parent, args = split_parent(sys.argv[1:])
+    exec_bound(venv_dbt(), args, parent)
+
+
+if __name__ == "__main__":
+    main()
