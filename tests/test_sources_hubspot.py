@@ -20,11 +20,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.ingest import discover_exports, ingest_export
-from pipelines.sources import DEFAULT_EMAIL_SALT, load_registry
-from pipelines.warehouse_tables import create_python_owned_tables
 from tests.exports import write_csv
 from tests.pipeline_runner import failure_messages, run_job
+from tests.source_runs import connect, ingest
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 FIXTURE = FIXTURES / "hubspot"
@@ -32,18 +30,6 @@ DAY = "2025-03-31"
 CONTACTS = f"hubspot-crm-exports-all-contacts-{DAY}.csv"
 DEALS = f"hubspot-crm-exports-all-deals-{DAY}.csv"
 NOT_WON = "deal not won (open or lost): not an order"
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    create_python_owned_tables(con)
-    return con
-
-
-def ingest(con, root: Path, threshold: float = 0.05):
-    (folder,) = discover_exports(root)
-    return ingest_export(con, folder, threshold, "USD", DEFAULT_EMAIL_SALT, load_registry())
 
 
 @pytest.fixture(scope="module")

@@ -32,7 +32,7 @@ from pipelines.ingest import discover_exports, ingest_export
 from pipelines.sources import DEFAULT_EMAIL_SALT, load_registry
 from pipelines.warehouse_tables import create_python_owned_tables
 from tests.exports import write_csv
-from tests.pipeline_runner import failure_messages, run_job
+from tests.source_runs import assert_no_personal_data, run_with_logs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "mention_me"
 DAY = "2024-06-01"
@@ -275,45 +275,6 @@ def test_unparseable_date_is_quarantined_by_column(tmp_path):
     ).fetchall() == [("crm_feed.csv", 2, "converted_at", "last tuesday", "unparseable timestamp")]
     assert result.sources["mention_me"]["tables"]["referrals"]["rows_quarantined"] == 1
     con.close()
-
-
-def run_with_logs(root: Path) -> tuple[Path, str]:
-    """The whole nightly job on `root/exports`; the warehouse and the run's log text (every
-    log line and event with its metadata)."""
-    from dagster import DagsterInstance
-
-    wh = root / "warehouse.duckdb"
-    with DagsterInstance.ephemeral() as instance:
-        result = run_job(root / "exports", wh, instance=instance)
-        assert result.success, failure_messages(result)
-        records = instance.all_logs(result.run_id)
-    log_text = " ".join(
-        f"{r.user_message} {r.dagster_event.event_specific_data if r.dagster_event else ''}"
-        for r in records
-    ).lower()
-    return wh, log_text
-
-
-def assert_no_personal_data(wh: Path, log_text: str, personal: set[str]) -> None:
-    """No email (any "@example"), nor any of `personal` (names, free text) as a value, in
-    staging, intermediate or marts, nor in the run's logs."""
-    personal = {p.lower() for p in personal}
-    con = duckdb.connect(str(wh), read_only=True)
-    try:
-        tables = con.execute(
-            "SELECT table_schema, table_name FROM information_schema.tables "
-            "WHERE table_schema IN ('staging', 'intermediate', 'marts')"
-        ).fetchall()
-        assert len(tables) > 10
-        for schema, table in tables:
-            for row in con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall():
-                cells = {str(v).strip().lower() for v in row if v is not None}
-                assert not any("@example" in c for c in cells), f"{schema}.{table}"
-                assert not (personal & cells), f"{schema}.{table}: {personal & cells}"
-    finally:
-        con.close()
-    assert "@example" not in log_text
-    assert not [p for p in personal if (" " in p or "@" in p) and p in log_text]
 
 
 @pytest.fixture(scope="module")

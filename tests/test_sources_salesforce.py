@@ -16,11 +16,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.ingest import discover_exports, ingest_export
-from pipelines.sources import DEFAULT_EMAIL_SALT, load_registry
-from pipelines.warehouse_tables import create_python_owned_tables
+from pipelines.sources import load_registry
 from tests.exports import write_csv
 from tests.pipeline_runner import failure_messages, run_job
+from tests.source_runs import connect, ingest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "salesforce"
 DAY = "2025-03-31"
@@ -33,19 +32,6 @@ OPPORTUNITY_HEADER = ["Id", "AccountId", "ContactId", "Name", "StageName", "Amou
 
 ANN = "salesforce:0035g00000U8JZpAAN"
 CY = "salesforce:0035g00000NCFbaAAH"  # the master; 0035g00000XlD6gAAF was merged into it
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    create_python_owned_tables(con)
-    return con
-
-
-def ingest(con, root: Path, threshold: float = 0.05, registry=None):
-    (folder,) = discover_exports(root)
-    registry = registry if registry is not None else load_registry()
-    return ingest_export(con, folder, threshold, "USD", DEFAULT_EMAIL_SALT, registry)
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.ingest import ExportRefused, discover_exports, ingest_export
-from pipelines.sources import DEFAULT_EMAIL_SALT, load_registry
-from pipelines.warehouse_tables import create_python_owned_tables
+from pipelines.ingest import ExportRefused
+from pipelines.sources import DEFAULT_EMAIL_SALT
 from tests.exports import write_csv
 from tests.pipeline_runner import failure_messages, run_job
+from tests.source_runs import connect, ingest
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "stripe"
 DAY = "2025-03-31"
@@ -41,18 +41,6 @@ PAYMENT_HEADER = [
 CUSTOMER_HEADER = ["id", "Description", "Email", "Name", "Created (UTC)"]
 
 ANN = "stripe:cus_Qshl8IlC7Be6Ws"  # her EU-account customer leads: payments.csv sorts first
-
-
-def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    create_python_owned_tables(con)
-    return con
-
-
-def ingest(con, root: Path, threshold: float = 0.05):
-    (folder,) = discover_exports(root)
-    return ingest_export(con, folder, threshold, "USD", DEFAULT_EMAIL_SALT, load_registry())
 
 
 @pytest.fixture(scope="module")
