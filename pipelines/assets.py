@@ -34,9 +34,7 @@ from pipelines.ingest.backlog import (
     Skip,
     forget_refusals,
     ingest_backlog,
-    is_settled,
     record_resolutions,
-    resolved_fingerprints,
 )
 from pipelines.resources import (
     DBT_PROJECT_DIR,
@@ -110,8 +108,7 @@ def ingest_exports(
             allow_retries=False,
         )
     with warehouse.connect() as con:
-        settled = resolved_fingerprints(con)
-        todo = [f for f in exports_to_ingest(con, folders) if not is_settled(f, settled)]
+        todo = exports_to_ingest(con, folders)
 
         def ingest_one(folder):
             result = ingest_export(

@@ -102,17 +102,6 @@ def export_mode(folder: ExportFolder) -> str:
         return "incremental"
 
 
-def resolved_fingerprints(con: duckdb.DuckDBPyConnection) -> dict[date, str]:
-    """Files of every refused export already superseded or skipped, by export date."""
-    return dict(con.execute("SELECT export_date, files FROM raw.refused_exports").fetchall())
-
-
-def is_settled(folder: ExportFolder, settled: dict[date, str]) -> bool:
-    """An export refused and settled earlier is retried only when its files changed."""
-    recorded = settled.get(folder.export_date)
-    return recorded is not None and json.loads(recorded) == folder.fingerprint()
-
-
 def ingest_backlog(
     folders: Sequence[ExportFolder],
     ingest_one: Callable[[ExportFolder], object],
@@ -182,7 +171,7 @@ def record_resolutions(con: duckdb.DuckDBPyConnection, backlog: Backlog, run_id:
                 refusal.export_date,
                 refusal.mode,
                 str(refusal.folder.path),
-                json.dumps(refusal.folder.fingerprint()),
+                json.dumps(refusal.folder.fingerprint(), sort_keys=True),
                 refusal.file,
                 refusal.reason,
                 resolution,

@@ -56,11 +56,16 @@ def discover_exports(root: Path) -> list[ExportFolder]:
 def exports_to_ingest(
     con: duckdb.DuckDBPyConnection, folders: list[ExportFolder]
 ) -> list[ExportFolder]:
-    """New exports, and exports whose files changed since they were ingested."""
-    seen = dict(con.execute("SELECT export_date, files FROM raw.exports").fetchall())
-    todo = []
-    for folder in folders:
-        recorded = seen.get(folder.export_date)
-        if recorded is None or json.loads(recorded) != folder.fingerprint():
-            todo.append(folder)
-    return todo
+    """New exports, and exports whose files changed since they were ingested, or since
+    they were refused and then superseded or skipped (`raw.refused_exports`,
+    pipelines/ingest/backlog.py): an unchanged refused folder is not tried again."""
+    settled = {
+        (export_date, json.dumps(json.loads(files), sort_keys=True))
+        for table in ("raw.exports", "raw.refused_exports")
+        for export_date, files in con.execute(f"SELECT export_date, files FROM {table}").fetchall()
+    }
+    return [
+        folder
+        for folder in folders
+        if (folder.export_date, json.dumps(folder.fingerprint(), sort_keys=True)) not in settled
+    ]
