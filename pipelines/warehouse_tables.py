@@ -20,6 +20,24 @@ CREATE TABLE IF NOT EXISTS raw.exports (
     files JSON
 )"""
 
+# What each source system of an export gave (pipelines/ingest/export.py, `source_rows`):
+# files and layouts, rows read, skipped by design, merged into another system's customer,
+# quarantined and loaded (over its tables); `contract` for
+# the export's contract-layout files.  Read by the report.
+EXPORT_SOURCES_DDL = """
+CREATE TABLE IF NOT EXISTS raw.export_sources (
+    export_date DATE NOT NULL,
+    source_system VARCHAR NOT NULL,
+    files JSON NOT NULL,
+    rows_read BIGINT NOT NULL,
+    rows_skipped BIGINT NOT NULL,
+    rows_merged BIGINT NOT NULL,
+    rows_quarantined BIGINT NOT NULL,
+    rows_loaded BIGINT NOT NULL,
+    detail JSON NOT NULL,
+    PRIMARY KEY (export_date, source_system)
+)"""
+
 # Refused exports superseded by a newer full export or skipped by an operator
 # (pipelines/ingest/backlog.py): a night does not try them again unless their files change.
 REFUSED_EXPORTS_DDL = """
@@ -137,6 +155,7 @@ def create_python_owned_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(raw_table_ddl(table))
         _add_missing_columns(con, f"raw.{table}", RAW_META_COLUMNS)
     con.execute(EXPORTS_DDL)
+    con.execute(EXPORT_SOURCES_DDL)
     con.execute(QUARANTINE_DDL)
     con.execute(REFUSED_EXPORTS_DDL)
     _add_missing_columns(con, "raw.quarantine", QUARANTINE_ADDED_COLUMNS)

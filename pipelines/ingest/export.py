@@ -64,6 +64,60 @@ class ExportResult:
         }
 
 
+def source_rows(result: ExportResult) -> list[list]:
+    """raw.export_sources rows (without the date): one per vendor system, and `contract`
+    for the rows of contract-layout files."""
+    rows = []
+    for system, counts in result.sources.items():
+        tables = counts["tables"].values()
+        rows.append(
+            [
+                system,
+                json.dumps(counts["files"]),
+                counts["rows_read"],
+                counts["rows_skipped"],
+                sum(t.get("rows_merged", 0) for t in tables),
+                sum(t["rows_quarantined"] for t in tables),
+                sum(t["rows_loaded"] for t in tables),
+                json.dumps(
+                    {"skipped_reasons": counts["skipped_reasons"], "tables": counts["tables"]},
+                    sort_keys=True,
+                ),
+            ]
+        )
+    contract = {}
+    for name, table in result.tables.items():
+        if name in {t for c in result.sources.values() for t in c["tables"]}:
+            own = table.by_system.get(CONTRACT_SOURCE)
+            if own:
+                contract[name] = (table.file, own["rows"], own["quarantined"])
+        else:
+            contract[name] = (table.file, table.rows_read, table.rows_quarantined)
+    if contract:
+        rows.append(
+            [
+                CONTRACT_SOURCE,
+                json.dumps({file: name for name, (file, _, _) in sorted(contract.items())}),
+                sum(n for _, n, _ in contract.values()),
+                0,
+                0,
+                sum(q for _, _, q in contract.values()),
+                sum(n - q for _, n, q in contract.values()),
+                json.dumps(
+                    {
+                        "skipped_reasons": {},
+                        "tables": {
+                            name: {"rows_read": n, "rows_quarantined": q, "rows_loaded": n - q}
+                            for name, (_, n, q) in sorted(contract.items())
+                        },
+                    },
+                    sort_keys=True,
+                ),
+            ]
+        )
+    return rows
+
+
 def _check_currencies(con: duckdb.DuckDBPyConnection, folder: ExportFolder, base: str) -> None:
     """Every non-base currency of this export (the `needs_rate` columns) needs a rate in
     this or an earlier export."""
@@ -124,6 +178,7 @@ def ingest_export(
             con.execute(f"DELETE FROM raw.{name} WHERE _export_date = ?", [folder.export_date])
         con.execute("DELETE FROM raw.quarantine WHERE export_date = ?", [folder.export_date])
         con.execute("DELETE FROM raw.exports WHERE export_date = ?", [folder.export_date])
+        con.execute("DELETE FROM raw.export_sources WHERE export_date = ?", [folder.export_date])
         check_salt(con, email_salt)
         batch = SourceBatch(con, folder, registry, email_salt)
         for name, rows in batch.rows_by_file.items():
@@ -159,6 +214,10 @@ def ingest_export(
         batch.close()  # (a failure rolls its temp tables back with everything else)
         result.sources = {n: c.as_metadata() for n, c in sorted(batch.counts.items())}
         _check_currencies(con, folder, base_currency)
+        con.executemany(
+            "INSERT INTO raw.export_sources VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[folder.export_date, *row] for row in source_rows(result)],
+        )
         con.execute(
             "INSERT INTO raw.exports VALUES (?, ?, ?, ?)",
             [

@@ -82,6 +82,15 @@ def _load(con: duckdb.DuckDBPyConnection) -> dict:
                    coalesce(m.referrals_converted, 0) AS converted
             FROM s LEFT JOIN m USING (month) WHERE s.month IS NOT NULL ORDER BY s.month""",
         ),
+        "sources": _rows(
+            con,
+            """
+            SELECT s.source_system, s.files, s.rows_read, s.rows_skipped, s.rows_merged,
+                   s.rows_quarantined, s.rows_loaded
+            FROM raw.export_sources s
+            WHERE s.export_date = (SELECT max(export_date) FROM raw.exports)
+            ORDER BY s.source_system = 'contract', s.source_system""",
+        ),
         "migrations": _rows(
             con,
             """

@@ -1,5 +1,6 @@
 """The report page: CSS, the metric definitions, and the HTML of cards, tables and sections."""
 
+import json
 from datetime import date
 
 from pipelines.report.charts import PALETTE, hbar_chart, line_chart, migration_chart
@@ -54,6 +55,12 @@ DEFINITIONS = {
         "Low confidence",
         "Fewer converted referrals than the threshold "
         "(default 30): read the segment's ratios with care.",
+    ),
+    "sources": (
+        "Sources",
+        "What each system's files of the newest export gave: data rows read, rows skipped "
+        "by design (e.g. a Shopify order's later line items), customer rows merged into "
+        "another system's row of the same person, rows quarantined and rows loaded.",
     ),
     "migration": (
         "Segment migration",
@@ -115,6 +122,23 @@ def _cards(o: dict, segments: int, currency: str) -> str:
         )
         + "</div>"
     )
+
+
+def _sources_table(sources: list[dict]) -> str:
+    rows = [
+        [
+            escape_html(s["source_system"]),
+            "<br>".join(escape_html(f) for f in sorted(json.loads(s["files"]))),
+            *(
+                fmt_int(s[k])
+                for k in ("rows_read", "rows_skipped", "rows_merged", "rows_quarantined")
+            ),
+            fmt_int(s["rows_loaded"]),
+        ]
+        for s in sources
+    ]
+    head = ["system", "files", "read", "skipped", "merged", "quarantined", "loaded"]
+    return _table(head, rows, {2, 3, 4, 5, 6})
 
 
 def _segment_table(segments: list[dict]) -> str:
@@ -245,6 +269,9 @@ def render_html(data: dict, as_of: date, extracts: dict[str, int], currency: str
             "<p>No migrations yet: they need two runs of the pipeline.</p>",
         ]
     parts += [
+        f"<h2>Sources of the newest export <small>({_def_link('sources', 'definition')})"
+        "</small></h2>",
+        _sources_table(data["sources"]),
         "<h2>Parquet extracts</h2>",
         f"<p>In the folder {escape_html(as_of.isoformat())}/ "
         "next to this report's dated copy, one file per marts table:</p>",

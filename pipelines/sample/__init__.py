@@ -1,7 +1,7 @@
 """Synthetic nightly CRM exports that follow the export contract (docs/spec/crm-exports.md).
 
     python -m pipelines.sample --customers 5000 --out data/exports [--seed 42]
-        [--as-of 2026-11-21] [--days 1]
+        [--as-of 2026-11-21] [--days 1] [--layout contract|shopify|hubspot|salesforce|stripe|mixed]
 
 writes `<out>/<as_of ISO>/` with every contract table as CSV plus `manifest.json` (written
 last), and the hidden behaviour group of every customer to `<out>/_ground_truth/<as_of>.csv`
@@ -23,7 +23,8 @@ Modules: `params` (behaviour groups, distributions, vocabularies), `dates`, `dra
 (random streams and draws), `records` (numpy column tables), `population` (customers and
 the whole population), `orders`, `referrals`, `engagement` (surveys and events),
 `next_day` (one day of changes), `writer` (CSV, ground truth, manifest), `api`
-(`generate_*`), `cli` (`main`).
+(`generate_*`), `cli` (`main`), `layouts` (the same export in vendors' layouts:
+docs/sources.md, "Sample exports in each layout").
 """
 
 from pipelines.sample.api import generate_export, generate_next_day, generate_series

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pipelines.sample.api import generate_series
 from pipelines.sample.dates import DEFAULT_AS_OF
+from pipelines.sample.layouts import LAYOUT_NAMES
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,15 +32,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--days", type=int, default=1, help="consecutive daily exports to write, from --as-of on"
     )
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUT_NAMES,
+        default="contract",
+        help="write the files as these systems export them (docs/sources.md)",
+    )
     args = parser.parse_args(argv)
     started = time.perf_counter()
-    folders = generate_series(args.out, args.customers, args.seed, args.as_of, args.days)
+    folders = generate_series(
+        args.out, args.customers, args.seed, args.as_of, args.days, layout=args.layout
+    )
     for folder in folders:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        rows = ", ".join(
-            f"{name.removesuffix('.csv')}={entry['rows']}"
-            for name, entry in manifest["files"].items()
-        )
+        rows = ", ".join(f"{name}={entry['rows']}" for name, entry in manifest["files"].items())
         print(f"{folder}: {rows}")
     print(f"done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
     return 0
