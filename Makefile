@@ -45,7 +45,7 @@ dev: install dagster-home parse
 	VIRTUAL_ENV=$(CURDIR)/$(VENV) $(BIN)/dg dev
 
 sample: install
-	$(BIN)/python -m pipelines.sample --customers $${SAMPLE_CUSTOMERS:-5000} --out "$(CRM_EXPORTS_DIR)"
+	$(BIN)/python -m pipelines.sample --customers $${SAMPLE_CUSTOMERS:-5000} --layout $${SAMPLE_LAYOUT:-contract} --out "$(CRM_EXPORTS_DIR)"
 
 # dbt docs (every model and column described) from a copy of the published warehouse.
 docs: install parse
