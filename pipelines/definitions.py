@@ -35,6 +35,7 @@ from pipelines.resources import (
 SETTINGS: dict[str, str] = {
     "CRM_EXPORTS_DIR": "data/exports",
     "WAREHOUSE_PATH": "data/warehouse.duckdb",
+    "PIPELINE_STORE_DIR": "",
     "REPORTS_DIR": "data/reports",
     "WAREHOUSE_LOCK_TIMEOUT_S": "3600",
     "BAD_ROW_THRESHOLD": "0.05",
@@ -135,6 +136,7 @@ def definitions_from_env() -> Definitions:
         ),
         warehouse=WarehouseResource(
             path=_env("WAREHOUSE_PATH"),
+            store_dir=_env("PIPELINE_STORE_DIR"),
             lock_timeout_s=_float("WAREHOUSE_LOCK_TIMEOUT_S"),
             memory_limit=_env("WAREHOUSE_MEMORY_LIMIT"),
             gx_compact_min_rows=_env_int("GX_COMPACT_MIN_ROWS"),

@@ -21,7 +21,6 @@ from pipelines.alerts import root_cause
 from pipelines.definitions import definitions_from_env, setting
 from pipelines.ingest import discover_exports
 from pipelines.resources import absolute
-from pipelines.warehouse_tables import latest_export_date
 
 _PROCESS_START = time.time()
 
@@ -112,11 +111,11 @@ def write_step_timings(instance: DagsterInstance, result, path: str) -> None:
 def print_summary(warehouse: Path, reports: Path) -> None:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        as_of = latest_export_date(con)
+        (as_of,) = con.execute("SELECT max(export_date) FROM audit.exports").fetchone()
         print(f"\nWarehouse: {warehouse}  (as of {as_of})")
         print(f"Report:    {reports / str(as_of) / 'report.html'}  (+ Parquet extracts)")
         for day, file, reason, resolution in con.execute(
-            "SELECT export_date, file, reason, resolution FROM raw.refused_exports ORDER BY 1"
+            "SELECT export_date, file, reason, resolution FROM audit.refused_exports ORDER BY 1"
         ).fetchall():
             print(f"WARNING: export {day} was refused ({file}: {reason}); {resolution}")
         print("Tables:")

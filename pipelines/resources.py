@@ -5,10 +5,13 @@ of the dbt resource, pipelines/dbt.py).  pipelines/definitions.py builds them fr
 environment (no other module of the code location reads it); tests build them with
 explicit values.
 
-The warehouse resource is what makes a nightly run all-or-nothing: every step of a run
-writes to a private build copy of the published DuckDB file, and the `publish` asset swaps
-that copy in with one atomic rename.  A run that fails or is killed leaves the published
-file untouched.  A file lock serialises runs, so two launches never meet inside DuckDB.
+The warehouse resource is what makes a nightly run all-or-nothing.  The pipeline keeps
+its data in a private store (`PIPELINE_STORE_DIR`, owner-only: raw exports with their
+personal data, quarantine, identities, staging, history); every step of a run writes to a
+build copy of that store, and the `publish` asset writes the analysts' warehouse
+(`WAREHOUSE_PATH`: marts and audit counts only, pipelines/publish.py) as a new file and
+renames it, then the build copy, into place.  A run that fails or is killed leaves both
+untouched.  A file lock serialises runs, so two launches never meet inside DuckDB.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dagster import ConfigurableResource, Failure, InitResourceContext
 from pydantic import PrivateAttr
 
 from pipelines.dbt_child import dies_with_parent as dbt_dies_with_parent
+from pipelines.publish import published_as_of, write_analysts_file
 from pipelines.warehouse_tables import create_python_owned_tables, latest_export_date
 
 if TYPE_CHECKING:
@@ -96,8 +100,18 @@ class SegmentationResource(ConfigurableResource):
         )
 
 
+STORE_FILE = "store.duckdb"
+
+
+def store_path_for(published: Path, store_dir: str) -> Path:
+    """The pipeline's store: `store_dir/store.duckdb`, by default in a folder `pipeline`
+    next to the analysts' warehouse."""
+    folder = absolute(store_dir) if store_dir else published.parent / "pipeline"
+    return folder / STORE_FILE
+
+
 class PublishedWarehouse(ConfigurableResource):
-    """The published warehouse, read only: what the export sensor and the report need.
+    """The analysts' warehouse, read only: what the export sensor and the report need.
 
     Unlike WarehouseResource it takes no lock and makes no build copy, so a sensor tick or
     a report materialisation never waits for, or holds up, a nightly run."""
@@ -112,14 +126,14 @@ class PublishedWarehouse(ConfigurableResource):
         return published_as_of(self.published_path)
 
 
-def build_path_for(published: Path, run_id: str) -> Path:
+def build_path_for(store: Path, run_id: str) -> Path:
     """Where a run builds: the same file every night when dbt dies with its run, so dbt's
     profile (which names the file) stays the same and dbt parses the project partially
     (~1.6 s less per dbt stage).  Elsewhere each run builds in its own file, so a killed
     run's orphaned dbt can never write into the next run's build."""
     if dbt_dies_with_parent():
-        return published.with_name(f"{published.name}.build")
-    return published.with_name(f"{published.name}.build-{run_id[:8]}")
+        return store.with_name(f"{store.name}.build")
+    return store.with_name(f"{store.name}.build-{run_id[:8]}")
 
 
 class WarehouseLocked(Failure):
@@ -127,9 +141,11 @@ class WarehouseLocked(Failure):
 
 
 class WarehouseResource(ConfigurableResource):
-    """The DuckDB warehouse as seen by one run: a lock, a build copy and a publish step."""
+    """The pipeline's store and the analysts' warehouse as seen by one run: a lock, a build
+    copy of the store and a publish step."""
 
-    path: str = "data/warehouse.duckdb"  # WAREHOUSE_PATH
+    path: str = "data/warehouse.duckdb"  # WAREHOUSE_PATH: the analysts' warehouse
+    store_dir: str = ""  # PIPELINE_STORE_DIR ("": <WAREHOUSE_PATH's folder>/pipeline)
     lock_timeout_s: float = 3600.0  # WAREHOUSE_LOCK_TIMEOUT_S
     # DuckDB buffer pool of the Python steps (ingest, checks, segmentation); larger
     # operations spill to disk.  Bounded so a whole run stays within ~2 GiB (bench/README.md).
@@ -147,12 +163,16 @@ class WarehouseResource(ConfigurableResource):
         return absolute(self.path)
 
     @property
+    def store_path(self) -> Path:
+        return store_path_for(self.published_path, self.store_dir)
+
+    @property
     def build_path(self) -> Path:
-        return build_path_for(self.published_path, self._run_id)
+        return build_path_for(self.store_path, self._run_id)
 
     @property
     def lock_path(self) -> Path:
-        return self.published_path.with_name(self.published_path.name + ".lock")
+        return self.store_path.with_name(self.store_path.name + ".lock")
 
     # -- run lifecycle ---------------------------------------------------------------
     def setup_for_execution(self, context: InitResourceContext) -> None:
@@ -165,7 +185,8 @@ class WarehouseResource(ConfigurableResource):
             # A failed run, or a materialisation that left out warehouse/published.
             context.log.warning(
                 f"Run {self._run_id} ended without publishing: its build copy is discarded "
-                f"and {self.published_path} is unchanged. Runs that include the asset "
+                f"and {self.published_path} and the pipeline's store are unchanged. Runs "
+                "that include the asset "
                 "warehouse/published (nightly_refresh does) change what analysts see."
             )
         self.release()
@@ -173,7 +194,9 @@ class WarehouseResource(ConfigurableResource):
     def acquire(self, owner: str, log=None) -> None:
         """Wait for the run lock; fail with the holder's name after the timeout."""
         self.published_path.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(self.lock_path, "a+")  # noqa: SIM115 - held for the whole run
+        private_folder(self.store_path.parent)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        handle = open(fd, "a+")  # noqa: SIM115 - held for the whole run
         deadline = time.monotonic() + self.lock_timeout_s
         announced = False
         while True:
@@ -217,39 +240,41 @@ class WarehouseResource(ConfigurableResource):
             self._lock_file = None
 
     def prepare_build(self) -> None:
-        """Start the run's build database as a copy of the last published one (dbt is
-        told its path with each command: NightlyDbtResource.build_args).
+        """Start the run's build database as a copy of the store (dbt is told its path
+        with each command: NightlyDbtResource.build_args).  Without a store, a warehouse
+        of an older release (raw inside the analysts' file) becomes the store.
 
         Build files left by killed runs are removed first: we hold the lock, so no live run
         owns them, and no dbt of theirs is alive (it died with its run, or it writes to
         its own per-run file, whose unlinked inode it keeps, harmlessly).
         """
-        name = self.published_path.name
-        for stale in self.published_path.parent.glob(name + ".build*"):
+        store = self.store_path
+        for stale in store.parent.glob(store.name + ".build*"):
             stale.unlink(missing_ok=True)
         build = self.build_path
-        if self.published_path.exists():
+        if store.exists():
+            shutil.copyfile(store, build)
+        elif _holds_raw(self.published_path):
             shutil.copyfile(self.published_path, build)
         with self.connect() as con:
             create_python_owned_tables(con)
+        os.chmod(build, 0o600)
 
     def publish(self) -> Path:
-        """Swap the build database in place of the published one, atomically."""
+        """Write the analysts' warehouse from the build database and rename it into place,
+        then the build database in place of the store: each swap is atomic.  Killed
+        between the two, the next run builds this night again from the previous store."""
+        published, fresh = (
+            self.published_path,
+            self.published_path.with_name(self.published_path.name + ".new"),
+        )
+        _remove_database(fresh)
         with self.connect() as con:
             con.execute("CHECKPOINT")
-        build = self.build_path
-        fd = os.open(build, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(build, self.published_path)
-        dir_fd = os.open(self.published_path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        return self.published_path
+            write_analysts_file(con, fresh)
+        _replace_durably(fresh, published)
+        _replace_durably(self.build_path, self.store_path)
+        return published
 
     # -- connections -----------------------------------------------------------------
     @contextmanager
@@ -276,14 +301,38 @@ def _remove_database(path: Path) -> None:
     Path(str(path) + ".wal").unlink(missing_ok=True)
 
 
-def published_as_of(published: Path) -> date | None:
-    """The newest export date in the published warehouse (None before the first run)."""
-    if not published.exists():
-        return None
-    con = duckdb.connect(str(published), read_only=True)
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
     try:
-        return latest_export_date(con)
-    except duckdb.CatalogException:
-        return None
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _replace_durably(source: Path, target: Path) -> None:
+    """rename(2) with the data and the directory entry on disk before and after."""
+    _fsync(source)
+    os.replace(source, target)
+    _fsync(target.parent)
+
+
+def private_folder(folder: Path) -> None:
+    """The store's folder, readable by its owner only (created so, or made so)."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+
+
+def _holds_raw(path: Path) -> bool:
+    """Whether a DuckDB file is a warehouse of an older release (raw schema inside)."""
+    if not path.exists():
+        return False
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return bool(
+            con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' "
+                "AND table_name = 'exports'"
+            ).fetchone()[0]
+        )
     finally:
         con.close()

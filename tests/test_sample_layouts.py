@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from pipelines.resources import store_path_for
 from pipelines.sample import generate_export
 from pipelines.sample.layouts import convert, shopify, write_reduced_contract
 from tests.pipeline_runner import failure_messages, run_job
@@ -35,8 +36,10 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     return {"contract": root / "contract", "mixed": root / "mixed", "base": base}
 
 
-def _query(root: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(root / "warehouse.duckdb"), read_only=True)
+def _query(root: Path, sql: str, store: bool = False) -> pd.DataFrame:
+    """A query on the analysts' warehouse of a run, or on the pipeline's store."""
+    path = root / "warehouse.duckdb"
+    con = duckdb.connect(str(store_path_for(path, "") if store else path), read_only=True)
     try:
         return con.execute(sql).df()
     finally:
@@ -50,8 +53,9 @@ def _contract_ids(runs) -> dict[str, str]:
         runs["mixed"],
         "SELECT source_id, customer_id FROM staging.stg_customer_identities "
         "WHERE source_system = 'shopify'",
+        store=True,
     )
-    contract = _query(runs["contract"], "SELECT customer_id FROM staging.stg_customers")
+    contract = _query(runs["contract"], "SELECT customer_id FROM staging.stg_customers", store=True)
     by_source = dict(
         zip(shopify.source_ids(contract["customer_id"]), contract["customer_id"], strict=True)
     )
@@ -120,7 +124,7 @@ def test_ingest_counts_per_system_are_in_the_warehouse_and_the_report(runs):
     got = _query(
         runs["mixed"],
         "SELECT source_system, rows_read, rows_skipped, rows_merged, rows_quarantined, "
-        "rows_loaded FROM raw.export_sources ORDER BY source_system",
+        "rows_loaded FROM audit.export_sources ORDER BY source_system",
     ).set_index("source_system")
     customers = _data_rows(folder / "customers_export.csv")
     shopify_read = len(orders) + customers

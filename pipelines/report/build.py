@@ -87,8 +87,8 @@ def _load(con: duckdb.DuckDBPyConnection) -> dict:
             """
             SELECT s.source_system, s.files, s.rows_read, s.rows_skipped, s.rows_merged,
                    s.rows_quarantined, s.rows_loaded
-            FROM raw.export_sources s
-            WHERE s.export_date = (SELECT max(export_date) FROM raw.exports)
+            FROM audit.export_sources s
+            WHERE s.export_date = (SELECT max(export_date) FROM audit.exports)
             ORDER BY s.source_system = 'contract', s.source_system""",
         ),
         "migrations": _rows(

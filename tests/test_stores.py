@@ -1,0 +1,142 @@
+"""The two stores: the pipeline's private store (raw with personal data) and the analysts'
+warehouse (marts and audit counts only), on the hand fixture."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import stat
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.publish import AUDIT_TABLES
+from pipelines.resources import store_path_for
+from tests.pipeline_runner import MART_TABLES, failure_messages, run_job
+
+FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
+
+
+def _personal_values(exports: Path) -> set[str]:
+    """Every email, name and phone of the export, normalised as a scan compares them."""
+    values = set()
+    for folder in exports.iterdir():
+        with open(folder / "customers.csv", newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                for column in ("email", "first_name", "last_name", "phone"):
+                    if row.get(column, "").strip():
+                        values.add(row[column].strip().lower())
+        with open(folder / "referrals.csv", newline="", encoding="utf-8") as fh:
+            values |= {
+                r["referee_email"].strip().lower()
+                for r in csv.DictReader(fh)
+                if r.get("referee_email", "").strip()
+            }
+    return values
+
+
+@pytest.fixture(scope="module")
+def night(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("stores")
+    shutil.copytree(FIXTURE, root / "exports")
+    # one order with an unparseable amount: the quarantine has a row (with its raw row)
+    with open(root / "exports" / "2026-11-21" / "orders.csv", "a", encoding="utf-8") as fh:
+        fh.write("O-BAD,001,2026-01-05,twelve,completed,0\n")
+    warehouse = root / "warehouse.duckdb"
+    result = run_job(root / "exports", warehouse)
+    assert result.success, failure_messages(result)
+    return {
+        "exports": root / "exports",
+        "warehouse": warehouse,
+        "store": store_path_for(warehouse, ""),
+    }
+
+
+def _tables(path: Path) -> list[tuple[str, str]]:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables() ORDER BY 1, 2"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def test_the_analysts_warehouse_holds_the_marts_and_audit_counts_only(night):
+    tables = _tables(night["warehouse"])
+    assert {s for s, _ in tables} == {"marts", "audit"}
+    assert {t for s, t in tables if s == "marts"} == set(MART_TABLES)
+    assert {t for s, t in tables if s == "audit"} == set(AUDIT_TABLES)
+    # the store keeps what the pipeline needs, raw included
+    store = {f"{s}.{t}" for s, t in _tables(night["store"])}
+    assert {"raw.customers", "raw.quarantine", "staging.stg_customers"} <= store
+
+
+def test_no_email_name_or_phone_in_any_column_of_the_analysts_warehouse(night):
+    personal = _personal_values(night["exports"])
+    assert "ann@example.com" in personal and "lee" in personal and "+1 555 0101" in personal
+    con = duckdb.connect(str(night["warehouse"]), read_only=True)
+    try:
+        found = []
+        for schema, table in _tables(night["warehouse"]):
+            for row in con.execute(f'SELECT * FROM "{schema}"."{table}"').fetchall():
+                cells = {str(v).strip().lower() for v in row if v is not None}
+                found += [(schema, table, v) for v in personal & cells]
+                found += [(schema, table, c) for c in cells if "@example" in c]
+        # and the store does hold them, so the scan can find what it looks for
+        (emails,) = (
+            duckdb.connect(str(night["store"]), read_only=True)
+            .execute("SELECT count(*) FROM raw.customers WHERE email ILIKE '%@example.com%'")
+            .fetchone()
+        )
+    finally:
+        con.close()
+    assert found == []
+    assert emails > 0
+
+
+def test_the_store_is_readable_by_its_owner_only(night):
+    folder = night["store"].parent
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for path in folder.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path.name
+
+
+def test_audit_counts_match_the_store(night):
+    con = duckdb.connect(str(night["warehouse"]), read_only=True)
+    try:
+        audit = con.execute(
+            "SELECT export_date, sum(rows) FROM audit.quarantine_summary GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        exports = con.execute("SELECT export_date, mode FROM audit.exports").fetchall()
+    finally:
+        con.close()
+    store = duckdb.connect(str(night["store"]), read_only=True)
+    try:
+        assert (
+            audit
+            == store.execute(
+                "SELECT export_date, count(*) FROM raw.quarantine GROUP BY 1 ORDER BY 1"
+            ).fetchall()
+        )
+        assert exports == store.execute("SELECT export_date, mode FROM raw.exports").fetchall()
+    finally:
+        store.close()
+    assert len(exports) == 1 and audit[0][1] == 1
+
+
+def test_a_warehouse_of_the_older_layout_becomes_the_store(night, tmp_path):
+    """Before the split, raw lived in the analysts' file: the next run takes that file as
+    its store and publishes marts only."""
+    old = tmp_path / "warehouse.duckdb"
+    shutil.copyfile(night["store"], old)  # the old layout: everything in one file
+    result = run_job(night["exports"], old)
+    assert result.success, failure_messages(result)
+    assert {s for s, _ in _tables(old)} == {"marts", "audit"}
+    store = store_path_for(old, "")
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM raw.exports").fetchone()[0] == 1
+    finally:
+        con.close()
