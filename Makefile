@@ -62,8 +62,9 @@ lint: install
 
 # Floor vs full nightly job on a cached generated export (N customers, default 1,000,000);
 # see bench/README.md. Ends with one line: bench: customers=N job_s=... floor_s=... ratio=...
+# SOAK=K: no floor, the job on K consecutive generated nights on one warehouse (soak: ...).
 bench: install parse
-	$(BIN)/python bench/run.py --customers $${N:-1000000}
+	$(BIN)/python bench/run.py --customers $${N:-1000000} $${SOAK:+--soak $${SOAK}}
 
 clean:
 	rm -rf data .dagster_home dbt_project/target dbt_project/logs

@@ -1,6 +1,6 @@
 """`make bench`: time the floor (bench/floor.py) and the full nightly job on one export.
 
-    python bench/run.py [--customers N] [--skip-floor] [--nights K]
+    python bench/run.py [--customers N] [--skip-floor] [--nights K | --soak K]
 
 1. Generates (once, cached in bench/cache/export_<N>/) an export of N customers with the
    project's sample generator.
@@ -17,6 +17,11 @@
 With --nights K (NIGHTS=K make bench) the job then runs again on K-1 more nights, each
 adding the same full export under the next date (raw keeps every export), and prints each
 night's time: how the nightly cost grows with the exports stored.
+
+With --soak K (SOAK=K make bench) it runs no floor: the job runs on K consecutive nights on
+one warehouse, night i ingesting the generator's full export of day i (a growing customer
+base), and prints each night's time, memory, rows in raw and bytes of each store; see
+bench/soak.py.
 
 Results of each invocation are appended to bench/out/results.jsonl.
 """
@@ -143,6 +148,18 @@ def _add_night(root: Path, folder: Path, night: int) -> None:
             (target / path.name).symlink_to(path)
 
 
+def bench_env() -> dict[str, str]:
+    """The environment of every measured process: no telemetry, unbuffered output (one
+    definition, so the soak mode runs the job exactly as the other modes do)."""
+    return {
+        **os.environ,
+        "GX_ANALYTICS_ENABLED": "false",
+        "DAGSTER_DISABLE_TELEMETRY": "1",
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def stage_breakdown(timings: dict, job_wall: float) -> dict[str, float]:
     stages = {name: 0.0 for name, _ in STAGES}
     for key, step in timings["steps"].items():
@@ -168,8 +185,22 @@ def main(argv: list[str] | None = None) -> int:
         help="run the job on this many consecutive nights of the same full "
         "export (steady state: raw keeps every export)",
     )
+    parser.add_argument(
+        "--soak",
+        type=int,
+        default=0,
+        metavar="K",
+        help="soak mode (no floor): K >= 2 consecutive nights on one warehouse, night i "
+        "ingesting the generated full export of day i (bench/soak.py)",
+    )
     args = parser.parse_args(argv)
     n = args.customers
+    if args.soak:
+        if args.soak < 2 or args.nights > 1:
+            parser.error("--soak needs K >= 2 and cannot be combined with --nights")
+        from soak import run_soak  # bench/soak.py: imports this module's helpers
+
+        return run_soak(n, args.soak)
 
     root = ensure_export(n)
     folder = export_folder(root)
@@ -179,13 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     out = BENCH / "out" / str(n)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    base_env = {
-        **os.environ,
-        "GX_ANALYTICS_ENABLED": "false",
-        "DAGSTER_DISABLE_TELEMETRY": "1",
-        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
-        "PYTHONUNBUFFERED": "1",
-    }
+    base_env = bench_env()
 
     floor = None
     if not args.skip_floor:
