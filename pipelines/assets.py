@@ -55,6 +55,10 @@ RAW_OTHERS = {
     "quarantine": "Rows refused by ingest, with the reason.",
     "refused_exports": "Refused exports superseded by a newer full export or skipped by an "
     "operator; tried again only when their files change (docs/decisions.md).",
+    "record_presence": "Keys a full export lacked, or delivered again after that "
+    "(pipelines/ingest/versions.py).",
+    "export_sources": "What each source system of an export gave: files, rows read, "
+    "skipped, merged, quarantined and loaded.",
 }
 RAW_KEYS = [AssetKey(["raw", t]) for t in [*TABLES, *RAW_OTHERS]]
 
@@ -84,7 +88,9 @@ class IngestConfig(Config):
             group_name="raw",
             kinds={"duckdb", "python"},
             description=RAW_OTHERS.get(
-                k.path[-1], f"Append-only raw copy of every export's `{k.path[-1]}`."
+                k.path[-1],
+                f"Every version of each `{k.path[-1]}` record: what an export delivered new "
+                "or changed (pipelines/ingest/versions.py).",
             ),
         )
         for k in RAW_KEYS
@@ -148,7 +154,7 @@ def ingest_exports(
             context.log.info(f"Erasure requests applied: {erasure}")
         counts = {
             t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0]
-            for t in [*TABLES, "customer_identities", "refused_exports"]
+            for t in [*TABLES, "customer_identities", "refused_exports", "record_presence"]
         }
         quarantined = con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0]
         as_of = latest_export_date(con)

@@ -72,6 +72,11 @@ def apply_erasure(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             "DELETE FROM raw.customer_identities "
             "WHERE customer_id IN (SELECT customer_id FROM _erased)"
         ).fetchone()[0]
+        removed["raw.record_presence"] = con.execute(
+            "DELETE FROM raw.record_presence WHERE table_name = ? "
+            "AND key IN (SELECT customer_id FROM _erased)",
+            [CUSTOMER_TABLE],
+        ).fetchone()[0]
         # Quarantined rows keep the raw row as JSON: drop those naming an erased customer,
         # by the customer the row was about, a contract id column, or any value equal to an
         # erased email (a vendor file's row names its email column as the vendor does).

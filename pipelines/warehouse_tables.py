@@ -17,7 +17,21 @@ CREATE TABLE IF NOT EXISTS raw.exports (
     export_date DATE PRIMARY KEY,
     mode VARCHAR NOT NULL,
     folder VARCHAR NOT NULL,
-    files JSON
+    files JSON,
+    tables JSON
+)"""
+# Per table: rows read, loaded, quarantined, and what they did to raw (new, changed,
+# unchanged, absent, returned: pipelines/ingest/versions.py).  Added after the first release.
+EXPORTS_ADDED_COLUMNS = {"tables": "JSON"}
+
+# Keys a full export lacked (present false) or delivered again after that (present
+# true); a key is still in raw and staging either way (pipelines/ingest/versions.py).
+RECORD_PRESENCE_DDL = """
+CREATE TABLE IF NOT EXISTS raw.record_presence (
+    table_name VARCHAR NOT NULL,
+    key VARCHAR NOT NULL,
+    export_date DATE NOT NULL,
+    present BOOLEAN NOT NULL
 )"""
 
 # What each source system of an export gave (pipelines/ingest/export.py, `source_rows`):
@@ -155,7 +169,9 @@ def create_python_owned_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(raw_table_ddl(table))
         _add_missing_columns(con, f"raw.{table}", RAW_META_COLUMNS)
     con.execute(EXPORTS_DDL)
+    _add_missing_columns(con, "raw.exports", EXPORTS_ADDED_COLUMNS)
     con.execute(EXPORT_SOURCES_DDL)
+    con.execute(RECORD_PRESENCE_DDL)
     con.execute(QUARANTINE_DDL)
     con.execute(REFUSED_EXPORTS_DDL)
     _add_missing_columns(con, "raw.quarantine", QUARANTINE_ADDED_COLUMNS)

@@ -32,6 +32,7 @@ from pipelines.resources import (
     ReportsResource,
     SegmentationResource,
     WarehouseResource,
+    store_path_for,
 )
 from tests.pipeline_runner import nightly_definitions
 
@@ -152,6 +153,7 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
     values = {
         "CRM_EXPORTS_DIR": str(tmp_path / "exports"),
         "WAREHOUSE_PATH": "elsewhere/w.duckdb",  # relative: from the project root
+        "PIPELINE_STORE_DIR": str(tmp_path / "private"),
         "REPORTS_DIR": str(tmp_path / "reports"),
         "WAREHOUSE_LOCK_TIMEOUT_S": "12.5",
         "BAD_ROW_THRESHOLD": "0.2",
@@ -192,6 +194,10 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
     assert exports.email_hash_salt == "pepper"
     published = r["published"].process_config_and_initialize()
     assert published.published_path == PROJECT_ROOT / "elsewhere" / "w.duckdb"
+    assert warehouse.store_dir.env_var_name == "PIPELINE_STORE_DIR"
+    assert store_path_for(published.published_path, str(tmp_path / "private")) == (
+        tmp_path / "private" / "store.duckdb"
+    )
     reports = r["reports"].process_config_and_initialize()
     assert (reports.folder, reports.currency) == (tmp_path / "reports", "GBP")
     segmentation = r["segmentation"].process_config_and_initialize().config()

@@ -134,7 +134,10 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, rows: list[dict], export_
 def load_clean(con: duckdb.DuckDBPyConnection) -> None:
     create_python_owned_tables(con)
     for day in (PREVIOUS, EXPORT):
-        con.execute("INSERT INTO raw.exports VALUES (?, 'full', ?, NULL)", [day, str(day)])
+        con.execute(
+            "INSERT INTO raw.exports (export_date, mode, folder) VALUES (?, 'full', ?)",
+            [day, str(day)],
+        )
     # The previous export: C0, and the same order id O1 as today's (unique per export only).
     insert(con, "customers", [{"customer_id": "C0", "signup_date": "2024-01-01"}], PREVIOUS)
     insert(

@@ -351,7 +351,7 @@ def load_features(con, df: pd.DataFrame, export_date: str) -> None:
     con.execute("INSERT INTO marts.customer_features BY NAME SELECT * FROM src")
     con.unregister("src")
     con.execute(
-        "INSERT INTO raw.exports VALUES (?, 'full', ?, NULL)",
+        "INSERT INTO raw.exports (export_date, mode, folder) VALUES (?, 'full', ?)",
         [dt.date.fromisoformat(export_date), f"exports/{export_date}"],
     )
 

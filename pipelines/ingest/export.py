@@ -22,6 +22,7 @@ from pipelines.ingest.tables import (
     ingest_table,
     refresh_known_customers,
 )
+from pipelines.ingest.versions import INCOMING, create_incoming, store_versions
 from pipelines.schemas import CONTRACT_SOURCE, CUSTOMER_TABLE, RATE_TABLE, TABLES, load_order
 from pipelines.sources.identity import (
     DEFAULT_EMAIL_SALT,
@@ -57,6 +58,7 @@ class ExportResult:
                     "rows_loaded": t.rows_loaded,
                     "rows_quarantined": t.rows_quarantined,
                     "quarantine_reasons": t.reasons,
+                    **(t.versions.as_metadata() if t.versions else {}),
                 }
                 for name, t in self.tables.items()
             },
@@ -178,7 +180,10 @@ def ingest_export(
             con.execute(f"DELETE FROM raw.{name} WHERE _export_date = ?", [folder.export_date])
         con.execute("DELETE FROM raw.quarantine WHERE export_date = ?", [folder.export_date])
         con.execute("DELETE FROM raw.exports WHERE export_date = ?", [folder.export_date])
-        con.execute("DELETE FROM raw.export_sources WHERE export_date = ?", [folder.export_date])
+        for bookkeeping in ("export_sources", "record_presence"):
+            con.execute(
+                f"DELETE FROM raw.{bookkeeping} WHERE export_date = ?", [folder.export_date]
+            )
         check_salt(con, email_salt)
         batch = SourceBatch(con, folder, registry, email_salt)
         for name, rows in batch.rows_by_file.items():
@@ -186,6 +191,14 @@ def ingest_export(
         for name in load_order():
             table = TABLES[name]
             path = folder.table_file(name)
+            if not batch.provides(name) and path is None:
+                if table.required_file and not (batch.files and table.optional_with_sources):
+                    reason = "required file missing"
+                    if batch.files:
+                        reason += " (and no vendor file of this export fills it)"
+                    raise ExportRefused(folder.path, f"{name}.csv", reason)
+                continue
+            create_incoming(con, table)
             if batch.provides(name):
                 mapped = batch.build(table, path, folder.export_date)
                 files = batch.files_of(name, path)
@@ -196,20 +209,14 @@ def ingest_export(
                 if path is not None:
                     contract = table_result.by_system.get(CONTRACT_SOURCE, {})
                     _check_rows(folder, manifest, path.name, contract.get("rows", 0))
-            elif path is None:
-                if table.required_file and not (batch.files and table.optional_with_sources):
-                    reason = "required file missing"
-                    if batch.files:
-                        reason += " (and no vendor file of this export fills it)"
-                    raise ExportRefused(folder.path, f"{name}.csv", reason)
-                continue
             else:
                 table_result = ingest_table(con, folder, table, path, bad_row_threshold)
                 _check_rows(folder, manifest, path.name, table_result.rows_read)
+            if name == CUSTOMER_TABLE and not batch.provides(name):
+                record_contract_identities(con, folder.export_date, email_salt, INCOMING)
+            table_result.versions = store_versions(con, table, folder.export_date, manifest["mode"])
             result.tables[name] = table_result
             if name == CUSTOMER_TABLE:
-                if not batch.provides(name):
-                    record_contract_identities(con, folder.export_date, email_salt)
                 refresh_known_customers(con, folder.export_date)
         batch.close()  # (a failure rolls its temp tables back with everything else)
         result.sources = {n: c.as_metadata() for n, c in sorted(batch.counts.items())}
@@ -219,12 +226,14 @@ def ingest_export(
             [[folder.export_date, *row] for row in source_rows(result)],
         )
         con.execute(
-            "INSERT INTO raw.exports VALUES (?, ?, ?, ?)",
+            "INSERT INTO raw.exports (export_date, mode, folder, files, tables) "
+            "VALUES (?, ?, ?, ?, ?)",
             [
                 folder.export_date,
                 manifest["mode"],
                 folder.path.name,
                 json.dumps(folder.fingerprint(), sort_keys=True),
+                json.dumps(result.as_metadata()["tables"], sort_keys=True),
             ],
         )
     return result

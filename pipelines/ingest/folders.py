@@ -58,14 +58,39 @@ def exports_to_ingest(
 ) -> list[ExportFolder]:
     """New exports, and exports whose files changed since they were ingested, or since
     they were refused and then superseded or skipped (`raw.refused_exports`,
-    pipelines/ingest/backlog.py): an unchanged refused folder is not tried again."""
+    pipelines/ingest/backlog.py): an unchanged refused folder is not tried again.
+
+    Raw stores each export's changes against the exports before it (ingest/versions.py),
+    so an export older than one already ingested (late, or re-delivered) is followed by
+    every later ingested export again, in date order: their folders must still be there."""
     settled = {
         (export_date, json.dumps(json.loads(files), sort_keys=True))
         for table in ("raw.exports", "raw.refused_exports")
         for export_date, files in con.execute(f"SELECT export_date, files FROM {table}").fetchall()
     }
-    return [
+    todo = [
         folder
         for folder in folders
         if (folder.export_date, json.dumps(folder.fingerprint(), sort_keys=True)) not in settled
     ]
+    if not todo:
+        return todo
+    first = todo[0]
+    later = [
+        d
+        for (d,) in con.execute(
+            "SELECT export_date FROM raw.exports WHERE export_date > ? ORDER BY 1",
+            [first.export_date],
+        ).fetchall()
+    ]
+    by_date = {f.export_date: f for f in folders}
+    missing = [d.isoformat() for d in later if d not in by_date]
+    if missing:
+        raise ExportRefused(
+            first.path,
+            "(the whole folder)",
+            f"is older than exports already ingested ({', '.join(missing)}), which must be "
+            "ingested again after it, but their folders are gone from the exports folder: "
+            "put them back, or move this export aside",
+        )
+    return sorted({*todo, *(by_date[d] for d in later)}, key=lambda f: f.export_date)

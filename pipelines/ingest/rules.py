@@ -17,6 +17,7 @@ import duckdb
 
 from pipelines.ingest.casting import typed_expr
 from pipelines.ingest.sql import line_number_sql, text_expr
+from pipelines.ingest.versions import INCOMING
 from pipelines.schemas import CONTRACT_SOURCE, Table
 from pipelines.sql import quote_ident, sql_literal
 
@@ -309,7 +310,8 @@ def insert_raw_sql(
     lineage: Lineage | None = None,
 ) -> str:
     """INSERT of `v_<col>`, `_line_number`, `_extra` and lineage rows from `source` into
-    raw.<table>, tagged with the export date (both ingest paths write raw through this).
+    the export's incoming rows (shaped as raw.<table>, tagged with the export date; both
+    ingest paths write through this, and ingest/versions.py stores what is new in raw).
 
     ``lineage``: a file's name and system, or mapped rows (their own lineage columns);
     None takes them from the session variables `ingest_source_system`/`_file`, which
@@ -324,7 +326,7 @@ def insert_raw_sql(
     else:
         source_cols = f"{sql_literal(lineage.system)}, {sql_literal(lineage.file)}"
     return (
-        f"INSERT INTO raw.{table.name} "
+        f"INSERT INTO {INCOMING} "
         f"({cols}, _export_date, _line_number, _extra, _source_system, _source_file) "
         f"SELECT {vals}, DATE {sql_literal(export_date.isoformat())}, _line_number, _extra, "
         f"{source_cols} FROM {source}{tail}"

@@ -23,6 +23,7 @@ from pipelines.ingest.rules import (
     insert_raw_sql,
     unknown_customer_lines,
 )
+from pipelines.ingest.versions import VersionCounts
 from pipelines.schemas import Table
 from pipelines.sql import sql_literal
 
@@ -36,6 +37,8 @@ class TableResult:
     reasons: dict[str, int] = field(default_factory=dict)
     # Rows mapped from vendor files: system -> {"rows": n, "quarantined": n} (lineage).
     by_system: dict[str, dict[str, int]] = field(default_factory=dict)
+    # What the good rows did to raw (ingest/versions.py), once stored.
+    versions: VersionCounts | None = None
 
 
 def _in_row_order(con: duckdb.DuckDBPyConnection, checked: str) -> bool:
@@ -192,6 +195,7 @@ def _check_and_insert(
 
 
 def refresh_known_customers(con: duckdb.DuckDBPyConnection, export_date: date) -> None:
+    """Customers with any version up to this export: the ids other tables may name."""
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _known_customers AS "
         "SELECT DISTINCT customer_id FROM raw.customers WHERE _export_date <= ?",

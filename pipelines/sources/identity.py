@@ -119,16 +119,19 @@ def check_salt(con: duckdb.DuckDBPyConnection, salt: str) -> int:
 
 
 def record_contract_identities(
-    con: duckdb.DuckDBPyConnection, export_date: date, salt: str
+    con: duckdb.DuckDBPyConnection, export_date: date, salt: str, rows: str | None = None
 ) -> None:
-    """The identities of this export's contract-layout customers not recorded yet."""
+    """The identities of this export's contract-layout customers not recorded yet.  `rows`:
+    the export's customer rows (default: raw.customers of this export date); every row of
+    the export counts, re-delivered unchanged ones too (after a salt change their email
+    hashes are recorded again)."""
     key = quote_ident(TABLES[CUSTOMER_TABLE].key[0])
     con.execute(
         f"""
         INSERT INTO raw.customer_identities
         SELECT $system, n.cid, n.cid, n.eh, $day, $salt_md5 FROM (
             SELECT DISTINCT {key} AS cid, {email_hash_sql("email", salt)} AS eh
-            FROM raw.{CUSTOMER_TABLE}
+            FROM {rows or f"raw.{CUSTOMER_TABLE}"}
             WHERE _export_date = $day AND _source_system = $system
         ) n
         WHERE NOT EXISTS (

@@ -44,7 +44,11 @@ class Warehouse:
 
     def export(self, day: str, files: str = "{}") -> None:
         self.sql("DELETE FROM raw.exports WHERE export_date = ?", [day])
-        self.sql("INSERT INTO raw.exports VALUES (?, 'incremental', ?, ?)", [day, day, files])
+        self.sql(
+            "INSERT INTO raw.exports (export_date, mode, folder, files) "
+            "VALUES (?, 'incremental', ?, ?)",
+            [day, day, files],
+        )
 
     def orders(self, *rows: tuple) -> None:
         for line, row in enumerate(rows, start=2):

@@ -1,0 +1,164 @@
+"""Raw keeps versions, not copies.
+
+A nightly full export re-delivers the whole CRM.  Storing every row of every export made
+raw grow by the whole customer base each night; now an export's good rows land in a temp
+table first and only what is new goes into raw.<table>:
+
+- a key never seen before, or whose contract columns differ from its latest version up to
+  this export date (the *effective* version), is a new version, tagged with this export's
+  date (`_export_date` = the export that first delivered that content);
+- a key delivered with the same contract columns is not stored again (`unchanged`;
+  `_extra`, lineage and line numbers of a re-delivery are not compared);
+- an incremental export's rows are all kept: they are the changes already.
+
+"Latest version over all exports" keeps its meaning: the version with the newest
+`_export_date` is the content of the newest export that delivered the key.  A late export
+(dated before one already ingested) is ingested in date order with every later export
+replayed after it (`folders.exports_to_ingest`), so each export is compared with exactly
+the exports before it.
+
+A key a full export lacks is **still there** (analyses keep it; CRMs often export active
+records only); the change is recorded in `raw.record_presence` (table, key, export date,
+present false), and a key that comes back gets present true.  `staging.stg_absent_records`
+lists the keys the newest full export lacked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import duckdb
+
+from pipelines.schemas import Table
+from pipelines.sql import quote_ident, sql_literal
+
+INCOMING = "_incoming_rows"
+
+
+@dataclass(frozen=True)
+class VersionCounts:
+    """What one table of one export did to raw."""
+
+    new: int  # keys raw did not have
+    changed: int  # keys with a new version
+    unchanged: int  # keys delivered as stored: not stored again
+    absent: int  # keys of the latest state a full export lacked (presence recorded)
+    returned: int  # keys absent before, delivered again
+
+    def as_metadata(self) -> dict[str, int]:
+        return {
+            "rows_new": self.new,
+            "rows_changed": self.changed,
+            "rows_unchanged": self.unchanged,
+            "keys_absent": self.absent,
+            "keys_returned": self.returned,
+        }
+
+
+def key_text(table: Table, alias: str) -> str:
+    """The key of a row as one text value (parts joined by U+001F)."""
+    parts = [f"CAST({alias}.{quote_ident(k)} AS VARCHAR)" for k in table.key]
+    return parts[0] if len(parts) == 1 else f"concat_ws(chr(31), {', '.join(parts)})"
+
+
+def create_incoming(con: duckdb.DuckDBPyConnection, table: Table) -> str:
+    """An empty temp table shaped like raw.<table>, for this export's good rows."""
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {INCOMING} AS "
+        f"SELECT * FROM raw.{quote_ident(table.name)} LIMIT 0"
+    )
+    return INCOMING
+
+
+def store_versions(
+    con: duckdb.DuckDBPyConnection, table: Table, export_date: date, mode: str
+) -> VersionCounts:
+    """Move the rows of the incoming temp table into raw.<table> as versions; record the
+    presence changes of a full export.  Drops the temp table."""
+    raw = f"raw.{quote_ident(table.name)}"
+    if not table.key:
+        (rows,) = con.execute(f"SELECT count(*) FROM {INCOMING}").fetchone()
+        con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING}")
+        con.execute(f"DROP TABLE {INCOMING}")
+        return VersionCounts(rows, 0, 0, 0, 0)
+    day = f"DATE {sql_literal(export_date.isoformat())}"
+    keys = [quote_ident(k) for k in table.key]
+    on = " AND ".join(f"e.{k} = i.{k}" for k in keys)
+    same = " AND ".join(
+        f"e.{quote_ident(c)} IS NOT DISTINCT FROM i.{quote_ident(c)}" for c in table.column_names
+    )
+    # the effective version of each incoming key: its newest version before this export
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _effective AS
+        SELECT v.* FROM {raw} v
+        SEMI JOIN {INCOMING} i ON {" AND ".join(f"v.{k} = i.{k}" for k in keys)}
+        WHERE v._export_date < {day}
+        QUALIFY row_number() OVER (PARTITION BY {", ".join(f"v.{k}" for k in keys)}
+                                   ORDER BY v._export_date DESC) = 1
+        """
+    )
+    new, changed, unchanged = con.execute(
+        f"""
+        SELECT count(*) FILTER (WHERE e.{keys[0]} IS NULL),
+               count(*) FILTER (WHERE e.{keys[0]} IS NOT NULL AND NOT ({same})),
+               count(*) FILTER (WHERE e.{keys[0]} IS NOT NULL AND ({same}))
+        FROM {INCOMING} i LEFT JOIN _effective e ON {on}
+        """
+    ).fetchone()
+    keep = (
+        ""
+        if mode == "incremental"
+        else f" WHERE NOT EXISTS (SELECT 1 FROM _effective e WHERE {on} AND {same})"
+    )
+    con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING} i{keep}")
+    absent = returned = 0
+    if mode == "full":
+        absent, returned = _record_presence(con, table, export_date)
+    con.execute(f"DROP TABLE {INCOMING}")
+    con.execute("DROP TABLE _effective")
+    return VersionCounts(new, changed, unchanged if mode == "full" else 0, absent, returned)
+
+
+def _record_presence(
+    con: duckdb.DuckDBPyConnection, table: Table, export_date: date
+) -> tuple[int, int]:
+    """Keys of the state before this full export that it lacks (present false), and keys
+    absent before that it delivers again (present true)."""
+    raw = f"raw.{quote_ident(table.name)}"
+    name = sql_literal(table.name)
+    day = f"DATE {sql_literal(export_date.isoformat())}"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _presence AS
+        WITH last_change AS (
+            SELECT key, arg_max(present, export_date) AS present
+            FROM raw.record_presence
+            WHERE table_name = {name} AND export_date < {day}
+            GROUP BY key
+        ),
+        before AS (
+            SELECT DISTINCT {key_text(table, "v")} AS key FROM {raw} v
+            WHERE v._export_date < {day}
+        ),
+        delivered AS (SELECT DISTINCT {key_text(table, "i")} AS key FROM {INCOMING} i)
+        SELECT b.key, false AS present FROM before b
+        LEFT JOIN last_change c USING (key)
+        ANTI JOIN delivered d ON d.key = b.key
+        WHERE coalesce(c.present, true)
+        UNION ALL
+        SELECT c.key, true FROM last_change c
+        SEMI JOIN delivered d ON d.key = c.key
+        WHERE NOT c.present
+        """
+    )
+    con.execute(
+        f"INSERT INTO raw.record_presence SELECT {name}, key, {day}, present "
+        "FROM _presence ORDER BY key"
+    )
+    absent, returned = con.execute(
+        "SELECT count(*) FILTER (WHERE NOT present), count(*) FILTER (WHERE present) FROM _presence"
+    ).fetchone()
+    con.execute("DROP TABLE _presence")
+    return absent, returned

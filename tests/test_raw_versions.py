@@ -1,0 +1,215 @@
+"""Raw keeps versions, not copies (pipelines/ingest/versions.py), on the hand fixture's
+customers and orders delivered over several nights."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from pipelines.ingest import ExportRefused, discover_exports, exports_to_ingest, ingest_export
+from pipelines.warehouse_tables import create_python_owned_tables
+
+FIXTURE = Path(__file__).parent / "fixtures" / "hand_export" / "2026-11-21"
+TABLES = ("customers", "orders")
+
+
+@pytest.fixture()
+def con():
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    create_python_owned_tables(connection)
+    yield connection
+    connection.close()
+
+
+def _rows(table: str) -> list[dict[str, str]]:
+    with open(FIXTURE / f"{table}.csv", newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def export(root: Path, day: str, mode: str = "full", edit=None) -> Path:
+    """The fixture's customers and orders as the export of `day`; `edit(table, rows)`
+    changes the rows first."""
+    folder = root / day
+    folder.mkdir(parents=True)
+    for table in TABLES:
+        rows = _rows(table)
+        if edit is not None:
+            rows = edit(table, rows)
+        with open(folder / f"{table}.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(_rows(table)[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    (folder / "referrals.csv").write_text(
+        "referral_id,referrer_customer_id,sent_at,status\n", encoding="utf-8"
+    )
+    (folder / "manifest.json").write_text(json.dumps({"mode": mode}), encoding="utf-8")
+    return folder
+
+
+def ingest(con, root: Path) -> list:
+    return [
+        ingest_export(con, f, 0.5, "USD") for f in exports_to_ingest(con, discover_exports(root))
+    ]
+
+
+def count(con, table: str) -> int:
+    return con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0]
+
+
+def latest(con, table: str, key: str, column: str) -> dict[str, object]:
+    """Latest version of each key as staging takes it: the newest _export_date."""
+    return dict(
+        con.execute(
+            f"SELECT {key}, arg_max({column}, _export_date) FROM raw.{table} GROUP BY 1"
+        ).fetchall()
+    )
+
+
+def change(table: str, key: str, column: str, value: str):
+    def edit(name, rows):
+        if name == table:
+            for row in rows:
+                if row[key] == "002" or row[key] == "O002":
+                    row[column] = value
+        return rows
+
+    return edit
+
+
+def test_an_unchanged_full_export_adds_no_raw_rows(con, tmp_path):
+    export(tmp_path, "2026-11-21")
+    (first,) = ingest(con, tmp_path)
+    customers, orders = count(con, "customers"), count(con, "orders")
+    assert (customers, orders) == (8, 20)
+    export(tmp_path, "2026-11-22")
+    (second,) = ingest(con, tmp_path)
+    assert (count(con, "customers"), count(con, "orders")) == (8, 20)
+    meta = second.as_metadata()["tables"]
+    assert meta["customers"]["rows_unchanged"] == 8
+    assert [meta["orders"][k] for k in ("rows_new", "rows_changed", "rows_unchanged")] == [
+        0,
+        0,
+        20,
+    ]
+    assert first.as_metadata()["tables"]["orders"]["rows_new"] == 20
+    # what arrived is kept per export
+    stored = json.loads(
+        con.execute("SELECT tables FROM raw.exports WHERE export_date = '2026-11-22'").fetchone()[0]
+    )
+    assert stored["orders"]["rows_read"] == 20 and stored["orders"]["rows_unchanged"] == 20
+
+
+def test_a_changed_record_adds_exactly_one_version(con, tmp_path):
+    export(tmp_path, "2026-11-21")
+    export(tmp_path, "2026-11-22", edit=change("customers", "customer_id", "city", "Houston"))
+    results = ingest(con, tmp_path)
+    assert count(con, "customers") == 9
+    assert results[1].tables["customers"].versions.changed == 1
+    assert latest(con, "customers", "customer_id", "city")["002"] == "Houston"
+    versions = con.execute(
+        "SELECT _export_date::VARCHAR, city FROM raw.customers WHERE customer_id = '002' ORDER BY 1"
+    ).fetchall()
+    assert versions == [("2026-11-21", "Austin"), ("2026-11-22", "Houston")]
+    # and changing it back is a third version, not a silent return to the first
+    export(tmp_path, "2026-11-23")
+    ingest(con, tmp_path)
+    assert latest(con, "customers", "customer_id", "city")["002"] == "Austin"
+    assert count(con, "customers") == 10
+
+
+def test_a_late_export_is_followed_by_the_later_exports_again(con, tmp_path):
+    """Night 3 arrives before night 2.  Night 2 changed order O002's status; night 3 has
+    the original again: the latest version is night 3's, as if they came in order."""
+    export(tmp_path, "2026-11-21")
+    export(tmp_path, "2026-11-23")
+    ingest(con, tmp_path)
+    assert count(con, "orders") == 20
+    export(tmp_path, "2026-11-22", edit=change("orders", "order_id", "status", "refunded"))
+    todo = exports_to_ingest(con, discover_exports(tmp_path))
+    assert [f.path.name for f in todo] == ["2026-11-22", "2026-11-23"]
+    for folder in todo:
+        ingest_export(con, folder, 0.5, "USD")
+    assert latest(con, "orders", "order_id", "status")["O002"] == "completed"
+    versions = con.execute(
+        "SELECT _export_date::VARCHAR, status FROM raw.orders WHERE order_id = 'O002' ORDER BY 1"
+    ).fetchall()
+    assert versions == [
+        ("2026-11-21", "completed"),
+        ("2026-11-22", "refunded"),
+        ("2026-11-23", "completed"),
+    ]
+
+
+def test_a_late_export_needs_the_later_folders(con, tmp_path):
+    export(tmp_path, "2026-11-21")
+    export(tmp_path, "2026-11-23")
+    ingest(con, tmp_path)
+    shutil.rmtree(tmp_path / "2026-11-23")
+    export(tmp_path, "2026-11-22")
+    with pytest.raises(ExportRefused, match="2026-11-23"):
+        exports_to_ingest(con, discover_exports(tmp_path))
+
+
+def test_an_incremental_export_keeps_every_row_and_the_latest_wins(con, tmp_path):
+    export(tmp_path, "2026-11-21")
+
+    def two_orders(table, rows):
+        if table == "orders":
+            rows = [r for r in rows if r["order_id"] in ("O001", "O002")]
+            rows[1]["amount"] = "99.00"
+        return rows if table == "orders" else [r for r in rows if r["customer_id"] in ("001",)]
+
+    export(tmp_path, "2026-11-22", mode="incremental", edit=two_orders)
+    ingest(con, tmp_path)
+    assert count(con, "orders") == 22  # both rows of the change set, the unchanged one too
+    amounts = latest(con, "orders", "order_id", "amount")
+    assert str(amounts["O002"]) == "99.0000" and len(amounts) == 20
+    # an incremental export lacks most records: none is marked absent
+    assert count(con, "record_presence") == 0
+
+
+def test_a_record_missing_from_a_full_export_stays_and_is_flagged(con, tmp_path):
+    def without_dan(table, rows):
+        if table == "customers":
+            return [r for r in rows if r["customer_id"] != "004"]
+        return [r for r in rows if r["customer_id"] != "004"]
+
+    export(tmp_path, "2026-11-21")
+    export(tmp_path, "2026-11-22", edit=without_dan)
+    results = ingest(con, tmp_path)
+    dan_orders = sum(1 for r in _rows("orders") if r["customer_id"] == "004")
+    assert results[1].tables["customers"].versions.absent == 1
+    assert results[1].tables["orders"].versions.absent == dan_orders > 0
+    assert "004" in latest(con, "customers", "customer_id", "city")  # still there
+    assert con.execute(
+        "SELECT table_name, key, export_date::VARCHAR, present FROM raw.record_presence "
+        "WHERE table_name = 'customers'"
+    ).fetchall() == [("customers", "004", "2026-11-22", False)]
+    # back the next night: present again; absent again is recorded once more
+    export(tmp_path, "2026-11-23")
+    ingest(con, tmp_path)
+    assert con.execute(
+        "SELECT export_date::VARCHAR, present FROM raw.record_presence "
+        "WHERE table_name = 'customers' ORDER BY 1"
+    ).fetchall() == [("2026-11-22", False), ("2026-11-23", True)]
+    assert count(con, "customers") == 8  # Dan came back unchanged: no new version
+
+
+def test_re_ingesting_an_export_replaces_its_versions(con, tmp_path):
+    export(tmp_path, "2026-11-21")
+    folder = export(
+        tmp_path, "2026-11-22", edit=change("customers", "customer_id", "city", "Houston")
+    )
+    ingest(con, tmp_path)
+    assert count(con, "customers") == 9
+    shutil.rmtree(folder)
+    export(tmp_path, "2026-11-22", edit=change("customers", "customer_id", "city", "Dallas"))
+    ingest(con, tmp_path)
+    assert count(con, "customers") == 9
+    assert latest(con, "customers", "customer_id", "city")["002"] == "Dallas"
