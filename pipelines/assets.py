@@ -36,6 +36,7 @@ from pipelines.ingest.backlog import (
     ingest_backlog,
     record_resolutions,
 )
+from pipelines.maintenance import drop_superseded_versions
 from pipelines.resources import (
     DBT_PROJECT_DIR,
     ExportsResource,
@@ -152,6 +153,13 @@ def ingest_exports(
         erasure = apply_erasure(con)
         if erasure["customers_erased"]:
             context.log.info(f"Erasure requests applied: {erasure}")
+        retention = warehouse.retention_days()
+        dropped = {}
+        if retention is not None and (as_of_now := latest_export_date(con)) is not None:
+            dropped = drop_superseded_versions(con, as_of_now, retention)
+            context.log.info(
+                f"Retention ({retention} days): dropped superseded raw versions {dropped or 'none'}"
+            )
         counts = {
             t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0]
             for t in [*TABLES, "customer_identities", "refused_exports", "record_presence"]
@@ -166,6 +174,7 @@ def ingest_exports(
             "\n".join(f"- {w}" for w in backlog.warnings()) or "none"
         ),
         "customers_erased": erasure["customers_erased"],
+        "superseded_versions_dropped": MetadataValue.json(dropped),
         "erasure_rows_removed": MetadataValue.json(erasure),
     }
     for key in RAW_KEYS:
@@ -335,11 +344,17 @@ def publish_asset(roi: AssetsDefinition) -> AssetsDefinition:
         with warehouse.connect(read_only=True) as con:
             quality = data_quality_summary(con)
         as_of = warehouse.as_of_date()
-        path = warehouse.publish()
+        compaction = warehouse.publish()
+        path = warehouse.published_path
         context.log.info(f"Published {path} (as of {as_of}); data quality: {quality}")
+        if compaction is not None:
+            context.log.info(compaction.describe())
         return MaterializeResult(
             metadata={
                 "path": str(path),
+                "store_bytes": warehouse.store_path.stat().st_size,
+                "analysts_file_bytes": path.stat().st_size,
+                "store_compacted": compaction.describe() if compaction else "no",
                 "as_of_date": as_of.isoformat() if as_of else None,
                 **quality,
             }

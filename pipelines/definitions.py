@@ -51,6 +51,7 @@ SETTINGS: dict[str, str] = {
     "WAREHOUSE_MEMORY_LIMIT": "1GB",
     "DBT_DUCKDB_MEMORY_LIMIT": "1GB",
     "GX_COMPACT_MIN_ROWS": "100000",
+    "RAW_RETENTION_DAYS": "",
     "EXPORT_SENSOR_INTERVAL_S": "60",
     "ALERT_WEBHOOK_URL": "",
 }
@@ -140,6 +141,7 @@ def definitions_from_env() -> Definitions:
             lock_timeout_s=_float("WAREHOUSE_LOCK_TIMEOUT_S"),
             memory_limit=_env("WAREHOUSE_MEMORY_LIMIT"),
             gx_compact_min_rows=_env_int("GX_COMPACT_MIN_ROWS"),
+            raw_retention_days=_env("RAW_RETENTION_DAYS"),
         ),
         published=PublishedWarehouse(path=_env("WAREHOUSE_PATH")),
         reports=ReportsResource(path=_env("REPORTS_DIR"), base_currency=currency),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
+from pipelines.maintenance import request_compaction
 from pipelines.schemas import CUSTOMER_TABLE, TABLES
 from pipelines.sql import quote_ident, sql_literal, transaction
 
@@ -97,4 +98,7 @@ def apply_erasure(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                     SELECT lower(trim(email)) FROM _erased_emails))
             """
         ).fetchone()[0]
+    if sum(n for table, n in removed.items() if table != "customers_erased"):
+        # their bytes may stay in the store's blocks until the file is rewritten
+        request_compaction(con, "erasure")
     return removed

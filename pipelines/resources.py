@@ -32,6 +32,7 @@ from dagster import ConfigurableResource, Failure, InitResourceContext
 from pydantic import PrivateAttr
 
 from pipelines.dbt_child import dies_with_parent as dbt_dies_with_parent
+from pipelines.maintenance import Compaction, compact, compacted_path, compaction_reason
 from pipelines.publish import published_as_of, write_analysts_file
 from pipelines.warehouse_tables import create_python_owned_tables, latest_export_date
 
@@ -154,6 +155,9 @@ class WarehouseResource(ConfigurableResource):
     # Above this many rows a GX check validates only the rows SQL pre-selects as possibly
     # failing (pipelines/quality/compact.py).
     gx_compact_min_rows: int = 100_000  # GX_COMPACT_MIN_ROWS
+    # Raw versions superseded longer ago than this are dropped (pipelines/maintenance.py);
+    # empty: every version is kept.
+    raw_retention_days: str = ""  # RAW_RETENTION_DAYS
 
     _lock_file: IO[str] | None = PrivateAttr(default=None)
     _run_id: str = PrivateAttr(default="adhoc")
@@ -251,6 +255,7 @@ class WarehouseResource(ConfigurableResource):
         store = self.store_path
         for stale in store.parent.glob(store.name + ".build*"):
             stale.unlink(missing_ok=True)
+        _remove_database(compacted_path(store))
         build = self.build_path
         if store.exists():
             shutil.copyfile(store, build)
@@ -260,21 +265,36 @@ class WarehouseResource(ConfigurableResource):
             create_python_owned_tables(con)
         os.chmod(build, 0o600)
 
-    def publish(self) -> Path:
+    def publish(self) -> Compaction | None:
         """Write the analysts' warehouse from the build database and rename it into place,
-        then the build database in place of the store: each swap is atomic.  Killed
+        then the build database (rewritten first when it needs compacting,
+        pipelines/maintenance.py) in place of the store: each swap is atomic.  Killed
         between the two, the next run builds this night again from the previous store."""
-        published, fresh = (
-            self.published_path,
-            self.published_path.with_name(self.published_path.name + ".new"),
-        )
+        published = self.published_path
+        fresh = published.with_name(published.name + ".new")
         _remove_database(fresh)
+        compaction = None
         with self.connect() as con:
             con.execute("CHECKPOINT")
             write_analysts_file(con, fresh)
+            reason = compaction_reason(con)
+            if reason:
+                compaction = compact(con, self.build_path, reason)
+        if compaction is not None:
+            os.replace(compacted_path(self.build_path), self.build_path)
         _replace_durably(fresh, published)
         _replace_durably(self.build_path, self.store_path)
-        return published
+        return compaction
+
+    def retention_days(self) -> int | None:
+        """RAW_RETENTION_DAYS as a number of days, None to keep every version."""
+        text = str(self.raw_retention_days).strip()
+        if not text:
+            return None
+        days = int(text)
+        if days < 0:
+            raise ValueError(f"RAW_RETENTION_DAYS must be >= 0, not {days}")
+        return days
 
     # -- connections -----------------------------------------------------------------
     @contextmanager

@@ -9,6 +9,7 @@ from datetime import date
 
 import duckdb
 
+from pipelines.maintenance import REQUESTS_DDL
 from pipelines.schemas import DUCKDB_TYPES, RAW_META_COLUMNS, TABLES
 from pipelines.sql import quote_ident
 
@@ -172,6 +173,7 @@ def create_python_owned_tables(con: duckdb.DuckDBPyConnection) -> None:
     _add_missing_columns(con, "raw.exports", EXPORTS_ADDED_COLUMNS)
     con.execute(EXPORT_SOURCES_DDL)
     con.execute(RECORD_PRESENCE_DDL)
+    con.execute(REQUESTS_DDL)
     con.execute(QUARANTINE_DDL)
     con.execute(REFUSED_EXPORTS_DDL)
     _add_missing_columns(con, "raw.quarantine", QUARANTINE_ADDED_COLUMNS)

@@ -169,6 +169,7 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
         "WAREHOUSE_MEMORY_LIMIT": "3GB",
         "DBT_DUCKDB_MEMORY_LIMIT": "2GB",
         "GX_COMPACT_MIN_ROWS": "10",
+        "RAW_RETENTION_DAYS": "400",
         "EXPORT_SENSOR_INTERVAL_S": "15",
         "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook",
     }

@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipelines.ingest import ExportRefused, discover_exports, exports_to_ingest, ingest_export
+from pipelines.maintenance import drop_superseded_versions
 from pipelines.warehouse_tables import create_python_owned_tables
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hand_export" / "2026-11-21"
@@ -213,3 +215,26 @@ def test_re_ingesting_an_export_replaces_its_versions(con, tmp_path):
     ingest(con, tmp_path)
     assert count(con, "customers") == 9
     assert latest(con, "customers", "customer_id", "city")["002"] == "Dallas"
+
+
+def test_retention_drops_only_versions_superseded_before_the_limit(con, tmp_path):
+    """Customer 002's city: Austin (21st), Houston (22nd), Dallas (25th).  As of the 25th
+    with 2 days' retention, Austin (superseded on the 22nd, 3 days before) goes; Houston
+    (superseded on the 25th) and every latest version stay."""
+    export(tmp_path, "2026-11-21")
+    export(tmp_path, "2026-11-22", edit=change("customers", "customer_id", "city", "Houston"))
+    export(tmp_path, "2026-11-25", edit=change("customers", "customer_id", "city", "Dallas"))
+    ingest(con, tmp_path)
+    assert count(con, "customers") == 10
+    dropped = drop_superseded_versions(con, date(2026, 11, 25), 2)
+    assert dropped == {"customers": 1}
+    assert con.execute(
+        "SELECT _export_date::VARCHAR, city FROM raw.customers WHERE customer_id = '002' ORDER BY 1"
+    ).fetchall() == [("2026-11-22", "Houston"), ("2026-11-25", "Dallas")]
+    assert count(con, "customers") == 9 and count(con, "orders") == 20
+    # a longer retention keeps everything; a shorter one keeps the latest versions
+    assert drop_superseded_versions(con, date(2026, 11, 25), 30) == {}
+    assert drop_superseded_versions(con, date(2026, 11, 25), 0) == {}
+    assert drop_superseded_versions(con, date(2026, 11, 26), 0) == {"customers": 1}
+    assert latest(con, "customers", "customer_id", "city")["002"] == "Dallas"
+    assert count(con, "customers") == 8

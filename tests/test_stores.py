@@ -140,3 +140,48 @@ def test_a_warehouse_of_the_older_layout_becomes_the_store(night, tmp_path):
         assert con.execute("SELECT count(*) FROM raw.exports").fetchone()[0] == 1
     finally:
         con.close()
+
+
+def _files_holding(folder: Path, needle: bytes) -> list[str]:
+    """The pipeline's files under `folder` that hold `needle` (the CRM's own export files
+    under exports/ are its input, not the pipeline's)."""
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and p.relative_to(folder).parts[0] != "exports" and needle in p.read_bytes()
+    )
+
+
+def test_erasure_leaves_no_byte_of_the_person_in_any_file(tmp_path):
+    """Night 1 stores Dan (dan@example.com) in raw; night 2 asks to erase him. Afterwards
+    no file of the run (store, analysts' warehouse, report) holds his email or phone."""
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    warehouse = tmp_path / "warehouse.duckdb"
+    first = run_job(exports, warehouse)
+    assert first.success, failure_messages(first)
+    email, phone = b"dan@example.com", b"+1 555 0104"
+    store = store_path_for(warehouse, "")
+    assert _files_holding(tmp_path, email) == [f"pipeline/{store.name}"]  # the scan sees it
+    night2 = exports / "2026-11-22"
+    shutil.copytree(exports / "2026-11-21", night2)
+    (night2 / "erasure_requests.csv").write_text("email\nDan@Example.com\n", encoding="utf-8")
+    result = run_job(exports, warehouse)
+    assert result.success, failure_messages(result)
+    published = next(
+        e
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.path == ["warehouse", "published"]
+    )
+    meta = published.step_materialization_data.materialization.metadata
+    assert "erasure" in meta["store_compacted"].value
+    for needle in (email, phone):
+        assert _files_holding(tmp_path, needle) == [], needle
+    con = duckdb.connect(str(store), read_only=True)
+    try:
+        assert con.execute(
+            "SELECT count(*) FROM raw.customers WHERE customer_id = '004'"
+        ).fetchone() == (0,)
+        assert con.execute("SELECT count(*) FROM raw.maintenance_requests").fetchone() == (0,)
+    finally:
+        con.close()

@@ -9,11 +9,13 @@
     only while what is staged is still true, so the model rebuilds itself from all of raw
     when any of these changed since it was staged, as recorded in `<model>__staged` by its
     post-hook:
-    - an export it staged: re-ingested (file fingerprint) or rows removed from raw
-      (erasure): per export, the raw row count;
+    - an export it staged: re-ingested (file fingerprint);
     - an export older than the newest staged one arrived late;
     - the model's signature: its SQL (checksum) and what it applies to every row
-      (`staging_signature_sql`: base currency, fx rates, salt, erasure requests).
+      (`staging_signature_sql`: base currency, fx rates, salt, erasure requests and the
+      erased customers).
+    Raw row counts per export are recorded but do not decide: retention drops superseded
+    versions (never a latest one), which staging does not hold.
     `dbt build --full-refresh` rebuilds as usual.  docs/decisions.md has the reasoning. -#}
 
 {% macro staged_state_relation() -%}
@@ -68,9 +70,8 @@
                 when exists (
                     select 1 from staged
                     left join now on now.export_date = staged.export_date
-                    where now.files is distinct from staged.files
-                       or now.raw_rows is distinct from staged.raw_rows)
-                    then 'a staged export was re-ingested or lost rows in raw (erasure)'
+                    where now.files is distinct from staged.files)
+                    then 'a staged export was re-ingested'
                 when exists (
                     select 1 from now
                     where now.export_date <= (select d from newest)
@@ -132,8 +133,8 @@
 {%- endmacro %}
 
 {#- SQL expression of what a model applies to every staged row besides the raw row
-    itself; when it changes, the model rebuilds.  Erasure shows in raw row counts (rows
-    deleted), except for referrals, whose referee fields ingest clears in place. -#}
+    itself; when it changes, the model rebuilds.  Every model drops erased customers, so
+    every signature holds the erasure requests and the erased customers. -#}
 {% macro staging_signature_sql(table) -%}
     {%- set fx -%}
         '{{ var("base_currency") }}' || ':' || coalesce((
@@ -151,9 +152,9 @@
             select md5(string_agg(customer_id, ',' order by customer_id))
             from {{ ref('stg_erased_customers') }}), '')
     {%- endset -%}
-    {%- if table == 'orders' -%}{{ fx }}
-    {%- elif table == 'customers' -%}{{ salt }}
+    {%- if table == 'orders' -%}{{ fx }} || '|' || {{ erasure }}
+    {%- elif table == 'customers' -%}{{ salt }} || '|' || {{ erasure }}
     {%- elif table == 'referrals' -%}{{ fx }} || '|' || {{ salt }} || '|' || {{ erasure }}
-    {%- else -%}''
+    {%- else -%}{{ erasure }}
     {%- endif -%}
 {%- endmacro %}

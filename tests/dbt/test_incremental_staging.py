@@ -171,10 +171,16 @@ def nights(tmp_path_factory: pytest.TempPathFactory):
     )
     wh.events(D2, ("E3", "C3"))
     night("2 incremental")
-    # Night 3: C3 erased (ingest deletes their raw rows, from the staged export D1 too).
+    # Night 3: C3 erased (ingest records the request and deletes their raw rows, from the
+    # staged export D1 too).
     wh.sql("DELETE FROM raw.orders WHERE customer_id = 'C3'")
     wh.sql("DELETE FROM raw.events WHERE customer_id = 'C3'")
     wh.export(D3)
+    wh.sql(
+        "INSERT INTO raw.erasure_requests (customer_id, _export_date, _line_number) "
+        "VALUES ('C3', ?, 2)",
+        [D3],
+    )
     night("3 erasure")
     # Night 4: the EUR rate changes to 3: B (staged on night 1) must be converted again.
     wh.export(D4)
@@ -231,7 +237,7 @@ def test_first_build_and_incremental_night(nights):
 @pytest.mark.parametrize(
     ("night", "reason"),
     [
-        ("3 erasure", "lost rows in raw"),
+        ("3 erasure", "erasure requests"),
         ("4 fx change", "fx rates"),
         ("5 late export", "older than the newest staged one"),
         ("6 re-delivered export", "re-ingested"),
@@ -276,7 +282,14 @@ def test_last_night_equals_a_full_refresh(nights, tmp_path):
 def test_erasure_and_salt_reach_staged_rows(nights):
     _, seen = nights
     referee_erased, new_salt = seen["8 referee erased"], seen["9 new salt"]
-    assert [m.split(":")[0] for m in referee_erased["rebuilt"]] == ["stg_referrals"]
+    # every staging model drops erased customers: a new request rebuilds them all
+    assert {m.split(":")[0] for m in referee_erased["rebuilt"]} == {
+        "stg_customers",
+        "stg_events",
+        "stg_orders",
+        "stg_referrals",
+        "stg_surveys",
+    }
     assert referee_erased["referees"] == {"R1": None}
     assert [m.split(":")[0] for m in new_salt["rebuilt"]] == ["stg_customers", "stg_referrals"]
     con = duckdb.connect()
