@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -60,3 +61,18 @@ def failure_messages(result) -> list[str]:
     from pipelines.alerts import root_cause
 
     return [root_cause(e.step_failure_data.error) for e in result.get_step_failure_events()]
+
+
+def store_of(warehouse: Path) -> Path:
+    """The pipeline's store of a run whose analysts' warehouse is `warehouse` (the default
+    place: a folder `pipeline` next to it): raw, staging, history and the marts as built."""
+    from pipelines.resources import store_path_for
+
+    return store_path_for(warehouse, "")
+
+
+def copy_warehouse(source: Path, target: Path) -> None:
+    """Both files of a run, the analysts' warehouse and its store, next to `target`."""
+    shutil.copyfile(source, target)
+    store_of(target).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    shutil.copyfile(store_of(source), store_of(target))

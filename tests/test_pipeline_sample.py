@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import date
 from pathlib import Path
 
@@ -12,7 +11,14 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from pipelines.sample import generate_export, generate_next_day
-from tests.pipeline_runner import MART_TABLES, failure_messages, run_job, table_bytes
+from tests.pipeline_runner import (
+    MART_TABLES,
+    copy_warehouse,
+    failure_messages,
+    run_job,
+    store_of,
+    table_bytes,
+)
 
 CUSTOMERS = 3000
 AS_OF = date(2026, 11, 21)
@@ -29,8 +35,9 @@ def runs(tmp_path_factory):
     for name in ("first", "second"):
         result = run_job(exports, wh)
         assert result.success, failure_messages(result)
-        snapshots[name] = root / f"{name}.duckdb"
-        shutil.copyfile(wh, snapshots[name])
+        snapshots[name] = root / name / "warehouse.duckdb"
+        snapshots[name].parent.mkdir()
+        copy_warehouse(wh, snapshots[name])
     generate_next_day(exports, customers=CUSTOMERS, seed=7, as_of=AS_OF)
     result = run_job(exports, wh)
     assert result.success, failure_messages(result)
@@ -51,8 +58,8 @@ def test_next_day_merged_into_staging_equals_a_full_refresh(runs, tmp_path):
     """The next day's staging was merged (incremental); a full refresh of the same
     warehouse from the launchpad config gives the same staging rows and the same marts."""
     wh = tmp_path / "warehouse.duckdb"
-    shutil.copyfile(runs["next_day"], wh)
-    con = duckdb.connect(str(wh), read_only=True)
+    copy_warehouse(runs["next_day"], wh)
+    con = duckdb.connect(str(store_of(wh)), read_only=True)
     try:
         staged = con.execute("SELECT count(*) FROM staging.stg_orders__staged").fetchone()[0]
         before = {
@@ -70,7 +77,7 @@ def test_next_day_merged_into_staging_equals_a_full_refresh(runs, tmp_path):
         assert result.success, failure_messages(result)
         said = " ".join(r.user_message for r in instance.all_logs(result.run_id))
     assert "--full-refresh" in said
-    con = duckdb.connect(str(wh), read_only=True)
+    con = duckdb.connect(str(store_of(wh)), read_only=True)
     try:
         for table, rows in before.items():
             assert sorted(con.execute(f"SELECT * FROM staging.{table}").fetchall()) == rows
@@ -117,7 +124,7 @@ def test_next_day_keeps_segment_ids(runs):
 
 
 def test_segment_ids_are_never_reused_for_another_centroid(runs):
-    con = duckdb.connect(str(runs["next_day"]), read_only=True)
+    con = duckdb.connect(str(store_of(runs["next_day"])), read_only=True)
     try:
         # Each id keeps one name-independent identity: its centroids on both days are closer
         # to each other than to any other id's centroid of the other day.
@@ -153,7 +160,7 @@ def test_segments_recover_the_behaviour_groups(runs):
 def test_purchase_columns_equal_lifetimes(runs):
     from lifetimes.utils import summary_data_from_transaction_data
 
-    con = duckdb.connect(str(runs["first"]), read_only=True)
+    con = duckdb.connect(str(store_of(runs["first"])), read_only=True)
     try:
         # Completed orders up to as_of in base currency, read from raw independently of dbt.
         tx = con.execute(

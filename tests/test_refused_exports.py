@@ -19,7 +19,14 @@ from pipelines import nightly
 from pipelines.alerts import AlertWebhook, failure_summary
 from pipelines.resources import PublishedWarehouse
 from tests.exports import write_manifest
-from tests.pipeline_runner import MART_TABLES, failure_messages, run_job, table_bytes
+from tests.pipeline_runner import (
+    MART_TABLES,
+    copy_warehouse,
+    failure_messages,
+    run_job,
+    store_of,
+    table_bytes,
+)
 from tests.test_safety import break_customer_refs, rewrite, sha256
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hand_export" / "2026-11-21"
@@ -42,7 +49,7 @@ def night_one(tmp_path_factory) -> Path:
 def nights(night_one, tmp_path):
     """(exports dir, warehouse) after night 1, and `add(day, mode, bad)` for later nights."""
     shutil.copytree(night_one / "exports", tmp_path / "exports")
-    shutil.copyfile(night_one / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    copy_warehouse(night_one / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
     exports = tmp_path / "exports"
 
     def add(day: str, mode: str = "full", bad: bool = False) -> Path:
@@ -57,7 +64,8 @@ def nights(night_one, tmp_path):
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(warehouse), read_only=True)
+    """A query on the pipeline's store of the run that published `warehouse` (raw)."""
+    con = duckdb.connect(str(store_of(warehouse)), read_only=True)
     try:
         return con.execute(sql).fetchall()
     finally:
@@ -100,7 +108,7 @@ def test_refused_full_export_is_superseded_by_the_next_good_full_one(nights, nig
     # The marts equal those of nights 1 and 3 without night 2.
     clean = tmp_path / "clean"
     shutil.copytree(night_one / "exports", clean / "exports")
-    shutil.copyfile(night_one / "warehouse.duckdb", clean / "w.duckdb")
+    copy_warehouse(night_one / "warehouse.duckdb", clean / "w.duckdb")
     shutil.copytree(exports / "2026-11-23", clean / "exports" / "2026-11-23")
     assert run_job(clean / "exports", clean / "w.duckdb").success
     for table in MART_TABLES:

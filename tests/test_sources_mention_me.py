@@ -32,6 +32,7 @@ from pipelines.ingest import discover_exports, ingest_export
 from pipelines.sources import DEFAULT_EMAIL_SALT, load_registry
 from pipelines.warehouse_tables import create_python_owned_tables
 from tests.exports import write_csv
+from tests.pipeline_runner import store_of
 from tests.source_runs import assert_no_personal_data, run_with_logs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "mention_me"
@@ -285,7 +286,8 @@ def warehouse(tmp_path_factory) -> tuple[Path, str]:
 
 
 def test_marts_of_the_tricky_rows(warehouse):
-    con = duckdb.connect(str(warehouse[0]), read_only=True)
+    # the store: staging and the marts as built (the analysts' file has the marts only)
+    con = duckdb.connect(str(store_of(warehouse[0])), read_only=True)
     try:
         features = {
             r[0]: r[1:]

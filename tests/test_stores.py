@@ -4,7 +4,9 @@ warehouse (marts and audit counts only), on the hand fixture."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import signal
 import stat
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import pytest
 
 from pipelines.publish import AUDIT_TABLES
 from pipelines.resources import store_path_for
-from tests.pipeline_runner import MART_TABLES, failure_messages, run_job
+from tests.pipeline_runner import MART_TABLES, failure_messages, run_job, table_bytes
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
 
@@ -183,5 +185,67 @@ def test_erasure_leaves_no_byte_of_the_person_in_any_file(tmp_path):
             "SELECT count(*) FROM raw.customers WHERE customer_id = '004'"
         ).fetchone() == (0,)
         assert con.execute("SELECT count(*) FROM raw.maintenance_requests").fetchone() == (0,)
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "analysts_see"),
+    [(1, "night 1"), (2, "night 2")],
+    ids=["before-the-analysts-file-rename", "between-the-two-renames"],
+)
+def test_kill_9_during_publish_then_the_next_night_is_green(tmp_path, kill_at, analysts_see):
+    """A run SIGKILLed inside `publish` (a forked child, killed at the first or the second
+    rename) leaves the analysts' file whole (the old night, or the new one complete) and the
+    store as it was; the next run is green and holds night 2."""
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    warehouse = tmp_path / "warehouse.duckdb"
+    store = store_path_for(warehouse, "")
+    first = run_job(exports, warehouse)
+    assert first.success, failure_messages(first)
+    night2 = exports / "2026-11-22"
+    shutil.copytree(exports / "2026-11-21", night2)
+    with open(night2 / "orders.csv", "a", encoding="utf-8") as fh:
+        fh.write("O777,006,2026-11-21,40.00,completed,0\n")
+    marts_before = {t: table_bytes(warehouse, f"marts.{t}") for t in MART_TABLES}
+    store_before = store.read_bytes()
+    pid = os.fork()
+    if pid == 0:  # the child: a whole run that dies at the chosen rename
+        import pipelines.resources as resources
+
+        renames = []
+        real = resources._replace_durably
+
+        def dying(source, target):
+            renames.append(target)
+            if len(renames) == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            real(source, target)
+
+        resources._replace_durably = dying
+        run_job(exports, warehouse)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    assert store.read_bytes() == store_before
+    marts_now = {t: table_bytes(warehouse, f"marts.{t}") for t in MART_TABLES}
+    assert (marts_now == marts_before) == (analysts_see == "night 1")
+    assert _as_of(warehouse, "audit.exports") == ("2026-11-21" if kill_at == 1 else "2026-11-22")
+    again = run_job(exports, warehouse)
+    assert again.success, failure_messages(again)
+    assert _as_of(warehouse, "audit.exports") == "2026-11-22"
+    assert _as_of(store, "raw.exports") == "2026-11-22"
+    assert not list(store.parent.glob("store.duckdb.build*"))
+    frequency = duckdb.connect(str(warehouse), read_only=True).execute(
+        "SELECT frequency FROM marts.customer_features WHERE customer_id = '006'"
+    )
+    assert frequency.fetchone() == (1,)  # 006's second purchase day (O777) counted
+
+
+def _as_of(path: Path, table: str) -> str:
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        return str(con.execute(f"SELECT max(export_date) FROM {table}").fetchone()[0])
     finally:
         con.close()
