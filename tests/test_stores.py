@@ -8,6 +8,8 @@ import os
 import shutil
 import signal
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -15,8 +17,9 @@ import pytest
 
 from pipelines.publish import AUDIT_TABLES
 from pipelines.resources import store_path_for
-from tests.pipeline_runner import MART_TABLES, failure_messages, run_job, table_bytes
+from tests.pipeline_runner import MART_TABLES, copy_night, failure_messages, run_job, table_bytes
 
+ROOT = Path(__file__).resolve().parent.parent
 FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
 
 
@@ -154,14 +157,11 @@ def _files_holding(folder: Path, needle: bytes) -> list[str]:
     )
 
 
-def test_erasure_leaves_no_byte_of_the_person_in_any_file(tmp_path):
+def test_erasure_leaves_no_byte_of_the_person_in_any_file(hand_night, tmp_path):
     """Night 1 stores Dan (dan@example.com) in raw; night 2 asks to erase him. Afterwards
     no file of the run (store, analysts' warehouse, report) holds his email or phone."""
+    warehouse = copy_night(hand_night, tmp_path)  # night 1, run once per session
     exports = tmp_path / "exports"
-    shutil.copytree(FIXTURE, exports)
-    warehouse = tmp_path / "warehouse.duckdb"
-    first = run_job(exports, warehouse)
-    assert first.success, failure_messages(first)
     email, phone = b"dan@example.com", b"+1 555 0104"
     store = store_path_for(warehouse, "")
     assert _files_holding(tmp_path, email) == [f"pipeline/{store.name}"]  # the scan sees it
@@ -189,45 +189,56 @@ def test_erasure_leaves_no_byte_of_the_person_in_any_file(tmp_path):
         con.close()
 
 
+_DYING_RUN = """
+import os, signal, sys
+from pathlib import Path
+import pipelines.resources as resources
+from tests.pipeline_runner import run_job
+
+exports, warehouse, kill_at = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+renames, real = [], resources._replace_durably
+
+def dying(source, target):
+    renames.append(target)
+    if len(renames) == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(source, target)
+
+resources._replace_durably = dying
+run_job(exports, warehouse)
+"""
+
+
 @pytest.mark.parametrize(
     ("kill_at", "analysts_see"),
     [(1, "night 1"), (2, "night 2")],
     ids=["before-the-analysts-file-rename", "between-the-two-renames"],
 )
-def test_kill_9_during_publish_then_the_next_night_is_green(tmp_path, kill_at, analysts_see):
-    """A run SIGKILLed inside `publish` (a forked child, killed at the first or the second
-    rename) leaves the analysts' file whole (the old night, or the new one complete) and the
+def test_kill_9_during_publish_then_the_next_night_is_green(
+    hand_night, tmp_path, kill_at, analysts_see
+):
+    """A run SIGKILLed inside `publish` (another process, killed at the first or the
+    second rename) leaves the analysts' file whole (the old night, or the new one complete) and the
     store as it was; the next run is green and holds night 2."""
+    warehouse = copy_night(hand_night, tmp_path)  # night 1, run once per session
     exports = tmp_path / "exports"
-    shutil.copytree(FIXTURE, exports)
-    warehouse = tmp_path / "warehouse.duckdb"
     store = store_path_for(warehouse, "")
-    first = run_job(exports, warehouse)
-    assert first.success, failure_messages(first)
     night2 = exports / "2026-11-22"
     shutil.copytree(exports / "2026-11-21", night2)
     with open(night2 / "orders.csv", "a", encoding="utf-8") as fh:
         fh.write("O777,006,2026-11-21,40.00,completed,0\n")
     marts_before = {t: table_bytes(warehouse, f"marts.{t}") for t in MART_TABLES}
     store_before = store.read_bytes()
-    pid = os.fork()
-    if pid == 0:  # the child: a whole run that dies at the chosen rename
-        import pipelines.resources as resources
-
-        renames = []
-        real = resources._replace_durably
-
-        def dying(source, target):
-            renames.append(target)
-            if len(renames) == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-            real(source, target)
-
-        resources._replace_durably = dying
-        run_job(exports, warehouse)
-        os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
+    # a whole run in another process that SIGKILLs itself at the chosen rename
+    child = subprocess.run(
+        [sys.executable, "-c", _DYING_RUN, str(exports), str(warehouse), str(kill_at)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr[-3000:]
     assert store.read_bytes() == store_before
     marts_now = {t: table_bytes(warehouse, f"marts.{t}") for t in MART_TABLES}
     assert (marts_now == marts_before) == (analysts_see == "night 1")
