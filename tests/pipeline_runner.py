@@ -76,3 +76,11 @@ def copy_warehouse(source: Path, target: Path) -> None:
     shutil.copyfile(source, target)
     store_of(target).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     shutil.copyfile(store_of(source), store_of(target))
+
+
+def copy_night(night: Path, target: Path) -> Path:
+    """A finished run's folder (`exports/`, `warehouse.duckdb`, its store and report) copied
+    into `target`, so a test can run another night on it or change it while the original,
+    shared by other tests, stays as it was; returns the copy's warehouse."""
+    shutil.copytree(night, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".done"))
+    return target / "warehouse.duckdb"

@@ -1,12 +1,15 @@
 """Helpers shared by the source-system tests (tests/test_sources_*.py): an in-memory
-warehouse to ingest a fixture export into, and a whole nightly run checked for personal
-data."""
+warehouse to ingest a fixture export into, a raw order by its id, and a whole nightly run
+(once per module) checked for personal data."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from pipelines.ingest import discover_exports, ingest_export
 from pipelines.sources import DEFAULT_EMAIL_SALT, load_registry
@@ -27,6 +30,51 @@ def ingest(con, root: Path, threshold: float = 0.05, registry=None):
     (folder,) = discover_exports(root)
     registry = registry if registry is not None else load_registry()
     return ingest_export(con, folder, threshold, "USD", DEFAULT_EMAIL_SALT, registry)
+
+
+def ingest_all(con, root: Path, threshold: float = 0.05, registry=None) -> list:
+    """Every export under `root`, oldest first, ingested like `ingest`."""
+    registry = registry if registry is not None else load_registry()
+    return [
+        ingest_export(con, folder, threshold, "USD", DEFAULT_EMAIL_SALT, registry)
+        for folder in discover_exports(root)
+    ]
+
+
+def ingested(root: Path, threshold: float = 0.05):
+    """A new in-memory warehouse with the one export under `root` ingested: (connection,
+    result); the caller closes the connection."""
+    con = connect()
+    return con, ingest(con, root, threshold)
+
+
+def ingested_once(fixture: Path) -> Iterator[tuple[duckdb.DuckDBPyConnection, object]]:
+    """Body of a module's `raw` fixture (`yield from`): the fixture export ingested once
+    (threshold 5%, base USD), read by every test of the module, closed after them."""
+    con, result = ingested(fixture)
+    try:
+        yield con, result
+    finally:
+        con.close()
+
+
+ORDER_COLUMNS = "customer_id, order_date, amount, currency, status, _line_number"
+
+
+def order(con, order_id: str, columns: str = ORDER_COLUMNS) -> tuple | None:
+    """`columns` of the raw order `order_id` (None if there is none)."""
+    return con.execute(
+        f"SELECT {columns} FROM raw.orders WHERE order_id = ?", [order_id]
+    ).fetchone()
+
+
+def run_once(tmp_path_factory: pytest.TempPathFactory, fixture: Path) -> tuple[Path, str]:
+    """Body of a module's `warehouse` fixture: the whole nightly job once on a copy of
+    `fixture` (its export folders); the warehouse and the run's log text (`run_with_logs`),
+    read by every test of the module."""
+    root = tmp_path_factory.mktemp(f"{fixture.name}_run")
+    shutil.copytree(fixture, root / "exports")
+    return run_with_logs(root)
 
 
 def run_with_logs(root: Path) -> tuple[Path, str]:

@@ -6,27 +6,21 @@ calendar-day differences, e.g. 2025-02-01 -> 2026-10-22 = 628 days.
 
 from __future__ import annotations
 
-import shutil
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.pipeline_runner import failure_messages, run_job
+from tests.pipeline_runner import copy_night
 
-FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
 NA = None
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("hand")
-    shutil.copytree(FIXTURE, root / "exports")
-    wh = root / "warehouse.duckdb"
-    result = run_job(root / "exports", wh)
-    assert result.success, failure_messages(result)
-    return wh
+def warehouse(hand_night, tmp_path_factory) -> Path:
+    """The hand fixture's night (run once per session, tests/conftest.py), in a copy."""
+    return copy_night(hand_night, tmp_path_factory.mktemp("hand"))
 
 
 def rows(warehouse: Path, table: str, columns: list[str], order_by: str = "customer_id"):

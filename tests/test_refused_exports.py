@@ -21,7 +21,7 @@ from pipelines.resources import PublishedWarehouse
 from tests.exports import write_manifest
 from tests.pipeline_runner import (
     MART_TABLES,
-    copy_warehouse,
+    copy_night,
     failure_messages,
     run_job,
     store_of,
@@ -36,20 +36,11 @@ BAD_REASON = (
 )
 
 
-@pytest.fixture(scope="module")
-def night_one(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("night_one")
-    shutil.copytree(FIXTURE, root / "exports" / "2026-11-21")
-    result = run_job(root / "exports", root / "warehouse.duckdb")
-    assert result.success, failure_messages(result)
-    return root
-
-
 @pytest.fixture()
-def nights(night_one, tmp_path):
-    """(exports dir, warehouse) after night 1, and `add(day, mode, bad)` for later nights."""
-    shutil.copytree(night_one / "exports", tmp_path / "exports")
-    copy_warehouse(night_one / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+def nights(hand_night, tmp_path):
+    """(exports dir, warehouse) after night 1 (a copy of `hand_night`, tests/conftest.py),
+    and `add(day, mode, bad)` for later nights."""
+    copy_night(hand_night, tmp_path)
     exports = tmp_path / "exports"
 
     def add(day: str, mode: str = "full", bad: bool = False) -> Path:
@@ -84,7 +75,7 @@ def ingest_metadata(result, key: str) -> str:
     raise AssertionError("raw/exports was not materialized")
 
 
-def test_refused_full_export_is_superseded_by_the_next_good_full_one(nights, night_one, tmp_path):
+def test_refused_full_export_is_superseded_by_the_next_good_full_one(nights, hand_night, tmp_path):
     exports, wh, add = nights
     bad = add("2026-11-22", "full", bad=True)
     before = sha256(wh)
@@ -107,14 +98,11 @@ def test_refused_full_export_is_superseded_by_the_next_good_full_one(nights, nig
 
     # The marts equal those of nights 1 and 3 without night 2.
     clean = tmp_path / "clean"
-    shutil.copytree(night_one / "exports", clean / "exports")
-    copy_warehouse(night_one / "warehouse.duckdb", clean / "w.duckdb")
+    clean_wh = copy_night(hand_night, clean)
     shutil.copytree(exports / "2026-11-23", clean / "exports" / "2026-11-23")
-    assert run_job(clean / "exports", clean / "w.duckdb").success
+    assert run_job(clean / "exports", clean_wh).success
     for table in MART_TABLES:
-        assert table_bytes(wh, f"marts.{table}") == table_bytes(
-            clean / "w.duckdb", f"marts.{table}"
-        )
+        assert table_bytes(wh, f"marts.{table}") == table_bytes(clean_wh, f"marts.{table}")
 
     # Unchanged, the refused folder is not tried again ...
     result = run_job(exports, wh)

@@ -17,19 +17,13 @@ import pytest
 
 from pipelines.report import build_report, report_asset
 from pipelines.resources import PublishedWarehouse, ReportsResource
-from tests.pipeline_runner import MART_TABLES, failure_messages, run_job
-
-FIXTURE = Path(__file__).parent / "fixtures" / "hand_export"
+from tests.pipeline_runner import MART_TABLES, copy_night
 
 
 @pytest.fixture(scope="module")
-def warehouse(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("report_hand")
-    shutil.copytree(FIXTURE, root / "exports")
-    wh = root / "warehouse.duckdb"
-    result = run_job(root / "exports", wh)
-    assert result.success, failure_messages(result)
-    return wh
+def warehouse(hand_night, tmp_path_factory) -> Path:
+    """The hand fixture's night (run once per session, tests/conftest.py), in a copy."""
+    return copy_night(hand_night, tmp_path_factory.mktemp("report_hand"))
 
 
 @pytest.fixture(scope="module")

@@ -21,32 +21,20 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.ingest import discover_exports, ingest_export
-from pipelines.sources import DEFAULT_EMAIL_SALT, load_registry
-from pipelines.warehouse_tables import create_python_owned_tables
+from pipelines.sources import DEFAULT_EMAIL_SALT
 from tests.exports import write_csv
 from tests.pipeline_runner import store_of
-from tests.source_runs import assert_no_personal_data, run_with_logs
+from tests.source_runs import assert_no_personal_data, ingested, ingested_once, run_once
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "delighted"
 DAY = "2024-06-01"
 RESPONSES = "delighted-responses.csv"
 
 
-def ingest(root: Path, threshold: float = 0.05):
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    create_python_owned_tables(con)
-    (folder,) = discover_exports(root)
-    result = ingest_export(con, folder, threshold, "USD", DEFAULT_EMAIL_SALT, load_registry())
-    return con, result
-
-
 @pytest.fixture(scope="module")
 def raw():
-    con, result = ingest(FIXTURE)
-    yield con, result
-    con.close()
+    """The fixture export ingested once (threshold 5%, base USD)."""
+    yield from ingested_once(FIXTURE)
 
 
 def test_responses_are_recognised_and_counted(raw):
@@ -139,7 +127,7 @@ def test_api_layout_survey_types_and_person_without_email(tmp_path):
             ["5", "dan@example.com", "csat", "7", "", "", "2024-05-03 09:30:00 +0200", ""],
         ],
     )
-    con, result = ingest(tmp_path, threshold=1.0)
+    con, result = ingested(tmp_path, threshold=1.0)
     assert result.sources["delighted"]["skipped_reasons"] == {
         "survey type other than NPS or CSAT (CES, 5-star, smileys, thumbs, eNPS, PMF)": 1
     }
@@ -162,9 +150,8 @@ def test_api_layout_survey_types_and_person_without_email(tmp_path):
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> tuple[Path, str]:
-    root = tmp_path_factory.mktemp("delighted_run")
-    shutil.copytree(FIXTURE, root / "exports")
-    return run_with_logs(root)
+    """The whole nightly job on the fixture export, once for the module."""
+    return run_once(tmp_path_factory, FIXTURE)
 
 
 def test_marts_of_the_tricky_rows(warehouse):

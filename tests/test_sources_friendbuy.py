@@ -29,7 +29,7 @@ import pytest
 from pipelines.ingest import discover_exports, ingest_export
 from pipelines.sources import DEFAULT_EMAIL_SALT, SourceSpecError, load_registry
 from tests.exports import write_csv
-from tests.source_runs import assert_no_personal_data, connect, run_with_logs
+from tests.source_runs import assert_no_personal_data, connect, ingest_all, ingested_once, run_once
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 FIXTURE = FIXTURES / "friendbuy"
@@ -38,19 +38,10 @@ CREDITS = "account_credit_export.csv"
 HEADER = (FIXTURE / DAY / CREDITS).read_text().splitlines()[0].split(",")
 
 
-def ingest_into(con, root: Path, threshold: float = 0.05) -> list:
-    return [
-        ingest_export(con, folder, threshold, "USD", DEFAULT_EMAIL_SALT, load_registry())
-        for folder in discover_exports(root)
-    ]
-
-
 @pytest.fixture(scope="module")
 def raw():
-    con = connect()
-    (result,) = ingest_into(con, FIXTURE)
-    yield con, result
-    con.close()
+    """The fixture export ingested once (threshold 5%, base USD)."""
+    yield from ingested_once(FIXTURE)
 
 
 def by_line(con, export_date: str = DAY) -> dict[int, tuple]:
@@ -150,7 +141,7 @@ def test_with_a_mention_me_feed_rewards_complete_its_referrals(tmp_path):
     shutil.copytree(FIXTURES / "mention_me" / DAY, folder)
     shutil.copy(FIXTURE / DAY / CREDITS, folder)
     con = connect()
-    (result,) = ingest_into(con, tmp_path)
+    (result,) = ingest_all(con, tmp_path)
     # 12 of the 14 pairs are Mention Me's referrals: sam -> newfriend5 and ann -> tia
     # (Mention Me has tia referred by sam) are left
     assert result.sources["friendbuy"]["tables"]["referrals"] == {
@@ -206,7 +197,7 @@ def test_a_later_reversal_cancels_an_earlier_exports_reward(tmp_path):
         ],
     )  # fmt: skip
     con = connect()
-    _, result = ingest_into(con, tmp_path, threshold=1.0)
+    _, result = ingest_all(con, tmp_path, threshold=1.0)
     got = by_line(con, "2024-07-01")
     # the same referral ids as on 2024-06-01: new versions of those referrals
     ids = con.execute(
@@ -260,7 +251,7 @@ def test_an_advocate_nobody_knows_is_quarantined(tmp_path):
         ],
     )  # fmt: skip
     con = connect()
-    ingest_into(con, tmp_path, threshold=1.0)
+    ingest_all(con, tmp_path, threshold=1.0)
     assert con.execute(
         "SELECT file, line_number, column_name, value, reason, source_system FROM raw.quarantine"
     ).fetchall() == [
@@ -308,9 +299,8 @@ def test_another_systems_layout_must_exist(tmp_path):
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> tuple[Path, str]:
-    root = tmp_path_factory.mktemp("friendbuy_run")
-    shutil.copytree(FIXTURE, root / "exports")
-    return run_with_logs(root)
+    """The whole nightly job on the fixture export, once for the module."""
+    return run_once(tmp_path_factory, FIXTURE)
 
 
 def test_marts_of_the_tricky_rows(warehouse):

@@ -22,7 +22,7 @@ import pytest
 
 from tests.exports import write_csv
 from tests.pipeline_runner import failure_messages, run_job
-from tests.source_runs import connect, ingest
+from tests.source_runs import connect, ingest, ingested_once, order, run_once
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 FIXTURE = FIXTURES / "hubspot"
@@ -35,18 +35,7 @@ NOT_WON = "deal not won (open or lost): not an order"
 @pytest.fixture(scope="module")
 def raw():
     """The fixture export ingested once (threshold 5%, base USD)."""
-    con = connect()
-    result = ingest(con, FIXTURE)
-    yield con, result
-    con.close()
-
-
-def order(con, order_id: str) -> tuple | None:
-    return con.execute(
-        "SELECT customer_id, order_date, amount, currency, status, _line_number "
-        "FROM raw.orders WHERE order_id = ?",
-        [order_id],
-    ).fetchone()
+    yield from ingested_once(FIXTURE)
 
 
 def test_files_are_recognised_and_counted(raw):
@@ -329,12 +318,8 @@ def features(warehouse: Path) -> dict[str, tuple]:
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("hubspot_run")
-    shutil.copytree(FIXTURE, root / "exports")
-    wh = root / "warehouse.duckdb"
-    result = run_job(root / "exports", wh)
-    assert result.success, failure_messages(result)
-    return wh
+    """The whole nightly job on the fixture export, once for the module."""
+    return run_once(tmp_path_factory, FIXTURE)[0]
 
 
 def test_marts_of_the_tricky_rows(warehouse):

@@ -28,32 +28,19 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.ingest import discover_exports, ingest_export
-from pipelines.sources import DEFAULT_EMAIL_SALT, load_registry
-from pipelines.warehouse_tables import create_python_owned_tables
 from tests.exports import write_csv
 from tests.pipeline_runner import store_of
-from tests.source_runs import assert_no_personal_data, run_with_logs
+from tests.source_runs import assert_no_personal_data, ingested, ingested_once, run_once
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "mention_me"
 DAY = "2024-06-01"
 SKIP_REASON = "customer not referred by anyone (a referrer's or sharer's own row)"
 
 
-def ingest(root: Path, threshold: float = 0.05):
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    create_python_owned_tables(con)
-    (folder,) = discover_exports(root)
-    result = ingest_export(con, folder, threshold, "USD", DEFAULT_EMAIL_SALT, load_registry())
-    return con, result
-
-
 @pytest.fixture(scope="module")
 def raw():
-    con, result = ingest(FIXTURE)
-    yield con, result
-    con.close()
+    """The fixture export ingested once (threshold 5%, base USD)."""
+    yield from ingested_once(FIXTURE)
 
 
 def referrals(con) -> dict[int, tuple]:
@@ -239,7 +226,7 @@ def test_pascal_case_headers_uk_dates_and_share_method(tmp_path):
              "C01", "0", "07/04/2024 08:00", "", "", ""],
         ],
     )  # fmt: skip
-    con, result = ingest(tmp_path)
+    con, result = ingested(tmp_path)
     assert result.sources["mention_me"]["files"] == {"crm_feed.csv": "mention_me/crm_feed"}
     assert con.execute(
         "SELECT referee_customer_id, sent_at, status, converted_at, channel FROM raw.referrals "
@@ -270,7 +257,7 @@ def test_unparseable_date_is_quarantined_by_column(tmp_path):
         }
     )
     write_csv(folder, "crm_feed.csv", header, [list(row.values())])
-    con, result = ingest(tmp_path, threshold=1.0)
+    con, result = ingested(tmp_path, threshold=1.0)
     assert con.execute(
         "SELECT file, line_number, column_name, value, reason FROM raw.quarantine"
     ).fetchall() == [("crm_feed.csv", 2, "converted_at", "last tuesday", "unparseable timestamp")]
@@ -280,9 +267,8 @@ def test_unparseable_date_is_quarantined_by_column(tmp_path):
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> tuple[Path, str]:
-    root = tmp_path_factory.mktemp("mention_me_run")
-    shutil.copytree(FIXTURE, root / "exports")
-    return run_with_logs(root)
+    """The whole nightly job on the fixture export, once for the module."""
+    return run_once(tmp_path_factory, FIXTURE)
 
 
 def test_marts_of_the_tricky_rows(warehouse):

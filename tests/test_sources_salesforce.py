@@ -8,7 +8,6 @@ expected value below is worked out by hand from those files.
 from __future__ import annotations
 
 import json
-import shutil
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -18,8 +17,7 @@ import pytest
 
 from pipelines.sources import load_registry
 from tests.exports import write_csv
-from tests.pipeline_runner import failure_messages, run_job
-from tests.source_runs import connect, ingest
+from tests.source_runs import connect, ingest, ingested_once, order, run_once
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "salesforce"
 DAY = "2025-03-31"
@@ -36,18 +34,8 @@ CY = "salesforce:0035g00000NCFbaAAH"  # the master; 0035g00000XlD6gAAF was merge
 
 @pytest.fixture(scope="module")
 def raw():
-    con = connect()
-    result = ingest(con, FIXTURE)
-    yield con, result
-    con.close()
-
-
-def order(con, order_id: str) -> tuple | None:
-    return con.execute(
-        "SELECT customer_id, order_date, amount, currency, status, _line_number "
-        "FROM raw.orders WHERE order_id = ?",
-        [order_id],
-    ).fetchone()
+    """The fixture export ingested once (threshold 5%, base USD)."""
+    yield from ingested_once(FIXTURE)
 
 
 def test_files_are_recognised_and_counted(raw):
@@ -357,12 +345,8 @@ def test_a_mapping_sees_the_skipped_rows_of_a_layout(tmp_path):
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("salesforce_run")
-    shutil.copytree(FIXTURE, root / "exports")
-    wh = root / "warehouse.duckdb"
-    result = run_job(root / "exports", wh)
-    assert result.success, failure_messages(result)
-    return wh
+    """The whole nightly job on the fixture export, once for the module."""
+    return run_once(tmp_path_factory, FIXTURE)[0]
 
 
 def test_marts_of_the_tricky_rows(warehouse):

@@ -15,11 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.ingest import ExportRefused, discover_exports, ingest_export
-from pipelines.sources import DEFAULT_EMAIL_SALT, load_registry
-from pipelines.warehouse_tables import create_python_owned_tables
+from pipelines.ingest import ExportRefused
 from tests.exports import write_csv
-from tests.pipeline_runner import failure_messages, run_job
+from tests.source_runs import connect, ingest, ingested_once, run_once
+from tests.source_runs import order as raw_order
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "shopify"
 DAY = date(2024, 6, 1)
@@ -35,26 +34,20 @@ ORDER_COLUMNS = [
     "Lineitem quantity",
     "Lineitem name",
 ]
+ORDER_COLUMNS_WITH_DISCOUNT = (
+    "customer_id, order_date, amount, currency, status, discount_amount, _line_number"
+)
 
 
 @pytest.fixture(scope="module")
-def raw(tmp_path_factory):
+def raw():
     """The fixture export ingested once (threshold 5%, base USD)."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    create_python_owned_tables(con)
-    (folder,) = discover_exports(FIXTURE)
-    result = ingest_export(con, folder, 0.05, "USD", DEFAULT_EMAIL_SALT, load_registry())
-    yield con, result
-    con.close()
+    yield from ingested_once(FIXTURE)
 
 
-def order(con, order_id: str) -> tuple:
-    return con.execute(
-        "SELECT customer_id, order_date, amount, currency, status, discount_amount, "
-        "_line_number FROM raw.orders WHERE order_id = ?",
-        [order_id],
-    ).fetchone()
+def order(con, order_id: str) -> tuple | None:
+    """Its raw order, with the discount."""
+    return raw_order(con, order_id, ORDER_COLUMNS_WITH_DISCOUNT)
 
 
 def test_files_are_recognised_and_counted(raw):
@@ -221,11 +214,8 @@ def test_older_customers_layout_without_customer_id(tmp_path):
             ]
         ],
     )
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    create_python_owned_tables(con)
-    (export,) = discover_exports(tmp_path)
-    result = ingest_export(con, export, 0.05, "USD")
+    con = connect()
+    result = ingest(con, tmp_path, 0.05)
     assert result.sources["shopify"]["files"]["customers_export.csv"] == "shopify/customers_legacy"
     (cid,) = con.execute("SELECT customer_id FROM raw.customers").fetchone()
     assert cid.startswith("shopify:") and len(cid) == len("shopify:") + 24
@@ -285,11 +275,8 @@ def test_order_of_an_unknown_email_and_a_bad_refund_are_quarantined(tmp_path):
             ["#3", "", "", "", "", "", "", "", "1", "D"],
         ],
     )
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    create_python_owned_tables(con)
-    (export,) = discover_exports(tmp_path)
-    result = ingest_export(con, export, 0.9, "USD")
+    con = connect()
+    result = ingest(con, tmp_path, 0.9)
     assert con.execute(
         "SELECT file, line_number, column_name, reason, source_system FROM raw.quarantine "
         "ORDER BY line_number"
@@ -310,11 +297,9 @@ def test_orders_without_any_customers_source_are_refused(tmp_path):
     folder = tmp_path / "2024-06-01"
     folder.mkdir()
     shutil.copy(FIXTURE / "2024-06-01" / "orders_export.csv", folder)
-    con = duckdb.connect()
-    create_python_owned_tables(con)
-    (export,) = discover_exports(tmp_path)
+    con = connect()
     with pytest.raises(ExportRefused) as refused:
-        ingest_export(con, export, 0.05, "USD")
+        ingest(con, tmp_path)
     assert (refused.value.file, refused.value.reason) == (
         "customers.csv",
         "required file missing (and no vendor file of this export fills it)",
@@ -324,12 +309,8 @@ def test_orders_without_any_customers_source_are_refused(tmp_path):
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("shopify_run")
-    shutil.copytree(FIXTURE, root / "exports")
-    wh = root / "warehouse.duckdb"
-    result = run_job(root / "exports", wh)
-    assert result.success, failure_messages(result)
-    return wh
+    """The whole nightly job on the fixture export, once for the module."""
+    return run_once(tmp_path_factory, FIXTURE)[0]
 
 
 def test_marts_of_the_tricky_rows(warehouse):

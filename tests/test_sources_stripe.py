@@ -10,7 +10,6 @@ Payments are looked up by file and line: their ids are Stripe's random ones.
 from __future__ import annotations
 
 import hashlib
-import shutil
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -21,8 +20,7 @@ import pytest
 from pipelines.ingest import ExportRefused
 from pipelines.sources import DEFAULT_EMAIL_SALT
 from tests.exports import write_csv
-from tests.pipeline_runner import failure_messages, run_job
-from tests.source_runs import connect, ingest
+from tests.source_runs import connect, ingest, ingested_once, run_once
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "stripe"
 DAY = "2025-03-31"
@@ -45,10 +43,8 @@ ANN = "stripe:cus_Qshl8IlC7Be6Ws"  # her EU-account customer leads: payments.csv
 
 @pytest.fixture(scope="module")
 def raw():
-    con = connect()
-    result = ingest(con, FIXTURE)
-    yield con, result
-    con.close()
+    """The fixture export ingested once (threshold 5%, base USD)."""
+    yield from ingested_once(FIXTURE)
 
 
 def payment(con, file: str, line: int) -> tuple | None:
@@ -294,12 +290,8 @@ def test_unmappable_payments_are_quarantined(tmp_path):
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("stripe_run")
-    shutil.copytree(FIXTURE, root / "exports")
-    wh = root / "warehouse.duckdb"
-    result = run_job(root / "exports", wh)
-    assert result.success, failure_messages(result)
-    return wh
+    """The whole nightly job on the fixture export, once for the module."""
+    return run_once(tmp_path_factory, FIXTURE)[0]
 
 
 def test_marts_of_the_tricky_rows(warehouse):

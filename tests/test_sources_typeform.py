@@ -21,11 +21,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.ingest import ExportRefused, discover_exports, ingest_export
-from pipelines.sources import DEFAULT_EMAIL_SALT, load_registry
-from pipelines.warehouse_tables import create_python_owned_tables
+from pipelines.ingest import ExportRefused
+from pipelines.sources import DEFAULT_EMAIL_SALT
 from tests.exports import write_csv
-from tests.source_runs import assert_no_personal_data, run_with_logs
+from tests.source_runs import assert_no_personal_data, ingested, ingested_once, run_once
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "typeform"
 DAY = "2024-06-01"
@@ -38,15 +37,6 @@ TAIL = ["Response Type", "Start Date (UTC)", "Stage Date (UTC)", "Submit Date (U
 
 def token(n: int) -> str:
     return f"{n:02d}".rjust(32, "k")
-
-
-def ingest(root: Path, threshold: float = 0.05):
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    create_python_owned_tables(con)
-    (folder,) = discover_exports(root)
-    result = ingest_export(con, folder, threshold, "USD", DEFAULT_EMAIL_SALT, load_registry())
-    return con, result
 
 
 def export_with(tmp_path: Path, header: list[str], rows: list[list], options=None) -> Path:
@@ -64,9 +54,8 @@ def export_with(tmp_path: Path, header: list[str], rows: list[list], options=Non
 
 @pytest.fixture(scope="module")
 def raw():
-    con, result = ingest(FIXTURE)
-    yield con, result
-    con.close()
+    """The fixture export ingested once (threshold 5%, base USD)."""
+    yield from ingested_once(FIXTURE)
 
 
 def test_responses_are_recognised_and_counted(raw):
@@ -141,7 +130,7 @@ GERMAN_ROWS = [
 def test_without_a_recommend_header_the_export_is_refused(tmp_path):
     root = export_with(tmp_path, ["#", GERMAN, "email", *TAIL], GERMAN_ROWS)
     with pytest.raises(ExportRefused) as refused:
-        ingest(root)
+        ingested(root)
     assert refused.value.file == "responses.csv"
     assert "no NPS question" in str(refused.value)
 
@@ -154,7 +143,7 @@ def test_manifest_names_the_nps_question(tmp_path):
         # case and surrounding blanks do not matter
         options={"nps_question": f"  {GERMAN.upper()} "},
     )
-    con, result = ingest(root)
+    con, result = ingested(root)
     assert con.execute("SELECT customer_id, nps FROM raw.surveys ORDER BY 1").fetchall() == [
         ("C01", 9),
         ("C02", 4),
@@ -167,14 +156,14 @@ def test_manifest_naming_no_column_and_a_missing_email(tmp_path):
     rows = [*GERMAN_ROWS, [token(3), "7", "", "completed", "2024-05-03 10:00:00", "",
                            "2024-05-03 10:01:00", "n3", ""]]  # fmt: skip
     root = export_with(tmp_path, ["#", Q_NPS, "email", *TAIL], rows)
-    con, _ = ingest(root, threshold=1.0)
+    con, _ = ingested(root, threshold=1.0)
     assert con.execute("SELECT line_number, reason FROM raw.quarantine").fetchall() == [
         (4, "no respondent email (hidden field email)")
     ]
     con.close()
     other = tmp_path / "other"
     root = export_with(other, ["#", Q_NPS, "email", *TAIL], GERMAN_ROWS, {"nps_question": "NPS"})
-    con, _ = ingest(root, threshold=1.0)
+    con, _ = ingested(root, threshold=1.0)
     reason = "no column of this file is the NPS question named in manifest.json"
     assert con.execute("SELECT DISTINCT reason FROM raw.quarantine").fetchall() == [
         (reason + " (options.typeform.nps_question)",)
@@ -186,16 +175,15 @@ def test_first_recommend_question_wins(tmp_path):
     header = ["#", Q_NPS, "Would you recommend our app? (yes/no)", "email", *TAIL]
     rows = [[token(1), "8", "no", "ann@example.com", "completed", "2024-05-01 10:00:00", "",
              "2024-05-01 10:01:00", "n1", ""]]  # fmt: skip
-    con, _ = ingest(export_with(tmp_path, header, rows))
+    con, _ = ingested(export_with(tmp_path, header, rows))
     assert con.execute("SELECT nps FROM raw.surveys").fetchall() == [(8,)]
     con.close()
 
 
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory) -> tuple[Path, str]:
-    root = tmp_path_factory.mktemp("typeform_run")
-    shutil.copytree(FIXTURE, root / "exports")
-    return run_with_logs(root)
+    """The whole nightly job on the fixture export, once for the module."""
+    return run_once(tmp_path_factory, FIXTURE)
 
 
 def test_marts_of_the_tricky_rows(warehouse):
@@ -236,7 +224,7 @@ def test_manifest_options_must_be_objects(tmp_path):
     root = export_with(tmp_path, ["#", Q_NPS, "email", *TAIL], GERMAN_ROWS)
     (root / DAY / "manifest.json").write_text(json.dumps({"options": {"typeform": "NPS"}}))
     with pytest.raises(ExportRefused) as refused:
-        ingest(root)
+        ingested(root)
     assert (refused.value.file, refused.value.reason) == (
         "manifest.json",
         "options must map system names to objects of settings",
