@@ -122,6 +122,33 @@ def value_sql(col: LayoutColumn, header: str | None, strip_apostrophe: bool) -> 
     return t
 
 
+def _first_seen_ctes(system: str) -> str:
+    """CTEs `seen_by_id` (this system's source id -> day) and `seen_by_email` (email hash
+    -> day): the first export that held any identity of the customer an id or an email
+    belongs to, from the crosswalk.  Systems without a signup date derive one from it."""
+    return f"""customer_first_seen AS (
+    SELECT customer_id, min(first_seen_export) AS day
+    FROM raw.customer_identities
+    GROUP BY 1
+),
+
+seen_by_id AS (
+    SELECT i.source_id, min(c.day) AS day
+    FROM raw.customer_identities AS i
+    INNER JOIN customer_first_seen AS c ON c.customer_id = i.customer_id
+    WHERE i.source_system = {sql_literal(system)} AND i.source_id IS NOT NULL
+    GROUP BY 1
+),
+
+seen_by_email AS (
+    SELECT i.email_hash, min(c.day) AS day
+    FROM raw.customer_identities AS i
+    INNER JOIN customer_first_seen AS c ON c.customer_id = i.customer_id
+    WHERE i.email_hash IS NOT NULL
+    GROUP BY 1
+)"""
+
+
 def _map_sql(maps: dict[str, dict[str, str | None]], system: str):
     def value_map(name: str, expr: str, default: str | None = None) -> str:
         if name not in maps:
@@ -370,6 +397,7 @@ class SourceBatch:
                 export_date=f"DATE {sql_literal(self.folder.export_date.isoformat())}",
                 layout=self._other_layout,
                 option=self._option_sql(system.name),
+                first_seen_ctes=_first_seen_ctes(system.name),
             )
         except jinja2.TemplateError as exc:
             raise SourceSpecError(

@@ -23,28 +23,7 @@ first_order AS (
     GROUP BY 1
 ),
 
--- the first export that held any identity of the customer an id or email belongs to
-customer_first_seen AS (
-    SELECT customer_id, min(first_seen_export) AS day
-    FROM raw.customer_identities
-    GROUP BY 1
-),
-
-seen_by_id AS (
-    SELECT i.source_id, min(c.day) AS day
-    FROM raw.customer_identities AS i
-    INNER JOIN customer_first_seen AS c ON c.customer_id = i.customer_id
-    WHERE i.source_system = '{{ system }}' AND i.source_id IS NOT NULL
-    GROUP BY 1
-),
-
-seen_by_email AS (
-    SELECT i.email_hash, min(c.day) AS day
-    FROM raw.customer_identities AS i
-    INNER JOIN customer_first_seen AS c ON c.customer_id = i.customer_id
-    WHERE i.email_hash IS NOT NULL
-    GROUP BY 1
-)
+{{ first_seen_ctes }}
 
 SELECT
     p.source_id AS _source_id,
