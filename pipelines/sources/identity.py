@@ -144,7 +144,7 @@ def record_contract_identities(
     )
 
 
-def _known_by_email_sql() -> str:
+def known_by_email_sql() -> str:
     """email hash -> the customer of its earliest identity."""
     return (
         "SELECT email_hash AS eh, arg_min(customer_id, struct_pack("
@@ -196,7 +196,7 @@ def resolve_customers(
                    {new_id_sql(systems, "r.sys", "r.sid", "r.eh")} AS new_id
             FROM rows r LEFT JOIN by_source k ON k.sys = r.sys AND k.sid = r.sid
         ),
-        known_email AS ({_known_by_email_sql()}),
+        known_email AS ({known_by_email_sql()}),
         in_export AS (
             SELECT eh, arg_min(a_cid, _seq) AS cid FROM a
             WHERE eh IS NOT NULL AND a_cid IS NOT NULL GROUP BY 1
@@ -328,7 +328,7 @@ def resolve_references(
         joins.append(
             f"LEFT JOIN ({_known_by_source_sql()}) ks{i} "
             f"ON ks{i}.sys = t._source_system AND ks{i}.sid = {sid} "
-            f"LEFT JOIN ({_known_by_email_sql()}) ke{i} ON ke{i}.eh = {eh}"
+            f"LEFT JOIN ({known_by_email_sql()}) ke{i} ON ke{i}.eh = {eh}"
         )
         fallback = new_id_sql(systems, "t._source_system", sid, eh)
         ref = quote_ident(column)

@@ -38,7 +38,12 @@ from pipelines.ingest.rules import MAPPED_META_COLUMNS
 from pipelines.ingest.sql import line_number_sql, text_expr, text_of
 from pipelines.schemas import CONTRACT_SOURCE, CUSTOMER_TABLE, Table
 from pipelines.sources.detect import MANIFEST, VendorFile, detect
-from pipelines.sources.identity import email_hash_sql, resolve_customers, resolve_references
+from pipelines.sources.identity import (
+    email_hash_sql,
+    known_by_email_sql,
+    resolve_customers,
+    resolve_references,
+)
 from pipelines.sources.registry import Registry
 from pipelines.sources.spec import (
     LINEAGE_COLUMNS,
@@ -146,6 +151,23 @@ seen_by_email AS (
     INNER JOIN customer_first_seen AS c ON c.customer_id = i.customer_id
     WHERE i.email_hash IS NOT NULL
     GROUP BY 1
+)"""
+
+
+def _customer_lookup_ctes() -> str:
+    """CTEs `by_merchant_id` (a source id of exactly one customer, under any system ->
+    that customer) and `by_email` (email hash -> its customer by the identity rule,
+    `identity.known_by_email_sql`): how a referral platform names the shop's customers."""
+    return f"""by_merchant_id AS (
+    SELECT source_id, min(customer_id) AS customer_id
+    FROM raw.customer_identities
+    WHERE source_id IS NOT NULL
+    GROUP BY source_id
+    HAVING count(DISTINCT customer_id) = 1
+),
+
+by_email AS (
+    SELECT eh AS email_hash, cid AS customer_id FROM ({known_by_email_sql()}) known
 )"""
 
 
@@ -398,6 +420,7 @@ class SourceBatch:
                 layout=self._other_layout,
                 option=self._option_sql(system.name),
                 first_seen_ctes=_first_seen_ctes(system.name),
+                customer_lookup_ctes=_customer_lookup_ctes(),
             )
         except jinja2.TemplateError as exc:
             raise SourceSpecError(

@@ -30,26 +30,7 @@ WITH credits AS (
     FROM account_credits
 ),
 
-by_merchant_id AS (
-    SELECT source_id, min(customer_id) AS customer_id
-    FROM raw.customer_identities
-    WHERE source_id IS NOT NULL
-    GROUP BY source_id
-    HAVING count(DISTINCT customer_id) = 1
-),
-
--- an email's customer: that of its earliest identity (the identity rule)
-by_email AS (
-    SELECT
-        email_hash,
-        arg_min(customer_id, struct_pack(
-            d := first_seen_export, c := source_system <> 'contract', s := source_system,
-            i := coalesce(source_id, '')
-        )) AS customer_id
-    FROM raw.customer_identities
-    WHERE email_hash IS NOT NULL
-    GROUP BY email_hash
-),
+{{ customer_lookup_ctes }},
 
 -- the referrals of a Mention Me feed in this export: referrer (the customer, else the
 -- normalised email) and friend (normalised email), as mention_me/referrals.sql keys them

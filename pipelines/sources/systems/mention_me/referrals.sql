@@ -18,26 +18,7 @@
 -- normalised email) and the same friend (normalised email) is the referrer's reward, in
 -- Friendbuy's Currency, type credit (docs/sources.md, "Friendbuy"; keep in step with
 -- friendbuy/referrals.sql).
-WITH by_merchant_id AS (
-    SELECT source_id, min(customer_id) AS customer_id
-    FROM raw.customer_identities
-    WHERE source_id IS NOT NULL
-    GROUP BY source_id
-    HAVING count(DISTINCT customer_id) = 1
-),
-
--- an email's customer: that of its earliest identity (the identity rule)
-by_email AS (
-    SELECT
-        email_hash,
-        arg_min(customer_id, struct_pack(
-            d := first_seen_export, c := source_system <> 'contract', s := source_system,
-            i := coalesce(source_id, '')
-        )) AS customer_id
-    FROM raw.customer_identities
-    WHERE email_hash IS NOT NULL
-    GROUP BY email_hash
-),
+WITH {{ customer_lookup_ctes }},
 
 feed AS (
     SELECT
