@@ -77,6 +77,26 @@ def run_once(tmp_path_factory: pytest.TempPathFactory, fixture: Path) -> tuple[P
     return run_with_logs(root)
 
 
+def referral_marts(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, tuple], tuple]:
+    """Per customer (referrals_sent, referrals_converted, is_referred,
+    referred_by_customer_id) from customer_features, and the overall ROI row (referrers,
+    referrals_sent, referrals_converted, referred_customers, referred_revenue,
+    reward_cost): what the referral systems' tests compare with hand-computed values."""
+    features = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT customer_id, referrals_sent, referrals_converted, is_referred, "
+            "referred_by_customer_id FROM marts.customer_features"
+        ).fetchall()
+    }
+    roi = con.execute(
+        "SELECT referrers, referrals_sent, referrals_converted, referred_customers, "
+        "referred_revenue, reward_cost FROM marts.referral_roi_by_segment "
+        "WHERE segment_id = 'all'"
+    ).fetchone()
+    return features, roi
+
+
 def run_with_logs(root: Path) -> tuple[Path, str]:
     """The whole nightly job on `root/exports`; the warehouse and the run's log text (every
     log line and event with its metadata)."""

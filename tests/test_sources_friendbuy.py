@@ -29,7 +29,14 @@ import pytest
 from pipelines.ingest import discover_exports, ingest_export
 from pipelines.sources import DEFAULT_EMAIL_SALT, SourceSpecError, load_registry
 from tests.exports import write_csv
-from tests.source_runs import assert_no_personal_data, connect, ingest_all, ingested_once, run_once
+from tests.source_runs import (
+    assert_no_personal_data,
+    connect,
+    ingest_all,
+    ingested_once,
+    referral_marts,
+    run_once,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 FIXTURE = FIXTURES / "friendbuy"
@@ -306,18 +313,7 @@ def warehouse(tmp_path_factory) -> tuple[Path, str]:
 def test_marts_of_the_tricky_rows(warehouse):
     con = duckdb.connect(str(warehouse[0]), read_only=True)
     try:
-        features = {
-            r[0]: r[1:]
-            for r in con.execute(
-                "SELECT customer_id, referrals_sent, referrals_converted, is_referred, "
-                "referred_by_customer_id FROM marts.customer_features"
-            ).fetchall()
-        }
-        roi = con.execute(
-            "SELECT referrers, referrals_sent, referrals_converted, referred_customers, "
-            "referred_revenue, reward_cost FROM marts.referral_roi_by_segment "
-            "WHERE segment_id = 'all'"
-        ).fetchone()
+        features, roi = referral_marts(con)
     finally:
         con.close()
     assert features["C01"] == (3, 3, False, None)  # bob, dan, tia

@@ -30,7 +30,13 @@ import pytest
 
 from tests.exports import write_csv
 from tests.pipeline_runner import store_of
-from tests.source_runs import assert_no_personal_data, ingested, ingested_once, run_once
+from tests.source_runs import (
+    assert_no_personal_data,
+    ingested,
+    ingested_once,
+    referral_marts,
+    run_once,
+)
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sources" / "mention_me"
 DAY = "2024-06-01"
@@ -275,18 +281,7 @@ def test_marts_of_the_tricky_rows(warehouse):
     # the store: staging and the marts as built (the analysts' file has the marts only)
     con = duckdb.connect(str(store_of(warehouse[0])), read_only=True)
     try:
-        features = {
-            r[0]: r[1:]
-            for r in con.execute(
-                "SELECT customer_id, referrals_sent, referrals_converted, is_referred, "
-                "referred_by_customer_id FROM marts.customer_features"
-            ).fetchall()
-        }
-        roi = con.execute(
-            "SELECT referrers, referrals_sent, referrals_converted, referred_customers, "
-            "referred_revenue, reward_cost FROM marts.referral_roi_by_segment "
-            "WHERE segment_id = 'all'"
-        ).fetchone()
+        features, roi = referral_marts(con)
         staged = con.execute(
             "SELECT count(*), count(referee_email_hash) FROM staging.stg_referrals"
         ).fetchone()
