@@ -60,8 +60,8 @@ def compaction_reason(con: duckdb.DuckDBPyConnection) -> str | None:
 
 def compact(con: duckdb.DuckDBPyConnection, database: Path, reason: str) -> Compaction:
     """Rewrite the database `con` is connected to (file `database`) into a fresh file
-    next to it, and rename that over it once `con` is closed: returns what to log.  The
-    caller closes `con` and then calls `finish_compaction`."""
+    next to it (`compacted_path`); returns what to log.  The caller closes `con` and then
+    renames the fresh file over `database`."""
     target = compacted_path(database)
     target.unlink(missing_ok=True)
     con.execute("DELETE FROM raw.maintenance_requests")
