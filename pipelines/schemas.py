@@ -40,6 +40,9 @@ RAW_META_COLUMNS: dict[str, str] = {
     "_extra": "JSON",  # unknown columns of the row, kept as {name: text}
     "_source_system": "VARCHAR",  # `CONTRACT_SOURCE`, or the vendor system (pipelines/sources)
     "_source_file": "VARCHAR",  # the file of the export the row comes from
+    # hash of the contract columns: how a re-delivered record is found unchanged
+    # (pipelines/ingest/versions.py)
+    "_row_hash": "UBIGINT",
 }
 
 # `_source_system` of rows read from a contract-layout file (customers.csv, ...).

@@ -35,6 +35,13 @@ CREATE TABLE IF NOT EXISTS raw.record_presence (
     present BOOLEAN NOT NULL
 )"""
 
+# What each raw table's stored `_row_hash` was computed with (pipelines/ingest/versions.py).
+ROW_HASHES_DDL = """
+CREATE TABLE IF NOT EXISTS raw.row_hashes (
+    table_name VARCHAR PRIMARY KEY,
+    signature VARCHAR NOT NULL
+)"""
+
 # What each source system of an export gave (pipelines/ingest/export.py, `source_rows`):
 # files and layouts, rows read, skipped by design, merged into another system's customer,
 # quarantined and loaded (over its tables); `contract` for
@@ -173,6 +180,7 @@ def create_python_owned_tables(con: duckdb.DuckDBPyConnection) -> None:
     _add_missing_columns(con, "raw.exports", EXPORTS_ADDED_COLUMNS)
     con.execute(EXPORT_SOURCES_DDL)
     con.execute(RECORD_PRESENCE_DDL)
+    con.execute(ROW_HASHES_DDL)
     con.execute(REQUESTS_DDL)
     con.execute(QUARANTINE_DDL)
     con.execute(REFUSED_EXPORTS_DDL)

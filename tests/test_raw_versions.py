@@ -13,7 +13,9 @@ import duckdb
 import pytest
 
 from pipelines.ingest import ExportRefused, discover_exports, exports_to_ingest, ingest_export
+from pipelines.ingest.versions import hash_signature
 from pipelines.maintenance import drop_superseded_versions
+from pipelines.schemas import TABLES as TABLE_SPECS
 from pipelines.warehouse_tables import create_python_owned_tables
 
 FIXTURE = Path(__file__).parent / "fixtures" / "hand_export" / "2026-11-21"
@@ -123,6 +125,39 @@ def test_a_changed_record_adds_exactly_one_version(con, tmp_path):
     ingest(con, tmp_path)
     assert latest(con, "customers", "customer_id", "city")["002"] == "Austin"
     assert count(con, "customers") == 10
+
+
+def test_each_version_carries_the_hash_of_its_contract_columns(con, tmp_path):
+    export(tmp_path, "2026-11-21")
+    ingest(con, tmp_path)
+    columns = ", ".join(c.name for c in TABLE_SPECS["orders"].columns)
+    mismatched = con.execute(
+        f"SELECT count(*) FROM raw.orders WHERE _row_hash IS DISTINCT FROM hash({columns})"
+    ).fetchone()[0]
+    assert mismatched == 0
+    assert con.execute("SELECT count(DISTINCT _row_hash) FROM raw.orders").fetchone()[0] == 20
+
+
+@pytest.mark.parametrize("how", ["older release: no hashes", "hashed by another DuckDB"])
+def test_a_store_of_an_older_release_is_hashed_again_before_it_is_compared(con, tmp_path, how):
+    export(tmp_path, "2026-11-21")
+    ingest(con, tmp_path)
+    if how.startswith("older"):
+        con.execute("UPDATE raw.customers SET _row_hash = NULL")
+        con.execute("DELETE FROM raw.row_hashes")
+    else:
+        con.execute("UPDATE raw.customers SET _row_hash = _row_hash + 1")
+        con.execute("UPDATE raw.row_hashes SET signature = 'duckdb 0.0.1: hash(...)'")
+    export(tmp_path, "2026-11-22", edit=change("customers", "customer_id", "city", "Houston"))
+    (second,) = ingest(con, tmp_path)
+    # stale hashes would count all 8 customers as changed and store them again
+    versions = second.tables["customers"].versions
+    assert (versions.new, versions.changed, versions.unchanged) == (0, 1, 7)
+    assert count(con, "customers") == 9
+    signature = con.execute(
+        "SELECT signature FROM raw.row_hashes WHERE table_name = 'customers'"
+    ).fetchone()[0]
+    assert signature == hash_signature(TABLE_SPECS["customers"])
 
 
 def test_a_late_export_is_followed_by_the_later_exports_again(con, tmp_path):
