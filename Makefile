@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run test dev bench sample lint parse dagster-home clean docs
+.PHONY: install run test dev bench sample lint parse dagster-home clean docs sql
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 required"'
@@ -19,7 +19,7 @@ $(BIN)/python:
 
 $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,sql]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -53,6 +53,12 @@ docs: install parse
 	cp "$(WAREHOUSE_PATH)" dbt_project/target/docs.duckdb
 	cd dbt_project && DBT_DUCKDB_PATH=$(CURDIR)/dbt_project/target/docs.duckdb ../$(BIN)/dbt docs generate --quiet --profiles-dir .
 	@echo "dbt docs: dbt_project/target/index.html (serve: ../$(BIN)/python -m http.server -d dbt_project/target 8080)"
+
+# The analysts' warehouse (WAREHOUSE_PATH), read-only, in the DuckDB CLI that `make install`
+# installs (pipelines/sql_client.py; its arguments: `.venv/bin/python -m pipelines.sql_client
+# -csv -c "SELECT ..."`).
+sql: install
+	@$(BIN)/python -m pipelines.sql_client
 
 # ruff (lint and format) on Python, sqlfluff (dbt templater, style in .sqlfluff) on dbt SQL.
 lint: install

@@ -40,22 +40,26 @@ def root_cause(error) -> str:
 
 def failure_summary(
     context: RunFailureSensorContext, analysts_as_of: date | None = None
-) -> dict[str, str]:
-    """Job, run id, the root cause of the first failed step, and the date of the data the
-    analysts still see (a night that did not publish leaves the previous tables)."""
+) -> dict[str, str | None]:
+    """Job, run id, the export date the run was for (its `export_date` tag), the root cause
+    of the first failed step, and the date of the data the analysts still see (a night that
+    did not publish leaves the previous tables)."""
     message = context.failure_event.message or "run failed"
     for event in context.get_step_failure_events():
         message = f"step {event.step_key}: {root_cause(event.step_failure_data.error)}"
         break
     run = context.dagster_run
     seen = analysts_as_of.isoformat() if analysts_as_of else "none (nothing published yet)"
+    export_date = run.tags.get("export_date")
+    night = f", export {export_date}" if export_date else ""
     text = (
-        f"nightly_refresh failed (run {run.run_id[:8]}), nothing published; analysts still "
-        f"see data as of {seen}: {message}"
+        f"nightly_refresh failed (run {run.run_id[:8]}{night}), nothing published; analysts "
+        f"still see data as of {seen}: {message}"
     )
     return {
         "job": run.job_name,
         "run_id": run.run_id,
+        "export_date": export_date,
         "error": message,
         "published_as_of": analysts_as_of.isoformat() if analysts_as_of else None,
         "text": text,
@@ -69,11 +73,11 @@ class AlertWebhook(ConfigurableResource):
 
     url: str = ""
 
-    def post(self, payload: dict[str, str]) -> int | None:
+    def post(self, payload: dict[str, str | None]) -> int | None:
         return post_webhook(self.url, payload) if self.url.strip() else None
 
 
-def post_webhook(url: str, payload: dict[str, str], timeout_s: float = 10.0) -> int:
+def post_webhook(url: str, payload: dict[str, str | None], timeout_s: float = 10.0) -> int:
     request = urllib.request.Request(
         url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
     )
@@ -83,9 +87,12 @@ def post_webhook(url: str, payload: dict[str, str], timeout_s: float = 10.0) -> 
 
 @run_failure_sensor(
     monitored_jobs=[nightly_refresh],
-    default_status=DefaultSensorStatus.STOPPED,
-    description="Logs the root cause of a failed nightly_refresh and POSTs it to "
-    "ALERT_WEBHOOK_URL when set.",
+    # Running by default: a failure alert nobody switched on is no alert.  It never starts
+    # a run, so a fresh `make dev` is not surprised by it.
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Logs the root cause of a failed nightly_refresh, with its export date and "
+    "the date of the data analysts still see, and POSTs it to ALERT_WEBHOOK_URL when set. "
+    "Running by default.",
 )
 def nightly_failure_alert(
     context: RunFailureSensorContext, alerts: AlertWebhook, published: PublishedWarehouse

@@ -13,30 +13,44 @@ from pathlib import Path
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetMaterialization,
+    AssetObservation,
     AssetsDefinition,
     AssetSpec,
     Backoff,
     Config,
+    DynamicPartitionsDefinition,
     Failure,
     MaterializeResult,
     MetadataValue,
     RetryPolicy,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     asset,
     multi_asset,
 )
 from dagster_dbt import DbtProject, dbt_assets
 from pydantic import Field
 
+from pipelines.catalog import MARTS_OWNERS, PIPELINE_OWNERS
 from pipelines.dbt import POST_SEGMENTATION_SELECT, NightlyDbtResource, translator
+from pipelines.dbt_metadata import with_table_metadata
 from pipelines.erasure import apply_erasure
 from pipelines.ingest import discover_exports, exports_to_ingest, ingest_export
 from pipelines.ingest.backlog import (
+    REFUSED_ROWS_FILE,
+    Backlog,
     Skip,
     forget_refusals,
     ingest_backlog,
+    keep_refused_rows,
     record_resolutions,
+    refusal_detail,
+    refused_rows_query,
 )
 from pipelines.maintenance import drop_superseded_versions
+from pipelines.publish import published_as_of
 from pipelines.resources import (
     DBT_PROJECT_DIR,
     ExportsResource,
@@ -82,12 +96,60 @@ class IngestConfig(Config):
         return [Skip(date.fromisoformat(d), who, self.skip_note) for d in self.skip_refused_exports]
 
 
+# One partition per export folder (its YYYY-MM-DD name), for what is per export: the raw
+# tables ingest writes. The export sensor, the schedule and `python -m pipelines.nightly`
+# add them (pipelines/automation.py); the latest-state assets stay unpartitioned.
+EXPORT_DATES = DynamicPartitionsDefinition(name="export_date")
+EXPORT_DATE_TAG = "export_date"
+
+REASONS_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("reason", "string"),
+        TableColumn("column", "string"),
+        TableColumn("rows", "int"),
+    ]
+)
+QUARANTINE_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("file", "string"),
+        TableColumn("reason", "string"),
+        TableColumn("column", "string"),
+        TableColumn("rows", "int"),
+    ]
+)
+EXPORTS_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("export_date", "string"),
+        TableColumn("mode", "string"),
+        TableColumn("rows_read", "int"),
+        TableColumn("rows_loaded", "int"),
+        TableColumn("rows_quarantined", "int"),
+    ]
+)
+RULES_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("column", "string"),
+        TableColumn("rule", "string"),
+        TableColumn("rows", "int"),
+    ]
+)
+SAMPLE_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("line", "int"),
+        TableColumn("column", "string"),
+        TableColumn("value", "string"),
+        TableColumn("rule", "string"),
+    ]
+)
+
+
 @multi_asset(
     specs=[
         AssetSpec(
             k,
-            group_name="raw",
+            group_name="ingest",
             kinds={"duckdb", "python"},
+            owners=PIPELINE_OWNERS,
             description=RAW_OTHERS.get(
                 k.path[-1],
                 f"Every version of each `{k.path[-1]}` record: what an export delivered new "
@@ -97,6 +159,7 @@ class IngestConfig(Config):
         for k in RAW_KEYS
     ],
     name="ingest_exports",
+    partitions_def=EXPORT_DATES,
     retry_policy=IO_RETRY,
     pool=WAREHOUSE_POOL,
 )
@@ -106,7 +169,11 @@ def ingest_exports(
     exports: ExportsResource,
     config: IngestConfig,
 ):
-    """Load new or changed export folders from CRM_EXPORTS_DIR into raw, quarantining bad rows."""
+    """Load new or changed export folders from CRM_EXPORTS_DIR into raw, quarantining bad rows.
+
+    The run's partition names the export the night is for (the newest one, or the one an
+    operator materialises from the UI); ingest still brings raw up to date with every
+    pending folder, as the backlog rules say (pipelines/ingest/backlog.py)."""
     folders = discover_exports(exports.folder)
     if not folders:
         raise Failure(
@@ -114,6 +181,8 @@ def ingest_exports(
             "set CRM_EXPORTS_DIR or run `make sample`.",
             allow_retries=False,
         )
+    night = _night_of_run(context, exports, folders)
+    refused_rows = warehouse.store_path.parent / REFUSED_ROWS_FILE
     with warehouse.connect() as con:
         todo = exports_to_ingest(con, folders)
 
@@ -134,17 +203,10 @@ def ingest_exports(
 
         backlog = ingest_backlog(todo, ingest_one, config.skips(context.run_id))
         if backlog.blocking is not None:
-            raise Failure(
-                description=backlog.blocked_message(),
-                metadata={
-                    "refused_export": backlog.blocking.export_date.isoformat(),
-                    "folder": str(backlog.blocking.folder.path),
-                    "file": backlog.blocking.file,
-                    "reason": backlog.blocking.reason,
-                    "exports_waiting": [f.export_date.isoformat() for f in backlog.waiting],
-                },
-                allow_retries=False,
-            )
+            failure = _refusal_failure(con, backlog, exports, warehouse, refused_rows)
+            _mark_still_current(context, failure)
+            raise failure
+        refused_rows.unlink(missing_ok=True)  # nothing blocks any more
         for warning in backlog.warnings():
             context.log.warning(warning)
         results = backlog.ingested
@@ -160,30 +222,252 @@ def ingest_exports(
             context.log.info(
                 f"Retention ({retention} days): dropped superseded raw versions {dropped or 'none'}"
             )
-        counts = {
-            t: con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0]
-            for t in [*TABLES, "customer_identities", "refused_exports", "record_presence"]
+        metadata = {
+            key: _raw_table_metadata(con, key.path[-1], results)
+            for key in RAW_KEYS
+            if key.path[-1] not in ("exports", "quarantine")
         }
-        quarantined = con.execute("SELECT count(*) FROM raw.quarantine").fetchone()[0]
-        as_of = latest_export_date(con)
-    summary = {
-        "as_of_date": as_of.isoformat() if as_of else None,
-        "exports_ingested": MetadataValue.json([r.as_metadata() for r in results]),
-        "rows_quarantined_this_run": sum(r.rows_quarantined for r in results),
-        "refused_exports_settled": MetadataValue.md(
-            "\n".join(f"- {w}" for w in backlog.warnings()) or "none"
-        ),
-        "customers_erased": erasure["customers_erased"],
-        "superseded_versions_dropped": MetadataValue.json(dropped),
-        "erasure_rows_removed": MetadataValue.json(erasure),
-    }
+        metadata[AssetKey(["raw", "quarantine"])] = _quarantine_metadata(con, results)
+        metadata[AssetKey(["raw", "exports"])] = {
+            "dagster/row_count": _count(con, "exports"),
+            "as_of_date": (as_of := latest_export_date(con)) and as_of.isoformat(),
+            "exports_ingested": _exports_table(results),
+            "refused_exports_settled": MetadataValue.md(
+                "\n".join(f"- {w}" for w in backlog.warnings()) or "none"
+            ),
+        }
+    customers = metadata[AssetKey(["raw", "customers"])]
+    customers["customers_erased"] = erasure["customers_erased"]
+    customers["erasure_rows_removed"] = MetadataValue.json(erasure)
+    for table, rows in dropped.items():
+        if AssetKey(["raw", table]) in metadata:
+            metadata[AssetKey(["raw", table])]["superseded_versions_dropped"] = rows
+    _report_other_exports(context, night, results, backlog)
     for key in RAW_KEYS:
-        name = key.path[-1]
-        rows = counts.get(name, quarantined if name == "quarantine" else None)
-        metadata = dict(summary)
-        if rows is not None:
-            metadata["dagster/row_count"] = rows
-        yield MaterializeResult(asset_key=key, metadata=metadata)
+        yield MaterializeResult(asset_key=key, metadata=metadata[key])
+
+
+def _night_of_run(
+    context: AssetExecutionContext, exports: ExportsResource, folders: list
+) -> str | None:
+    """The run's export date (its partition), checked against the folders and put on the
+    run as the tag `export_date` when the launcher did not (a UI materialisation)."""
+    if not context.has_partition_key:
+        return None
+    night = context.partition_key
+    if night not in {f.export_date.isoformat() for f in folders}:
+        raise Failure(
+            description=f"No export folder {night} in {exports.folder}: the partition "
+            f"{night} names an export that is not there (moved or removed?). Put the folder "
+            "back, or materialise the partition of an export that is.",
+            metadata={"folder": str(exports.folder / night)},
+            allow_retries=False,
+        )
+    if context.run.tags.get(EXPORT_DATE_TAG) != night:
+        context.instance.add_run_tags(context.run_id, {EXPORT_DATE_TAG: night})
+    return night
+
+
+def _count(con, table: str) -> int:
+    return con.execute(f"SELECT count(*) FROM raw.{table}").fetchone()[0]
+
+
+def _tonight(results: list) -> list[date]:
+    return [r.export_date for r in results]
+
+
+def _raw_table_metadata(con, name: str, results: list) -> dict:
+    """One raw table's own numbers: its rows, and what tonight's exports gave it."""
+    metadata: dict = {"dagster/row_count": _count(con, name)}
+    if name not in TABLES:
+        return metadata
+    mine = [r.tables[name] for r in results if name in r.tables]
+    metadata["rows_loaded_this_run"] = sum(t.rows_loaded for t in mine)
+    metadata["rows_quarantined_this_run"] = sum(t.rows_quarantined for t in mine)
+    files = sorted({f for t in mine for f in t.file.split(", ") if f})
+    rows = []
+    if files and metadata["rows_quarantined_this_run"]:
+        # A vendor file mapped onto several tables shows its quarantined rows under each.
+        rows = con.execute(
+            "SELECT reason, column_name, count(*) n FROM raw.quarantine "
+            "WHERE list_contains(?, export_date) AND list_contains(?, file) "
+            "GROUP BY ALL ORDER BY n DESC, 1, 2",
+            [_tonight(results), files],
+        ).fetchall()
+    metadata["quarantine_reasons"] = MetadataValue.table(
+        [TableRecord({"reason": r, "column": c or "", "rows": n}) for r, c, n in rows],
+        schema=REASONS_SCHEMA,
+    )
+    return metadata
+
+
+def _quarantine_metadata(con, results: list) -> dict:
+    rows = con.execute(
+        "SELECT file, reason, column_name, count(*) n FROM raw.quarantine "
+        "WHERE list_contains(?, export_date) GROUP BY ALL ORDER BY n DESC, 1, 2, 3",
+        [_tonight(results)],
+    ).fetchall()
+    return {
+        "dagster/row_count": _count(con, "quarantine"),
+        "rows_quarantined_this_run": sum(r.rows_quarantined for r in results),
+        "quarantine_reasons": MetadataValue.table(
+            [
+                TableRecord({"file": f, "reason": r, "column": c or "", "rows": n})
+                for f, r, c, n in rows
+            ],
+            schema=QUARANTINE_SCHEMA,
+        ),
+    }
+
+
+def _exports_table(results: list) -> MetadataValue:
+    return MetadataValue.table(
+        [
+            TableRecord(
+                {
+                    "export_date": r.export_date.isoformat(),
+                    "mode": r.mode,
+                    "rows_read": sum(t.rows_read for t in r.tables.values()),
+                    "rows_loaded": sum(t.rows_loaded for t in r.tables.values()),
+                    "rows_quarantined": r.rows_quarantined,
+                }
+            )
+            for r in results
+        ],
+        schema=EXPORTS_SCHEMA,
+    )
+
+
+def _report_other_exports(
+    context: AssetExecutionContext, night: str | None, results: list, backlog: Backlog
+) -> None:
+    """Exports this run settled besides its own partition (late, held back, superseded)
+    show on their own partitions: materialised, or observed as superseded/skipped."""
+    known = {
+        d
+        for d in [r.export_date.isoformat() for r in results]
+        + [r.export_date.isoformat() for r, _ in backlog.superseded + backlog.skipped]
+        if d != night and context.instance.has_dynamic_partition(EXPORT_DATES.name, d)
+    }
+    for result in results:
+        day = result.export_date.isoformat()
+        if day not in known:
+            continue
+        for key in RAW_KEYS:
+            table = result.tables.get(key.path[-1])
+            context.log_event(
+                AssetMaterialization(
+                    asset_key=key,
+                    partition=day,
+                    metadata={
+                        "ingested_by_run_for": night or "(no partition)",
+                        **(
+                            {
+                                "rows_loaded": table.rows_loaded,
+                                "rows_quarantined": table.rows_quarantined,
+                            }
+                            if table is not None
+                            else {}
+                        ),
+                    },
+                )
+            )
+    settled = [(r, f"superseded by full export {by}") for r, by in backlog.superseded]
+    settled += [(r, f"skipped by {s.by}") for r, s in backlog.skipped]
+    for refusal, what in settled:
+        day = refusal.export_date.isoformat()
+        if day in known:
+            context.log_event(
+                AssetObservation(
+                    asset_key=AssetKey(["raw", "exports"]),
+                    partition=day,
+                    metadata={"refused": refusal.describe(), "resolution": what},
+                )
+            )
+
+
+def _mark_still_current(context: AssetExecutionContext, failure: Failure) -> None:
+    """Say on the assets analysts read that what they see is still the last published
+    night's.  Dagster shows every asset a failed run planned as failed (the run's outcome,
+    docs/decisions.md, "Dagster operations"); this observation is what the asset page adds:
+    not materialised tonight, still good as of the date analysts see."""
+    meta = failure.metadata
+    for key in (PUBLISHED_KEY, ROI_KEY):
+        context.log_event(
+            AssetObservation(
+                asset_key=key,
+                metadata={
+                    "status": "still current: tonight's export was refused, nothing published",
+                    "analysts_see_as_of": meta["analysts_see_as_of"],
+                    "refused_export": meta["refused_export"],
+                    "refusal": failure.description or "",
+                },
+            )
+        )
+
+
+def _refusal_failure(
+    con,
+    backlog: Backlog,
+    exports: ExportsResource,
+    warehouse: WarehouseResource,
+    refused_rows: Path,
+) -> Failure:
+    """The refusal as a Failure whose description tells the whole story and whose metadata
+    (shown by the UI above the stack trace) gives folder, file, column, rule, counts,
+    sample lines and the query for the refused rows.
+
+    The detail comes from ingesting the refused export again with the threshold off, into
+    the build copy this failed run discards; the bad rows are kept beside the store."""
+    refusal = backlog.blocking
+    assert refusal is not None
+    detail = refusal_detail(
+        con,
+        refusal,
+        lambda folder: ingest_export(
+            con, folder, 1.0, exports.currency, email_salt=exports.email_hash_salt
+        ),
+    )
+    if detail.bad_rows:
+        keep_refused_rows(con, refusal, refused_rows)
+    analysts_as_of = published_as_of(warehouse.published_path)
+    column, rule = (detail.rules[0][0] or "", detail.rules[0][1]) if detail.rules else ("", "")
+    metadata = {
+        "refused_export": refusal.export_date.isoformat(),
+        "mode": refusal.mode,
+        "folder": str(refusal.folder.path),
+        "file": refusal.file,
+        "column": column,
+        "rule": rule or refusal.reason,
+        "reason": refusal.reason,
+        "bad_rows": detail.bad_rows,
+        "rows_read": detail.rows_read,
+        "bad_share": round(detail.share, 4) if detail.share is not None else None,
+        "threshold": exports.bad_row_threshold,
+        "rules": MetadataValue.table(
+            [TableRecord({"column": c or "", "rule": r, "rows": n}) for c, r, n in detail.rules],
+            schema=RULES_SCHEMA,
+        ),
+        "sample_lines": MetadataValue.table(
+            [
+                TableRecord({"line": line, "column": c or "", "value": v or "", "rule": r})
+                for line, c, v, r in detail.sample
+            ],
+            schema=SAMPLE_SCHEMA,
+        ),
+        "refused_rows_query": MetadataValue.md(
+            f"```\n{refused_rows_query(refused_rows, refusal)}\n```"
+            if detail.bad_rows
+            else "no bad rows: the export is refused as a whole (see reason)"
+        ),
+        "exports_waiting": ", ".join(f.export_date.isoformat() for f in backlog.waiting) or "none",
+        "analysts_see_as_of": analysts_as_of.isoformat() if analysts_as_of else "nothing yet",
+    }
+    return Failure(
+        description=backlog.blocked_message(analysts_as_of),
+        metadata={k: v for k, v in metadata.items() if v is not None},
+        allow_retries=False,
+    )
 
 
 def _dbt_target(warehouse: WarehouseResource, stage: str) -> Path:
@@ -214,6 +498,10 @@ def dbt_stage(
     """One `dbt build` over a slice of the project, in the run's build database.
 
     `warehouse` is requested so the run's lock and build copy exist before dbt starts.
+    Each table's materialization carries its row count and columns, measured once dbt has
+    exited (pipelines/dbt_metadata.py).  No `project=` for dbt_assets: it only puts the
+    DbtProject object in every asset's metadata, where the UI shows "(unserializable)"; the
+    resource knows the project's folder.
     """
 
     def build(
@@ -222,11 +510,18 @@ def dbt_stage(
         warehouse: WarehouseResource,
         config: DbtBuildConfig,
     ):
-        yield from dbt.cli(
+        invocation = dbt.cli(
             dbt.build_args(warehouse.build_path, config.full_refresh),
             context=context,
             target_path=_dbt_target(warehouse, name),
-        ).stream()
+        )
+        yield from with_table_metadata(
+            invocation.stream(),
+            invocation.manifest["nodes"],
+            lambda: warehouse.connect(read_only=True),
+            invocation.process.wait,
+            context.log,
+        )
 
     build.__doc__ = doc
     return dbt_assets(
@@ -235,7 +530,6 @@ def dbt_stage(
         exclude=exclude,
         dagster_dbt_translator=translator,
         name=name,
-        project=project,
         pool=WAREHOUSE_POOL,
     )(build)
 
@@ -276,28 +570,32 @@ HISTORY_KEYS = [
         AssetSpec(
             SEGMENT_KEYS[0],
             deps=[CUSTOMER_FEATURES_KEY],
-            group_name="marts",
+            owners=MARTS_OWNERS,
+            group_name="segments",
             kinds={"scikitlearn", "duckdb"},
             description="One row per customer: segment_id and segment_name of the latest run.",
         ),
         AssetSpec(
             SEGMENT_KEYS[1],
             deps=[CUSTOMER_FEATURES_KEY],
-            group_name="marts",
+            owners=MARTS_OWNERS,
+            group_name="segments",
             kinds={"scikitlearn", "duckdb"},
             description="One row per segment: size, share, mean features, persona, incentive.",
         ),
         AssetSpec(
             HISTORY_KEYS[0],
             deps=[CUSTOMER_FEATURES_KEY],
-            group_name="history",
+            owners=PIPELINE_OWNERS,
+            group_name="segments",
             kinds={"duckdb"},
             description="Every run's segment assignment (as_of_date x customer).",
         ),
         AssetSpec(
             HISTORY_KEYS[1],
             deps=[CUSTOMER_FEATURES_KEY],
-            group_name="history",
+            owners=PIPELINE_OWNERS,
+            group_name="segments",
             kinds={"duckdb"},
             description="Every run's centroids in original feature units, for stable ids.",
         ),
@@ -316,41 +614,138 @@ def customer_segmentation(
 
     with warehouse.connect() as con:
         meta = run_segmentation(con, segmentation.config())
+        counts = {
+            key: con.execute(f"SELECT count(*) FROM {'.'.join(key.path)}").fetchone()[0]
+            for key in [*SEGMENT_KEYS, *HISTORY_KEYS]
+        }
+        segments = segment_table(con)
     context.log.info(f"Segmentation: k={meta.get('k')} silhouette={meta.get('silhouette')}")
+    # The model's numbers once, on the asset that describes the segments; the others say
+    # how many rows they hold.
+    profile = {
+        "segments": segments,
+        **{
+            k: MetadataValue.json(v) if isinstance(v, dict | list) else v
+            for k, v in meta.items()
+            if v is not None
+        },
+    }
     for key in [*SEGMENT_KEYS, *HISTORY_KEYS]:
+        own = {"dagster/row_count": counts[key], "as_of_date": meta.get("as_of_date")}
         yield MaterializeResult(
-            asset_key=key,
-            metadata={
-                k: MetadataValue.json(v) if isinstance(v, dict | list) else v
-                for k, v in meta.items()
-                if v is not None
-            },
+            asset_key=key, metadata={**own, **profile} if key == SEGMENT_KEYS[1] else own
         )
+
+
+SEGMENTS_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("segment_id", "string"),
+        TableColumn("segment_name", "string"),
+        TableColumn("customers", "int"),
+        TableColumn("share", "float"),
+    ]
+)
+ROI_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("segment_id", "string"),
+        TableColumn("segment_name", "string"),
+        TableColumn("customers", "int"),
+        TableColumn("roi", "float"),
+        TableColumn("referral_cac", "float"),
+        TableColumn("paid_cac", "float"),
+        TableColumn("low_confidence", "bool"),
+    ]
+)
+ROI_KEY = AssetKey(["marts", "referral_roi_by_segment"])
+PUBLISHED_KEY = AssetKey(["warehouse", "published"])
+
+
+def segment_table(con) -> MetadataValue:
+    """marts.segment_profiles as the UI's table: id, name, customers, share."""
+    rows = con.execute(
+        "SELECT segment_id, segment_name, customers, share FROM marts.segment_profiles "
+        "ORDER BY customers DESC, segment_id"
+    ).fetchall()
+    return MetadataValue.table(
+        [
+            TableRecord({"segment_id": i, "segment_name": n, "customers": c, "share": s})
+            for i, n, c, s in rows
+        ],
+        schema=SEGMENTS_SCHEMA,
+    )
+
+
+def roi_table(con) -> MetadataValue:
+    """marts.referral_roi_by_segment as the UI's table (one row per segment and `all`);
+    money as floats, None where the mart has NULL (no spend, nobody referred)."""
+
+    def num(value) -> float | None:
+        return None if value is None else float(value)
+
+    rows = con.execute(
+        "SELECT segment_id, segment_name, customers, roi, referral_cac, paid_cac, "
+        "low_confidence FROM marts.referral_roi_by_segment ORDER BY segment_id"
+    ).fetchall()
+    return MetadataValue.table(
+        [
+            TableRecord(
+                {
+                    "segment_id": i,
+                    "segment_name": n,
+                    "customers": c,
+                    "roi": num(roi),
+                    "referral_cac": num(rc),
+                    "paid_cac": num(pc),
+                    "low_confidence": low,
+                }
+            )
+            for i, n, c, roi, rc, pc, low in rows
+        ],
+        schema=ROI_SCHEMA,
+    )
 
 
 def publish_asset(roi: AssetsDefinition) -> AssetsDefinition:
     """The asset that swaps the build in, after the last dbt stage and the segmentation."""
 
     @asset(
-        key=AssetKey(["warehouse", "published"]),
+        key=PUBLISHED_KEY,
         deps=[*roi.keys, *SEGMENT_KEYS, *HISTORY_KEYS],
         group_name="publish",
         kinds={"duckdb"},
+        owners=PIPELINE_OWNERS,
         pool=WAREHOUSE_POOL,
-        description="Swaps the run's build database in place of WAREHOUSE_PATH in one rename.",
+        description="Swaps the run's build database in place of WAREHOUSE_PATH in one rename. "
+        "Its metadata: the ROI per segment the analysts now see, and the data-quality counts.",
     )
     def published_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource):
-        """Analysts see the night's tables only from here on, all at once."""
+        """Analysts see the night's tables only from here on, all at once.
+
+        The ROI per segment goes on this materialization (what was published) and, as an
+        observation, on marts/referral_roi_by_segment, which dbt builds and whose metadata
+        is dbt's: the mart's page then shows its numbers too."""
         with warehouse.connect(read_only=True) as con:
             quality = data_quality_summary(con)
+            roi_by_segment = roi_table(con)
         as_of = warehouse.as_of_date()
         compaction = warehouse.publish()
         path = warehouse.published_path
         context.log.info(f"Published {path} (as of {as_of}); data quality: {quality}")
         if compaction is not None:
             context.log.info(compaction.describe())
+        context.log_event(
+            AssetObservation(
+                asset_key=ROI_KEY,
+                metadata={
+                    "roi_by_segment": roi_by_segment,
+                    "as_of_date": as_of.isoformat() if as_of else None,
+                    "published_by": "warehouse/published",
+                },
+            )
+        )
         return MaterializeResult(
             metadata={
+                "roi_by_segment": roi_by_segment,
                 "path": str(path),
                 "store_bytes": warehouse.store_path.stat().st_size,
                 "analysts_file_bytes": path.stat().st_size,

@@ -17,10 +17,11 @@ import functools
 import json
 import os
 import sysconfig
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from dagster import AssetCheckSpec, AssetSpec
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -31,7 +32,9 @@ from dagster_dbt import (
 from dagster_shared.record import replace
 from pydantic import Field
 
+from pipelines.catalog import MARTS_OWNERS, PIPELINE_OWNERS
 from pipelines.dbt_child import PARENT_OPTION
+from pipelines.dbt_metadata import published_table_name
 from pipelines.resources import DBT_PROJECT_DIR
 
 # The console script of pipelines/dbt_child.py, installed next to this interpreter.
@@ -39,7 +42,8 @@ DBT_LAUNCHER = str(Path(sysconfig.get_path("scripts")) / "referral-segments-dbt"
 
 # The second stage reads the Python segmentation's output; the first is every other model,
 # so a new model cannot be left out of both (tests/test_definitions.py).
-POST_SEGMENTATION_SELECT = "tag:post_segmentation"
+POST_SEGMENTATION_TAG = "post_segmentation"
+POST_SEGMENTATION_SELECT = f"tag:{POST_SEGMENTATION_TAG}"
 # Unit tests check SQL logic, not the night's data: `make test` runs them, the job does not.
 # `buildable`: a test runs in the stage where all its parents exist (a test over features
 # and segments waits for the second stage instead of failing in the first).
@@ -71,11 +75,127 @@ def dbt_project() -> DbtProject:
     return project
 
 
+# The Dagster catalog's groups are the night's flow, in run order; an asset key's prefix is
+# the schema its table lives in (docs/interfaces.md, "Dagster asset keys").  The Python
+# assets take ingest, segments and publish (pipelines/assets.py); dbt models the others.
+FLOW_GROUPS = ("ingest", "staging", "features", "segments", "referral_roi", "publish")
+
+
+def flow_group(model: Mapping[str, Any]) -> str:
+    """A dbt model's step of the flow, from its folder (as its stage is, dbt_project.yml):
+    staging; what the first stage builds for the segmentation (features); the segment
+    history marts (segments, with the segmentation that writes their source); the rest of
+    the second stage (referral_roi)."""
+    folders = list(model.get("fqn", [])[1:-1])
+    if folders[:1] == ["staging"]:
+        return "staging"
+    if POST_SEGMENTATION_TAG not in model.get("tags", []):
+        return "features"
+    if folders[:2] == ["marts", "segments"]:
+        return "segments"
+    return "referral_roi"
+
+
+def _relation(node: Mapping[str, Any] | None) -> str:
+    if node is None:
+        return "its table"
+    return f"{node['schema']}.{node.get('alias') or node.get('identifier') or node['name']}"
+
+
+def _values(values: Any) -> str:
+    return ", ".join(str(v) for v in values) if isinstance(values, list) else str(values)
+
+
+def describe_test(test: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
+    """What a dbt data test guards and what its failure means, for the asset check.
+
+    A `description:` on the test in the YAML (the singular tests' in
+    dbt_project/tests/singular/_singular_tests.yml) is taken as written; a generic test's is
+    said from its arguments, so the 150 column tests need no hand-written text that could
+    drift from what they check."""
+    own = (test.get("description") or "").strip()
+    if own:
+        return own
+    meta = test.get("test_metadata") or {}
+    kind, kwargs = meta.get("name", ""), meta.get("kwargs", {})
+    table = _relation(manifest["nodes"].get(test.get("attached_node") or ""))
+    column = f"`{test.get('column_name') or kwargs.get('column_name')}`"
+    if kind == "not_null":
+        rule = f"{column} of {table} is never NULL."
+    elif kind == "unique":
+        rule = f"No two rows of {table} share a {column}."
+    elif kind == "accepted_values":
+        rule = f"{column} of {table} is one of: {_values(kwargs.get('values'))} (NULL passes)."
+    elif kind == "accepted_range":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        bounds = (
+            f"between {low} and {high}"
+            if low is not None and high is not None
+            else f"at least {low}"
+            if low is not None
+            else f"at most {high}"
+        )
+        rule = f"{column} of {table} is {bounds}, bounds included (NULL passes)."
+    elif kind == "relationships":
+        target = kwargs.get("to", "")
+        name = target.split("'")[1] if "'" in target else target
+        parent = next(
+            (n for n in manifest["nodes"].values() if n.get("name") == name),
+            None,
+        )
+        rule = (
+            f"Every {column} of {table} is a `{kwargs.get('field')}` of "
+            f"{_relation(parent) if parent else name} (NULL passes)."
+        )
+    elif kind == "unique_combination":
+        rule = f"No two rows of {table} share the same ({_values(kwargs.get('columns'))})."
+    else:
+        rule = f"dbt test {kind} on {table} with {kwargs}."
+    severity = (test.get("config", {}).get("severity") or "error").lower()
+    if severity == "error":
+        return (
+            f"{rule} A failing row fails the dbt stage and blocks everything downstream: "
+            "nothing is published that night."
+        )
+    return f"{rule} A failing row only warns."
+
+
 class ProjectTranslator(DagsterDbtTranslator):
-    """dagster-dbt's asset keys ([schema, model]; [source, table]); groups follow the schema."""
+    """dagster-dbt's asset keys ([schema, model]; [source, table]), with the catalog's
+    groups (the flow), owners, real table locations and readable check descriptions."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        return dbt_resource_props.get("schema")
+        if dbt_resource_props.get("resource_type") != "model":
+            return None  # sources are the Python assets', which set their own group
+        return flow_group(dbt_resource_props)
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]) -> Sequence[str] | None:
+        owners = MARTS_OWNERS if dbt_resource_props.get("schema") == "marts" else PIPELINE_OWNERS
+        return list(owners)
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        """dagster-dbt's metadata, with `dagster/table_name` where readers find the table
+        (dbt's relation name names the parse-time file, `parse.<schema>.<table>`)."""
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        table = (
+            dbt_resource_props.get("alias")
+            or dbt_resource_props.get("identifier")
+            or dbt_resource_props["name"]
+        )
+        metadata["dagster/table_name"] = published_table_name(dbt_resource_props["schema"], table)
+        return metadata
+
+    def get_asset_check_spec(
+        self,
+        asset_spec: AssetSpec,
+        manifest: Mapping[str, Any],
+        unique_id: str,
+        project: DbtProject | None,
+    ) -> AssetCheckSpec | None:
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        return replace(spec, description=describe_test(manifest["nodes"][unique_id], manifest))
 
 
 translator = ProjectTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))

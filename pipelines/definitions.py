@@ -12,13 +12,29 @@ dbt manifest (tests/test_definitions.py).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from dagster import Definitions, EnvVar, definitions, in_process_executor
+from dagster import (
+    AssetKey,
+    AssetSpec,
+    Definitions,
+    EnvVar,
+    FreshnessPolicy,
+    definitions,
+    in_process_executor,
+    map_asset_specs,
+)
 
 from pipelines.alerts import AlertWebhook, nightly_failure_alert
 from pipelines.assets import WAREHOUSE_POOL, nightly_assets
-from pipelines.automation import new_export_sensor, nightly_refresh, nightly_schedule
+from pipelines.automation import (
+    freshness_policy,
+    new_export_sensor,
+    nightly_refresh,
+    nightly_schedule,
+)
+from pipelines.catalog import MARTS_OWNERS
 from pipelines.dbt import NightlyDbtResource, dbt_project
 from pipelines.quality import mart_asset_checks, raw_asset_checks
 from pipelines.report import report_asset
@@ -43,6 +59,7 @@ SETTINGS: dict[str, str] = {
     "EMAIL_HASH_SALT": "referral-segments-sample-salt",
     "NIGHTLY_CRON": "0 2 * * *",
     "NIGHTLY_TIMEZONE": "UTC",
+    "FRESHNESS_DEADLINE_HOURS": "6",
     "SEGMENT_K_MIN": "3",
     "SEGMENT_K_MAX": "8",
     "SEGMENT_MIN_SHARE": "0.03",
@@ -64,6 +81,28 @@ class Automation:
     cron: str = "0 2 * * *"
     timezone: str = "UTC"
     sensor_interval_s: int = 60
+    # The published warehouse and the marts are due this many hours after the schedule.
+    freshness_deadline_hours: int = 6
+
+
+PUBLISHED_KEY = AssetKey(["warehouse", "published"])
+REPORT_KEY = AssetKey(["reports", "referral_roi"])
+
+
+def operated_specs(policy: FreshnessPolicy) -> Callable[[AssetSpec], AssetSpec]:
+    """What analysts read is due every night: the published warehouse and every mart
+    (key prefix `marts`, Python's and dbt's) get the freshness policy, so a night that did
+    not publish shows as overdue.  Set here, after dbt's translator, which stays dbt's.
+    The report (pipelines/report/asset.py) gets its owners from the catalog here too."""
+
+    def apply(spec: AssetSpec) -> AssetSpec:
+        if spec.key == PUBLISHED_KEY or spec.key.path[0] == "marts":
+            return spec.replace_attributes(freshness_policy=policy)
+        if spec.key == REPORT_KEY:
+            return spec.replace_attributes(owners=MARTS_OWNERS)
+        return spec
+
+    return apply
 
 
 def make_definitions(
@@ -81,8 +120,11 @@ def make_definitions(
     (`published`: the warehouse's path).  A base currency other than USD goes to
     `exports`, `reports` and `dbt` alike."""
     project = dbt_project()
+    policy = freshness_policy(
+        automation.cron, automation.timezone, automation.freshness_deadline_hours
+    )
     return Definitions(
-        assets=[*nightly_assets(project), report_asset],
+        assets=map_asset_specs(operated_specs(policy), [*nightly_assets(project), report_asset]),
         asset_checks=[
             *raw_asset_checks(pool=WAREHOUSE_POOL),
             *mart_asset_checks(pool=WAREHOUSE_POOL),
@@ -162,6 +204,7 @@ def definitions_from_env() -> Definitions:
             cron=setting("NIGHTLY_CRON"),
             timezone=setting("NIGHTLY_TIMEZONE"),
             sensor_interval_s=int(setting("EXPORT_SENSOR_INTERVAL_S")),
+            freshness_deadline_hours=int(setting("FRESHNESS_DEADLINE_HOURS")),
         ),
     )
 

@@ -18,6 +18,8 @@ import duckdb
 from dagster import DagsterInstance, Definitions
 
 from pipelines.alerts import root_cause
+from pipelines.assets import EXPORT_DATE_TAG
+from pipelines.automation import register_export_partitions
 from pipelines.definitions import definitions_from_env, setting
 from pipelines.ingest import discover_exports
 from pipelines.resources import absolute
@@ -36,6 +38,16 @@ def ensure_sample_export(exports_dir: Path) -> None:
     print(f"No export found: generated a sample export of {customers} customers in {folder}")
 
 
+def night_launch(instance: DagsterInstance, exports_dir: Path) -> dict:
+    """The partition key and tags of tonight's run, as the schedule gives them: every export
+    folder made a partition of `export_date`, the newest one run and tagged.  Without any
+    export, a run without partition (ingest then fails saying so)."""
+    newest = register_export_partitions(instance, exports_dir)
+    if newest is None:
+        return {}
+    return {"partition_key": newest, "tags": {EXPORT_DATE_TAG: newest}}
+
+
 def run_nightly(defs: Definitions, ingest_config: dict | None = None) -> bool:
     """Run nightly_refresh in this process, recorded in DAGSTER_HOME when it is set.
 
@@ -43,6 +55,7 @@ def run_nightly(defs: Definitions, ingest_config: dict | None = None) -> bool:
     instance = DagsterInstance.get() if os.getenv("DAGSTER_HOME") else DagsterInstance.ephemeral()
     # Console at INFO (NIGHTLY_LOG_LEVEL): the full DEBUG event log stays in DAGSTER_HOME.
     level = os.getenv("NIGHTLY_LOG_LEVEL", "INFO").upper()
+    exports_dir = defs.resources["exports"].process_config_and_initialize().folder
     result = defs.resolve_job_def("nightly_refresh").execute_in_process(
         instance=instance,
         raise_on_error=False,
@@ -50,6 +63,7 @@ def run_nightly(defs: Definitions, ingest_config: dict | None = None) -> bool:
             "loggers": {"console": {"config": {"log_level": level}}},
             **({"ops": {"ingest_exports": {"config": ingest_config}}} if ingest_config else {}),
         },
+        **night_launch(instance, exports_dir),
     )
     if os.getenv("NIGHTLY_TIMINGS_JSON"):
         write_step_timings(instance, result, os.environ["NIGHTLY_TIMINGS_JSON"])
@@ -70,7 +84,7 @@ def write_step_timings(instance: DagsterInstance, result, path: str) -> None:
     segmentation = {}
     for event in result.get_asset_materialization_events():
         mat = event.step_materialization_data.materialization
-        if mat.asset_key.path == ["marts", "customer_segments"]:
+        if mat.asset_key.path == ["marts", "segment_profiles"]:
             segmentation = {
                 k: getattr(mat.metadata.get(k), "value", None)
                 for k in ("k", "silhouette", "n_clustered", "fit_on_sample")

@@ -21,6 +21,12 @@ from pipelines.sql import quote_ident, sql_literal
 
 PUBLISHED_SCHEMAS = ("marts", "audit")
 
+# The analysts' file is written in DuckDB's v1.5.0 storage format (the store keeps the
+# engine's default): readable by DuckDB 1.5 and later, which includes the newest DuckDB CLI
+# on PyPI (duckdb-cli 1.5.6, `make sql`) and analysts' own 1.5 tools; 1.5.6 refuses the
+# default format of duckdb 2.0 ("version number 69 ... only versions between 64 and 68").
+ANALYSTS_STORAGE_VERSION = "v1.5.0"
+
 # audit.<name>: SELECT over the build store (no row content, no personal data)
 AUDIT_TABLES = {
     "exports": "SELECT export_date, mode FROM raw.exports ORDER BY export_date",
@@ -44,7 +50,10 @@ def write_analysts_file(con: duckdb.DuckDBPyConnection, target: Path) -> None:
     """Write the analysts' warehouse to `target` (a new file) from the store `con` is
     connected to: every marts table in its stored order, and the audit tables."""
     target.unlink(missing_ok=True)
-    con.execute(f"ATTACH {sql_literal(str(target))} AS analysts")
+    con.execute(
+        f"ATTACH {sql_literal(str(target))} AS analysts "
+        f"(STORAGE_VERSION {sql_literal(ANALYSTS_STORAGE_VERSION)})"
+    )
     try:
         for schema in PUBLISHED_SCHEMAS:
             con.execute(f"CREATE SCHEMA analysts.{schema}")

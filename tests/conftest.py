@@ -67,6 +67,9 @@ SCOPE_COST = {
     "tests/dbt/": 1.0,
     "tests/test_hand_fixture.py": 1.0,  # the first to ask runs `hand_night`
     "tests/test_report.py": 1.0,
+    "tests/test_dagster_operations.py": 3.0,  # good, refused and recovered nights
+    "tests/test_dagster_catalog.py": 1.0,  # a second night on a copy of `hand_night`
+    "tests/test_readme_queries.py": 0.2,  # queries on a copy of `hand_night`
 }
 
 

@@ -41,10 +41,19 @@ def run_job(
     run_config: dict | None = None,
     **resources: Any,
 ):
-    """Execute nightly_refresh once; returns the Dagster result (not raising on failure)."""
+    """Execute nightly_refresh once, as `make run` does: for the newest export's partition,
+    tagged with its date; returns the Dagster result (not raising on failure)."""
+    from dagster import DagsterInstance
+
+    from pipelines.nightly import night_launch
+
     defs = nightly_definitions(exports_dir, warehouse, **resources)
+    instance = instance if instance is not None else DagsterInstance.ephemeral()
     return defs.resolve_job_def("nightly_refresh").execute_in_process(
-        raise_on_error=False, instance=instance, run_config=run_config
+        raise_on_error=False,
+        instance=instance,
+        run_config=run_config,
+        **night_launch(instance, Path(exports_dir)),
     )
 
 

@@ -69,9 +69,10 @@ def test_failed_run_posts_its_root_cause(tmp_path):
         "referrals.csv: required file missing (full export). It blocks every later "
     )
     assert body["published_as_of"] is None  # the first night failed: nothing published yet
+    assert body["export_date"] == "2026-11-21"  # the run's tag: the night it was for
     assert body["text"] == (
-        f"nightly_refresh failed (run {result.run_id[:8]}), nothing published; analysts still "
-        f"see data as of none (nothing published yet): {body['error']}"
+        f"nightly_refresh failed (run {result.run_id[:8]}, export 2026-11-21), nothing "
+        f"published; analysts still see data as of none (nothing published yet): {body['error']}"
     )
 
 

@@ -17,8 +17,11 @@ from dagster import (
     AssetKey,
     DagsterInstance,
     RunRequest,
+    SensorResult,
     SkipReason,
+    build_schedule_context,
     build_sensor_context,
+    instance_for_test,
 )
 
 from pipelines.assets import dbt_stages, ingest_exports
@@ -99,11 +102,22 @@ def test_every_model_is_in_exactly_one_stage():
     assert AssetKey(["marts", "segment_history"]) in roi.keys
 
 
-def test_schedule_is_nightly_at_two():
+def test_schedule_is_nightly_at_two(tmp_path):
     schedule = nightly_schedule()
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "UTC"
     assert schedule.job_name == "nightly_refresh"
+    # It runs the newest export, made a partition first (a schedule cannot ask for one).
+    exports = tmp_path / "exports"
+    with instance_for_test() as instance:  # a schedule needs an instance it can refer to
+        resources = {"exports": ExportsResource(path=str(exports))}
+        skip = schedule(build_schedule_context(instance=instance, resources=resources))
+        assert isinstance(skip, SkipReason)
+        for day in ("2026-11-21", "2026-11-22"):
+            shutil.copytree(FIXTURE / "2026-11-21", exports / day)
+        request = schedule(build_schedule_context(instance=instance, resources=resources))
+        assert (request.partition_key, request.tags["export_date"]) == ("2026-11-22",) * 2
+        assert instance.get_dynamic_partitions("export_date") == ["2026-11-21", "2026-11-22"]
 
 
 def _clear_settings(monkeypatch):
@@ -161,6 +175,7 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
         "EMAIL_HASH_SALT": "pepper",
         "NIGHTLY_CRON": "30 4 * * 1-5",
         "NIGHTLY_TIMEZONE": "Europe/Paris",
+        "FRESHNESS_DEADLINE_HOURS": "4",
         "SEGMENT_K_MIN": "2",
         "SEGMENT_K_MAX": "5",
         "SEGMENT_MIN_SHARE": "0.05",
@@ -219,6 +234,9 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
         "Europe/Paris",
     )
     assert defs.resolve_sensor_def("new_export_sensor").minimum_interval_seconds == 15
+    published = defs.resolve_asset_graph().get(AssetKey(["warehouse", "published"]))
+    policy = published.freshness_policy  # due FRESHNESS_DEADLINE_HOURS after the schedule
+    assert (policy.deadline_cron, policy.timezone) == ("30 8 * * 1-5", "Europe/Paris")
     assert setting("CRM_EXPORTS_DIR") == str(tmp_path / "exports")
 
 
@@ -249,19 +267,28 @@ def test_sensor_requests_a_run_for_a_new_export_once(tmp_path):
 
     def tick(instance, cursor=None):
         ctx = build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-        return ctx, sensor(ctx)
+        return sensor(ctx)
+
+    def added(result: SensorResult) -> list[str]:
+        return [k for r in result.dynamic_partitions_requests for k in r.partition_keys]
 
     with DagsterInstance.ephemeral() as instance:
-        assert isinstance(tick(instance)[1], SkipReason)  # no export yet
+        assert isinstance(tick(instance), SkipReason)  # no export yet
         shutil.copytree(FIXTURE / "2026-11-21", exports / "2026-11-21")
-        ctx, request = tick(instance)
+        result = tick(instance)
+        (request,) = result.run_requests
         assert isinstance(request, RunRequest)
         assert request.run_key == "export-2026-11-21"
-        assert ctx.cursor == "2026-11-21"
-        assert isinstance(tick(instance, ctx.cursor)[1], SkipReason)
+        assert (request.partition_key, request.tags["export_date"]) == ("2026-11-21", "2026-11-21")
+        assert added(result) == ["2026-11-21"]  # the export date becomes a partition
+        assert result.cursor == "2026-11-21"
+        instance.add_dynamic_partitions("export_date", added(result))  # as the daemon does
+        again = tick(instance, result.cursor)
+        assert not again.run_requests and again.skip_reason and added(again) == []
         shutil.copytree(FIXTURE / "2026-11-21", exports / "2026-11-22")
-        _, nxt = tick(instance, ctx.cursor)
-        assert isinstance(nxt, RunRequest) and nxt.run_key == "export-2026-11-22"
+        nxt = tick(instance, result.cursor)
+        assert [r.run_key for r in nxt.run_requests] == ["export-2026-11-22"]
+        assert added(nxt) == ["2026-11-22"]
 
 
 def test_dbt_vars_take_base_currency_then_dbt_vars_then_the_run_database():
@@ -392,8 +419,9 @@ def test_a_run_without_the_publish_asset_says_its_work_was_discarded(tmp_path):
         warehouse=WarehouseResource(path=str(warehouse)),
         reports=ReportsResource(path=str(tmp_path / "reports")),
     )
+    instance.add_dynamic_partitions("export_date", ["2026-11-21"])
     result = defs.resolve_implicit_global_asset_job_def().execute_in_process(
-        asset_selection=list(ingest_exports.keys), instance=instance
+        asset_selection=list(ingest_exports.keys), instance=instance, partition_key="2026-11-21"
     )
     assert result.success
     assert not warehouse.exists()  # nothing published

@@ -12,15 +12,25 @@ export recorded there is tried again only when its files change (re-delivery).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import duckdb
 
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
 from pipelines.ingest.manifest import read_manifest
+from pipelines.sql import sql_literal
+
+# Beside the store (owner-only folder): the bad rows of the export that blocks the nights,
+# kept while it blocks. A refused night leaves the store itself as it was (all or nothing),
+# so its quarantined rows are nowhere else once the run's build copy is discarded.
+REFUSED_ROWS_FILE = "refused_rows.duckdb"
+# Values of these columns are personal data: never in a Dagster event (sample lines).
+PERSONAL_COLUMN_PARTS = ("email", "phone", "name")
 
 
 @dataclass(frozen=True)
@@ -75,16 +85,20 @@ class Backlog:
         ]
         return out
 
-    def blocked_message(self) -> str:
-        """Why nothing was published, and what the operator can do about it."""
+    def blocked_message(self, analysts_as_of: date | None = None) -> str:
+        """Why nothing was published, and what the operator can do about it: the whole
+        story in one message, because Dagster shows it above its own stack trace and its
+        "Not executing" line for every step the refusal stopped."""
         r = self.blocking
         assert r is not None
         waiting = ", ".join(f.export_date.isoformat() for f in self.waiting) or "none yet"
+        seen = f" (as of {analysts_as_of})" if analysts_as_of else ""
         return (
             f"{r.describe()}. It blocks every later incremental export until it is "
             f"fixed, superseded or skipped: blocked since {r.export_date}, "
             f"{len(self.waiting)} export(s) waiting behind it ({waiting}). Nothing was "
-            "published; analysts still see the previous night's tables. To go on: re-deliver "
+            f"published; analysts still see the previous night's tables{seen}; the steps "
+            "after ingest did not run. To go on: re-deliver "
             "the folder with fixed files (it is retried when its files change), or deliver a "
             "full export, or accept the loss with "
             f"`python -m pipelines.nightly --skip-export {r.export_date} --skip-note '...'` "
@@ -186,3 +200,90 @@ def forget_refusals(con: duckdb.DuckDBPyConnection, export_dates: Sequence[date]
     """An export ingested after all (a fixed re-delivery) is no longer a refused one."""
     for export_date in export_dates:
         con.execute("DELETE FROM raw.refused_exports WHERE export_date = ?", [export_date])
+
+
+@dataclass(frozen=True)
+class RefusalDetail:
+    """What the refused file's bad rows were: the counts and rules behind a refusal's
+    one-line reason, for the operator's failure view."""
+
+    rows_read: int | None  # rows of the refused file (None: not one contract/vendor file)
+    bad_rows: int
+    rules: list[tuple[str | None, str, int]]  # (column, rule, rows), most rows first
+    sample: list[tuple[int | None, str | None, str | None, str]]  # (line, column, value, rule)
+
+    @property
+    def share(self) -> float | None:
+        return self.bad_rows / self.rows_read if self.rows_read else None
+
+
+def _shown_value(column: str | None, value: str | None) -> str | None:
+    if column and any(part in column.lower() for part in PERSONAL_COLUMN_PARTS):
+        return None if value is None else "(personal data: see the refused rows file)"
+    return value
+
+
+def refusal_detail(
+    con: duckdb.DuckDBPyConnection,
+    refusal: Refusal,
+    recheck: Callable[[ExportFolder], object],
+    sample_size: int = 10,
+) -> RefusalDetail:
+    """Re-check the refused export with `recheck` (ingest with the bad-row threshold off)
+    and read what it quarantined from the refused file.
+
+    Only for a run that fails: the recheck writes into the run's build copy, which a failed
+    run discards. A refusal that is not about bad rows (missing file, manifest, layout)
+    refuses again and has no rows."""
+    try:
+        result = recheck(refusal.folder)
+    except ExportRefused:
+        return RefusalDetail(None, 0, [], [])
+    read = [t.rows_read for t in getattr(result, "tables", {}).values() if t.file == refusal.file]
+    where = "export_date = ? AND file = ?"
+    args = [refusal.export_date, refusal.file]
+    rules = [
+        (column, reason, n)
+        for column, reason, n in con.execute(
+            f"SELECT column_name, reason, count(*) n FROM raw.quarantine WHERE {where} "
+            "GROUP BY ALL ORDER BY n DESC, 1, 2",
+            args,
+        ).fetchall()
+    ]
+    sample = [
+        (line, column, _shown_value(column, value), reason)
+        for line, column, value, reason in con.execute(
+            f"SELECT line_number, column_name, value, reason FROM raw.quarantine WHERE {where} "
+            "ORDER BY line_number LIMIT ?",
+            [*args, sample_size],
+        ).fetchall()
+    ]
+    return RefusalDetail(sum(read) if read else None, sum(n for *_, n in rules), rules, sample)
+
+
+def keep_refused_rows(con: duckdb.DuckDBPyConnection, refusal: Refusal, path: Path) -> None:
+    """Write the refused file's quarantined rows (after `refusal_detail`) to `path`, an
+    owner-only DuckDB file beside the store, replacing the previous refusal's."""
+    fresh = path.with_name(path.name + ".new")
+    fresh.unlink(missing_ok=True)
+    con.execute(f"ATTACH {sql_literal(str(fresh))} AS refused_rows_file")
+    try:
+        con.execute(
+            "CREATE TABLE refused_rows_file.refused_rows AS SELECT export_date, file, "
+            "line_number, column_name, value, reason, raw_row, source_system FROM raw.quarantine "
+            f"WHERE export_date = DATE {sql_literal(refusal.export_date.isoformat())} "
+            f"AND file = {sql_literal(refusal.file)} ORDER BY line_number"
+        )
+    finally:
+        con.execute("DETACH refused_rows_file")
+    os.chmod(fresh, 0o600)
+    os.replace(fresh, path)
+
+
+def refused_rows_query(path: Path, refusal: Refusal) -> str:
+    """The operator's command that lists the refused file's bad rows, original rows included."""
+    return (
+        f'duckdb -readonly {path} "SELECT line_number, column_name, value, reason, raw_row '
+        f"FROM refused_rows WHERE export_date = DATE '{refusal.export_date}' AND file = "
+        f'{sql_literal(refusal.file)} ORDER BY line_number"'
+    )

@@ -17,7 +17,7 @@ from dagster import (
 
 from pipelines.quality.compact import mart_check_frame, raw_check_frame
 from pipelines.quality.results import record_results
-from pipelines.quality.suites import MART_TABLES, RAW_TABLES
+from pipelines.quality.suites import MART_TABLES, RAW_TABLES, suite_spec
 from pipelines.quality.validation import ValidationOutcome, validate_frame
 from pipelines.warehouse_tables import latest_export_date
 
@@ -122,6 +122,37 @@ def _mart_builder(mart: str) -> Any:
     return lambda con, export_date, min_rows: mart_check_frame(con, mart, min_rows)
 
 
+def describe_suite(suite_name: str) -> str:
+    """The check's description in the catalog: which suite, which table, what it guards and
+    what a failure means, read from the suite file so it cannot drift from what it checks."""
+    spec = suite_spec(suite_name)
+    meta = spec.get("meta") or {}
+    expectations = spec.get("expectations", [])
+    critical = sum(1 for e in expectations if e.get("severity", "critical") == "critical")
+    checked = [e["kwargs"]["column"] for e in expectations if e.get("kwargs", {}).get("column")]
+    columns = list(dict.fromkeys(c for c in checked if not c.startswith("_")))
+    # Rules GX cannot see on one row are booleans computed in SQL (pipelines/quality/frames.py).
+    derived = list(dict.fromkeys(c.lstrip("_") for c in checked if c.startswith("_")))
+    table = meta.get("table", suite_name.replace("_", ".", 1))
+    if suite_name.startswith("raw_"):
+        guards = (
+            f"the rows of {table} the newest export delivered, against the CRM export "
+            "contract (docs/spec/crm-exports.md)"
+        )
+    else:
+        guards = f"every row of {table} ({meta.get('description', '').rstrip('.')})"
+    rules = f"{critical} critical and {len(expectations) - critical} warning expectations"
+    over = f" on {', '.join(columns)}" if columns else ""
+    extra = f"; row rules: {', '.join(derived)}" if derived else ""
+    return (
+        f"Great Expectations suite expectations/{suite_name}.json: guards {guards}. "
+        f"{rules}{over}{extra}. A failed critical expectation fails this blocking check "
+        "(severity ERROR): everything downstream is skipped and nothing is published that "
+        "night. A failed warning expectation only warns. Failing expectations, counts and "
+        "sample values are in the check's metadata and in raw.validation_results."
+    )
+
+
 def raw_asset_checks(
     tables: Sequence[str] = RAW_TABLES, *, pool: str | None = None
 ) -> list[AssetChecksDefinition]:
@@ -130,25 +161,25 @@ def raw_asset_checks(
     Needs the resource ``warehouse`` (``.connect()`` -> context manager of a DuckDB
     connection); ``pool`` serialises them with the other DuckDB writers if given.
     """
-    return _suite_checks("raw", tables, _raw_builder, " on the newest export", pool)
+    return _suite_checks("raw", tables, _raw_builder, pool)
 
 
 def mart_asset_checks(
     marts: Sequence[str] = MART_TABLES, *, pool: str | None = None
 ) -> list[AssetChecksDefinition]:
     """One blocking check ``gx_marts_<mart>`` per mart (a failure stops publishing)."""
-    return _suite_checks("marts", marts, _mart_builder, "", pool)
+    return _suite_checks("marts", marts, _mart_builder, pool)
 
 
 def _suite_checks(
-    schema: str, names: Sequence[str], builder: Any, on: str, pool: str | None
+    schema: str, names: Sequence[str], builder: Any, pool: str | None
 ) -> list[AssetChecksDefinition]:
     return [
         _make_check(
             AssetKey([schema, n]),
             f"{schema}_{n}",
             builder(n),
-            f"Great Expectations suite expectations/{schema}_{n}.json{on}",
+            describe_suite(f"{schema}_{n}"),
             pool,
         )
         for n in names

@@ -9,7 +9,7 @@ attribution as (
 ),
 
 assignments as (
-    select * from {{ ref('int_segment_assignments') }}
+    select * from {{ ref('int_customers_by_segment') }}
 ),
 
 counted_referrals as (

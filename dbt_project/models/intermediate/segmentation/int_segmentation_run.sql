@@ -1,6 +1,6 @@
 -- One row: this run's as-of date next to the as-of date and size of the segmentation run
 -- the post-segmentation marts read (newest as_of_date of marts.customer_segments).
--- Tested (tests/singular/assert_segmentation_is_from_this_run.sql) so that ROI is never
+-- Tested (tests/singular/segmentation_is_from_this_run.sql) so that ROI is never
 -- published on a stale or missing segmentation.
 with segmentation as (
     select max(as_of_date) as segmentation_as_of_date

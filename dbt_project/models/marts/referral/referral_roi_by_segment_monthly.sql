@@ -13,7 +13,7 @@ as_of as (
 ),
 
 assignments as (
-    select * from {{ ref('int_segment_assignments') }}
+    select * from {{ ref('int_customers_by_segment') }}
 ),
 
 referrals as (

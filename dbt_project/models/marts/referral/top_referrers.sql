@@ -4,7 +4,7 @@
 -- depends_on: {{ ref('int_referrals_by_segment') }}
 -- (its tests stop the build when a referrer has no segment)
 with assignments as (
-    select * from {{ ref('int_segment_assignments') }}
+    select * from {{ ref('int_customers_by_segment') }}
     where not is_all_row
 ),
 

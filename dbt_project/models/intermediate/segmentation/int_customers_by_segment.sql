@@ -1,5 +1,5 @@
--- The latest segmentation run's assignment of each customer (source
--- segmentation.customer_segments, newest as_of_date only, erased customers removed), plus
+-- The customers of each segment of the latest segmentation run (source
+-- marts.customer_segments, newest as_of_date only, erased customers removed), plus
 -- every customer once more under segment_id 'all' ("All customers"), so that the
 -- post-segmentation marts compute the 'all' row with the same GROUP BY as the segments.
 -- depends_on: {{ ref('int_segmentation_run') }}  (its test stops the build on stale segments)
