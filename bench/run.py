@@ -86,17 +86,20 @@ def tree_rss(pid: int) -> int:
 
 
 def measure(cmd: list[str], env: dict[str, str], log: Path) -> dict:
-    """Run cmd to completion; wall seconds, peak tree RSS and ru_maxrss (MiB)."""
+    """Run cmd to completion; wall seconds, peak tree RSS and ru_maxrss (MiB), and the
+    least free disk seen meanwhile on the file system of the run's log (MiB)."""
     with open(log, "w") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
         peak = 0
+        least_free = shutil.disk_usage(log.parent).free
         done = threading.Event()
 
         def sample():
-            nonlocal peak
+            nonlocal peak, least_free
             while not done.is_set():
                 peak = max(peak, tree_rss(proc.pid))
+                least_free = min(least_free, shutil.disk_usage(log.parent).free)
                 done.wait(0.05)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -113,6 +116,7 @@ def measure(cmd: list[str], env: dict[str, str], log: Path) -> dict:
         "peak_tree_mib": round(peak / 2**20),
         "maxrss_mib": round(maxrss),
         "peak_mib": round(max(peak / 2**20, maxrss)),
+        "least_free_disk_mib": round(least_free / 2**20),
     }
 
 
@@ -193,6 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         help="soak mode (no floor): K >= 2 consecutive nights on one warehouse, night i "
         "ingesting the generated full export of day i (bench/soak.py)",
     )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        default=bool(os.getenv("SOAK_STREAM")),
+        help="with --soak: generate each day's export just before its night and remove it "
+        "after (for sizes whose K exports do not fit the disk at once)",
+    )
     args = parser.parse_args(argv)
     n = args.customers
     if args.soak:
@@ -200,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--soak needs K >= 2 and cannot be combined with --nights")
         from soak import run_soak  # bench/soak.py: imports this module's helpers
 
-        return run_soak(n, args.soak)
+        return run_soak(n, args.soak, stream=args.stream)
 
     root = ensure_export(n)
     folder = export_folder(root)

@@ -27,7 +27,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -67,6 +70,29 @@ def ensure_series(n: int, k: int) -> list[Path]:
     tmp.rename(root)
     print(f"generated in {time.perf_counter() - t:.1f}s", flush=True)
     return series_days(root)
+
+
+def streamed_series(n: int, k: int, folder: Path) -> Iterator[Path]:
+    """The first k daily exports of n customers, each written just before its night into
+    `folder` (the caller removes it after the night), never all at once: `--stream`, for
+    sizes whose K exports do not fit the disk together (10M: 12.8 GB a day).
+
+    The same calls as `generate_series` in the same order, so day i is the cached series'
+    day i; the population stays in this process's memory between nights (~0.8 GiB per
+    million customers, bench/README.md), outside the job's measured process tree."""
+    sys.path.insert(0, str(ROOT))
+    from pipelines.sample.api import DEFAULT_AS_OF
+    from pipelines.sample.next_day import advance_one_day
+    from pipelines.sample.population import build_population
+    from pipelines.sample.writer import write_export
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pop = build_population(n, 42, DEFAULT_AS_OF)
+    yield write_export(pop, folder, DEFAULT_AS_OF)
+    for i in range(1, k):
+        day = DEFAULT_AS_OF + timedelta(days=i - 1)
+        advance_one_day(pop, day, i)
+        yield write_export(pop, folder, day + timedelta(days=1))
 
 
 def store_dir(warehouse: Path) -> Path:
@@ -171,7 +197,8 @@ def night_line(r: dict) -> str:
         f"night {r['night']} {r['export_date']}: wall_s={r['wall_s']:.1f} "
         f"peak_mib={r['peak_mib']} | {stages} | raw_rows={r['raw_rows']:,} ({tables}) | "
         f"published_mib={mib(r['published_bytes'])} store_mib={mib(r['store_bytes'])} "
-        f"dagster_home_mib={mib(r['dagster_home_bytes'])}"
+        f"dagster_home_mib={mib(r['dagster_home_bytes'])} export_mib={mib(r['export_bytes'])} "
+        f"least_free_disk_gib={r['least_free_disk_mib'] / 1024:.1f}"
     )
 
 
@@ -231,22 +258,35 @@ def append_record(record: dict) -> None:
         fh.write(json.dumps(record) + "\n")
 
 
-def run_soak(n: int, k: int) -> int:
-    """K nights on one fresh warehouse in bench/out/soak_<N>_<K>/; 1 if a night fails."""
-    days = ensure_series(n, k)
-    sizes = [tree_bytes(d) for d in days]
-    print(
-        f"series: {days[0].parent} ({k} days, {days[0].name}..{days[-1].name}; "
-        f"export {mib(sizes[0], 0)} -> {mib(sizes[-1], 0)} MiB)",
-        flush=True,
-    )
+def run_soak(n: int, k: int, stream: bool = False) -> int:
+    """K nights on one fresh warehouse in bench/out/soak_<N>_<K>/; 1 if a night fails.
+
+    With `stream`, each day's export is generated just before its night and removed, with
+    its folder in the drop folder, after it (ingest has stored what it needs)."""
     out = BENCH / "out" / f"soak_{n}_{k}"
     shutil.rmtree(out, ignore_errors=True)
+    if stream:
+        days = streamed_series(n, k, out / "stream")
+        print(f"series: generated day by day in {out / 'stream'} ({k} days)", flush=True)
+    else:
+        days = ensure_series(n, k)
+        sizes = [tree_bytes(d) for d in days]
+        print(
+            f"series: {days[0].parent} ({k} days, {days[0].name}..{days[-1].name}; "
+            f"export {mib(sizes[0], 0)} -> {mib(sizes[-1], 0)} MiB)",
+            flush=True,
+        )
     env = soak_env(out)
-    record = {"mode": "soak", "customers": n, "nights_planned": k, "series": str(days[0].parent)}
+    record = {"mode": "soak", "customers": n, "nights_planned": k, "stream": stream}
     record["nights"] = nights = []
     for night, day in enumerate(days, start=1):
+        record.setdefault("series", str(day.parent))
+        export_bytes = tree_bytes(day)
         result = run_night(night, day, env, out)
+        result["export_bytes"] = export_bytes
+        if stream:
+            shutil.rmtree(day)
+            shutil.rmtree(Path(env["CRM_EXPORTS_DIR"]) / day.name)
         nights.append(result)
         if "stages" not in result:
             print(Path(result["log"]).read_text()[-5000:])

@@ -42,6 +42,7 @@ from pipelines.ingest.backlog import (
     REFUSED_ROWS_FILE,
     Backlog,
     Skip,
+    bad_rows_of,
     forget_refusals,
     ingest_backlog,
     keep_refused_rows,
@@ -58,6 +59,7 @@ from pipelines.resources import (
     WarehouseResource,
 )
 from pipelines.schemas import TABLES
+from pipelines.sql import rolled_back
 from pipelines.warehouse_tables import latest_export_date
 
 WAREHOUSE_POOL = "duckdb_warehouse"
@@ -417,19 +419,21 @@ def _refusal_failure(
     (shown by the UI above the stack trace) gives folder, file, column, rule, counts,
     sample lines and the query for the refused rows.
 
-    The detail comes from ingesting the refused export again with the threshold off, into
-    the build copy this failed run discards; the bad rows are kept beside the store."""
+    The detail comes from ingesting the refused export again with the threshold off, in a
+    transaction rolled back afterwards; the bad rows are kept beside the store."""
     refusal = backlog.blocking
     assert refusal is not None
-    detail = refusal_detail(
-        con,
-        refusal,
-        lambda folder: ingest_export(
-            con, folder, 1.0, exports.currency, email_salt=exports.email_hash_salt
-        ),
-    )
-    if detail.bad_rows:
-        keep_refused_rows(con, refusal, refused_rows)
+    with rolled_back(con):
+        detail = refusal_detail(
+            con,
+            refusal,
+            lambda folder: ingest_export(
+                con, folder, 1.0, exports.currency, email_salt=exports.email_hash_salt
+            ),
+        )
+        bad_rows = bad_rows_of(con, refusal) if detail.bad_rows else None
+    if bad_rows is not None:
+        keep_refused_rows(con, bad_rows, refused_rows)
     analysts_as_of = published_as_of(warehouse.published_path)
     column, rule = (detail.rules[0][0] or "", detail.rules[0][1]) if detail.rules else ("", "")
     metadata = {
@@ -495,9 +499,9 @@ class DbtBuildConfig(Config):
 def dbt_stage(
     project: DbtProject, name: str, select: str, exclude: str, doc: str
 ) -> AssetsDefinition:
-    """One `dbt build` over a slice of the project, in the run's build database.
+    """One `dbt build` over a slice of the project, in the pipeline's store.
 
-    `warehouse` is requested so the run's lock and build copy exist before dbt starts.
+    `warehouse` is requested so the run holds the lock and the store exists before dbt starts.
     Each table's materialization carries its row count and columns, measured once dbt has
     exited (pipelines/dbt_metadata.py).  No `project=` for dbt_assets: it only puts the
     DbtProject object in every asset's metadata, where the UI shows "(unserializable)"; the
@@ -511,7 +515,7 @@ def dbt_stage(
         config: DbtBuildConfig,
     ):
         invocation = dbt.cli(
-            dbt.build_args(warehouse.build_path, config.full_refresh),
+            dbt.build_args(warehouse.store_path, config.full_refresh),
             context=context,
             target_path=_dbt_target(warehouse, name),
         )
@@ -715,7 +719,8 @@ def publish_asset(roi: AssetsDefinition) -> AssetsDefinition:
         kinds={"duckdb"},
         owners=PIPELINE_OWNERS,
         pool=WAREHOUSE_POOL,
-        description="Swaps the run's build database in place of WAREHOUSE_PATH in one rename. "
+        description="Writes the analysts' warehouse (WAREHOUSE_PATH) anew from the store, "
+        "marts and audit counts only, and renames it into place. "
         "Its metadata: the ROI per segment the analysts now see, and the data-quality counts.",
     )
     def published_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource):

@@ -40,10 +40,10 @@ from pipelines.assets import EXPORT_DATE_TAG, EXPORT_DATES
 from pipelines.ingest import discover_exports
 from pipelines.resources import ExportsResource, PublishedWarehouse
 
-# One process per run: the build database, the run lock and dbt's DuckDB file are shared by
+# One process per run: the run lock and the store (dbt's DuckDB file) are shared by
 # every step, and DuckDB allows one writer anyway.  The raw assets are partitioned by
 # export date and the others are not: Dagster runs both in one run (the partitioned ones
-# for the run's partition), which the all-or-nothing build copy needs.
+# for the run's partition), which the run's lock needs.
 nightly_refresh = define_asset_job(
     name="nightly_refresh",
     selection=AssetSelection.all(),

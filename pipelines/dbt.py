@@ -7,7 +7,7 @@ documents (through the launcher: `LauncherPreparer`).
 
 dbt runs through the `referral-segments-dbt` launcher (pipelines/dbt_child.py), which binds
 it to the run's process and finds the venv's dbt without PATH.  What dbt needs to know of
-the run (the build file, its memory budget) it is told on its command line (`--vars`, read
+the run (the store's path, its memory budget) it is told on its command line (`--vars`, read
 by profiles.yml), never through the environment, which no module changes.
 """
 

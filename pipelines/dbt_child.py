@@ -3,8 +3,9 @@
 dagster-dbt runs this console script as its dbt executable.  Given `--bind-to-parent PID`
 (the run's process, pipelines/dbt.py), it asks the Linux kernel to kill it when its parent
 dies (PR_SET_PDEATHSIG, which survives the exec into dbt), so a run killed mid-build never
-leaves a dbt writing to the warehouse build file.  That is what lets every run build in the
-same file and dbt parse the project partially (pipelines/resources.py, `build_path_for`).
+leaves a dbt writing to the pipeline's store while the next run works on it.  (Where a
+child cannot be bound, an orphaned dbt keeps DuckDB's lock on the store, and the next run
+fails at start with "held by another process" instead of meeting it.)
 A run killed before the binding took effect would never be signalled: the launcher then
 sees another parent than PID and exits without starting dbt.
 
@@ -42,11 +43,8 @@ def _libc() -> ctypes.CDLL:
 
 @functools.cache
 def dies_with_parent() -> bool:
-    """Whether a child can be bound to its parent here (Linux's prctl).
-
-    The launcher and the run (`build_path_for`) ask the same question, so a run shares its
-    build file with the next one only when its dbt is bound.  PR_GET_PDEATHSIG changes
-    nothing in the asking process."""
+    """Whether a child can be bound to its parent here (Linux's prctl).  PR_GET_PDEATHSIG
+    changes nothing in the asking process."""
     if not sys.platform.startswith("linux"):
         return False
     try:

@@ -3,7 +3,7 @@
 dagster-dbt's own `fetch_row_counts()` / `fetch_column_metadata()` do not work here
 (measured on the hand fixture, docs/decisions.md, "The Dagster catalog"): they query the
 relation names of the manifest, which `make parse` writes against the parse-time file
-(`"parse"."marts"...`), not the run's build file, so every count fails; and the read-only
+(`"parse"."marts"...`), not the run's store, so every count fails; and the read-only
 DuckDB handle they open in the run's process outlives the dbt step, so the next step's
 read-write connection to the same file is refused and the run fails.  Instead, once dbt
 has exited, one read-only connection of our own measures every table dbt built
@@ -123,7 +123,7 @@ def with_table_metadata(
 ) -> Iterator[Event]:
     """The events of a dbt stream, each table's materialization with its rows and columns.
 
-    DuckDB lets one process write a file, and dbt (a child process) writes the build file
+    DuckDB lets one process write a file, and dbt (a child process) writes the store
     until it exits: the events are held until the stream ends and dbt is gone, then the
     tables are measured through `connect()` (one read-only connection) and every event is
     yielded in dbt's order.  When dbt fails, what it did build is still reported, measured,

@@ -131,7 +131,7 @@ def make_definitions(
         ],
         jobs=[nightly_refresh],
         # Every job in one process, UI materialisations too: the warehouse resource (lock,
-        # build copy, publish) lives for a whole run, not for one step's process.
+        # store, publish) lives for a whole run, not for one step's process.
         executor=in_process_executor,
         schedules=[nightly_schedule(automation.cron, automation.timezone)],
         sensors=[new_export_sensor(automation.sensor_interval_s), nightly_failure_alert],

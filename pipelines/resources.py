@@ -5,13 +5,15 @@ of the dbt resource, pipelines/dbt.py).  pipelines/definitions.py builds them fr
 environment (no other module of the code location reads it); tests build them with
 explicit values.
 
-The warehouse resource is what makes a nightly run all-or-nothing.  The pipeline keeps
-its data in a private store (`PIPELINE_STORE_DIR`, owner-only: raw exports with their
-personal data, quarantine, identities, staging, history); every step of a run writes to a
-build copy of that store, and the `publish` asset writes the analysts' warehouse
+The warehouse resource is what makes a nightly run all-or-nothing for analysts.  The
+pipeline keeps its data in a private store (`PIPELINE_STORE_DIR`, owner-only: raw exports
+with their personal data, quarantine, identities, staging, history) and works on it in
+place: each export is ingested in one transaction, segmentation writes in one, dbt rebuilds
+its tables from raw every night.  The `publish` asset writes the analysts' warehouse
 (`WAREHOUSE_PATH`: marts and audit counts only, pipelines/publish.py) as a new file and
-renames it, then the build copy, into place.  A run that fails or is killed leaves both
-untouched.  A file lock serialises runs, so two launches never meet inside DuckDB.
+renames it into place, so a run that fails or is killed leaves what analysts read untouched,
+and the next run rebuilds from the store.  A file lock serialises runs, so two launches
+never meet inside DuckDB.
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ import duckdb
 from dagster import ConfigurableResource, Failure, InitResourceContext
 from pydantic import PrivateAttr
 
-from pipelines.dbt_child import dies_with_parent as dbt_dies_with_parent
 from pipelines.maintenance import Compaction, compact, compacted_path, compaction_reason
 from pipelines.publish import published_as_of, write_analysts_file
 from pipelines.warehouse_tables import create_python_owned_tables, latest_export_date
@@ -114,8 +115,8 @@ def store_path_for(published: Path, store_dir: str) -> Path:
 class PublishedWarehouse(ConfigurableResource):
     """The analysts' warehouse, read only: what the export sensor and the report need.
 
-    Unlike WarehouseResource it takes no lock and makes no build copy, so a sensor tick or
-    a report materialisation never waits for, or holds up, a nightly run."""
+    Unlike WarehouseResource it takes no lock and never opens the store, so a sensor tick
+    or a report materialisation never waits for, or holds up, a nightly run."""
 
     path: str = "data/warehouse.duckdb"  # WAREHOUSE_PATH
 
@@ -127,23 +128,13 @@ class PublishedWarehouse(ConfigurableResource):
         return published_as_of(self.published_path)
 
 
-def build_path_for(store: Path, run_id: str) -> Path:
-    """Where a run builds: the same file every night when dbt dies with its run, so dbt's
-    profile (which names the file) stays the same and dbt parses the project partially
-    (~1.6 s less per dbt stage).  Elsewhere each run builds in its own file, so a killed
-    run's orphaned dbt can never write into the next run's build."""
-    if dbt_dies_with_parent():
-        return store.with_name(f"{store.name}.build")
-    return store.with_name(f"{store.name}.build-{run_id[:8]}")
-
-
 class WarehouseLocked(Failure):
     """Raised when another run holds the warehouse for longer than the lock timeout."""
 
 
 class WarehouseResource(ConfigurableResource):
-    """The pipeline's store and the analysts' warehouse as seen by one run: a lock, a build
-    copy of the store and a publish step."""
+    """The pipeline's store and the analysts' warehouse as seen by one run: a lock, the
+    store and a publish step."""
 
     path: str = "data/warehouse.duckdb"  # WAREHOUSE_PATH: the analysts' warehouse
     store_dir: str = ""  # PIPELINE_STORE_DIR ("": <WAREHOUSE_PATH's folder>/pipeline)
@@ -161,6 +152,7 @@ class WarehouseResource(ConfigurableResource):
 
     _lock_file: IO[str] | None = PrivateAttr(default=None)
     _run_id: str = PrivateAttr(default="adhoc")
+    _published: bool = PrivateAttr(default=False)
 
     @property
     def published_path(self) -> Path:
@@ -171,10 +163,6 @@ class WarehouseResource(ConfigurableResource):
         return store_path_for(self.published_path, self.store_dir)
 
     @property
-    def build_path(self) -> Path:
-        return build_path_for(self.store_path, self._run_id)
-
-    @property
     def lock_path(self) -> Path:
         return self.store_path.with_name(self.store_path.name + ".lock")
 
@@ -182,16 +170,20 @@ class WarehouseResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         self._run_id = context.run_id if context and context.run_id else "adhoc"
         self.acquire(self._run_id, log=context.log if context else None)
-        self.prepare_build()
+        try:
+            self.prepare_store()
+        except BaseException:
+            self.release()
+            raise
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if self.build_path.exists() and context is not None and context.log is not None:
+        if not self._published and context is not None and context.log is not None:
             # A failed run, or a materialisation that left out warehouse/published.
             context.log.warning(
-                f"Run {self._run_id} ended without publishing: its build copy is discarded "
-                f"and {self.published_path} and the pipeline's store are unchanged. Runs "
-                "that include the asset "
-                "warehouse/published (nightly_refresh does) change what analysts see."
+                f"Run {self._run_id} ended without publishing: {self.published_path} is "
+                "unchanged. The pipeline's store keeps the exports this run ingested (each "
+                "whole or not at all); the next run builds the rest again. Runs that include "
+                "the asset warehouse/published (nightly_refresh does) change what analysts see."
             )
         self.release()
 
@@ -237,39 +229,40 @@ class WarehouseResource(ConfigurableResource):
             return "another run"
 
     def release(self) -> None:
-        _remove_database(self.build_path)
         if self._lock_file is not None:
             fcntl.flock(self._lock_file.fileno(), fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
 
-    def prepare_build(self) -> None:
-        """Start the run's build database as a copy of the store (dbt is told its path
-        with each command: NightlyDbtResource.build_args).  Without a store, a warehouse
-        of an older release (raw inside the analysts' file) becomes the store.
+    def prepare_store(self) -> None:
+        """Open the store for this run (we hold the lock): create what is missing, and
+        take a warehouse of an older release (raw inside the analysts' file) as the store.
 
-        Build files left by killed runs are removed first: we hold the lock, so no live run
-        owns them, and no dbt of theirs is alive (it died with its run, or it writes to
-        its own per-run file, whose unlinked inode it keeps, harmlessly).
-        """
+        Files of older releases or of a run killed mid-compaction are removed first: no live
+        run owns them.  The store is used in place, never copied: a run's cost and disk
+        follow the data, not the size of the store (docs/decisions.md, "Stores")."""
         store = self.store_path
-        for stale in store.parent.glob(store.name + ".build*"):
-            stale.unlink(missing_ok=True)
-        _remove_database(compacted_path(store))
-        build = self.build_path
-        if store.exists():
-            shutil.copyfile(store, build)
-        elif _holds_raw(self.published_path):
-            shutil.copyfile(self.published_path, build)
-        with self.connect() as con:
-            create_python_owned_tables(con)
-        os.chmod(build, 0o600)
+        for stale in [*store.parent.glob(store.name + ".build*"), compacted_path(store)]:
+            _remove_database(stale)
+        if not store.exists() and _holds_raw(self.published_path):
+            fresh = store.with_name(store.name + ".new")
+            shutil.copyfile(self.published_path, fresh)
+            _replace_durably(fresh, store)
+        try:
+            with self.connect() as con:
+                create_python_owned_tables(con)
+        except duckdb.IOException as exc:
+            raise Failure(
+                description=f"The pipeline's store {store} is held by another process: {exc}",
+                allow_retries=False,
+            ) from exc
+        os.chmod(store, 0o600)
 
     def publish(self) -> Compaction | None:
-        """Write the analysts' warehouse from the build database and rename it into place,
-        then the build database (rewritten first when it needs compacting,
-        pipelines/maintenance.py) in place of the store: each swap is atomic.  Killed
-        between the two, the next run builds this night again from the previous store."""
+        """Write the analysts' warehouse from the store and rename it into place (atomic);
+        the store is first rewritten when it needs compacting (pipelines/maintenance.py).
+        Killed before the rename, analysts keep the previous night and the next run
+        publishes again."""
         published = self.published_path
         fresh = published.with_name(published.name + ".new")
         _remove_database(fresh)
@@ -279,11 +272,14 @@ class WarehouseResource(ConfigurableResource):
             write_analysts_file(con, fresh)
             reason = compaction_reason(con)
             if reason:
-                compaction = compact(con, self.build_path, reason)
+                compaction = compact(con, self.store_path, reason)
         if compaction is not None:
-            os.replace(compacted_path(self.build_path), self.build_path)
+            # closed after a CHECKPOINT, the store has no write-ahead log left; one that
+            # outlived it would be replayed onto the compacted file
+            _remove_database_wal(self.store_path)
+            _replace_durably(compacted_path(self.store_path), self.store_path)
         _replace_durably(fresh, published)
-        _replace_durably(self.build_path, self.store_path)
+        self._published = True
         return compaction
 
     def retention_days(self) -> int | None:
@@ -299,9 +295,10 @@ class WarehouseResource(ConfigurableResource):
     # -- connections -----------------------------------------------------------------
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection to this run's build database."""
+        """A short-lived connection to the store (one writer at a time: dbt, a child
+        process, opens it between the Python steps)."""
         con = duckdb.connect(
-            str(self.build_path),
+            str(self.store_path),
             read_only=read_only,
             config={"memory_limit": self.memory_limit, "threads": self.threads},
         )
@@ -318,6 +315,10 @@ class WarehouseResource(ConfigurableResource):
 
 def _remove_database(path: Path) -> None:
     path.unlink(missing_ok=True)
+    _remove_database_wal(path)
+
+
+def _remove_database_wal(path: Path) -> None:
     Path(str(path) + ".wal").unlink(missing_ok=True)
 
 

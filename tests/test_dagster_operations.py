@@ -79,7 +79,11 @@ def nights(tmp_path_factory):
     exports, wh = root / "exports", root / "warehouse.duckdb"
     shutil.copytree(FIXTURE, exports / GOOD)
     rewrite(exports / GOOD / "orders.csv", negative_amount)
-    with DagsterInstance.ephemeral() as instance:
+    # Not `with instance:`, which sets Dagster's current state storage in a context
+    # variable for as long as this module fixture lives: later tests on this worker then
+    # resolve definitions against this instance after it is gone.
+    instance = DagsterInstance.ephemeral()
+    try:
         good = run_job(exports, wh, instance=instance)
         assert good.success, failure_messages(good)
         published = sha256(wh)
@@ -95,6 +99,8 @@ def nights(tmp_path_factory):
             "exports": exports,
             "published_sha": published,
         }
+    finally:
+        instance.dispose()
 
 
 # -- definitions ---------------------------------------------------------------------------

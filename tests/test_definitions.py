@@ -111,11 +111,16 @@ def test_schedule_is_nightly_at_two(tmp_path):
     exports = tmp_path / "exports"
     with instance_for_test() as instance:  # a schedule needs an instance it can refer to
         resources = {"exports": ExportsResource(path=str(exports))}
-        skip = schedule(build_schedule_context(instance=instance, resources=resources))
+        # Each context in a `with`: it opens its own instance from the test's, which sets
+        # Dagster's current state storage until the context is closed; left open, later
+        # tests on this worker resolve definitions against an instance that is gone.
+        with build_schedule_context(instance=instance, resources=resources) as context:
+            skip = schedule(context)
         assert isinstance(skip, SkipReason)
         for day in ("2026-11-21", "2026-11-22"):
             shutil.copytree(FIXTURE / "2026-11-21", exports / day)
-        request = schedule(build_schedule_context(instance=instance, resources=resources))
+        with build_schedule_context(instance=instance, resources=resources) as context:
+            request = schedule(context)
         assert (request.partition_key, request.tags["export_date"]) == ("2026-11-22",) * 2
         assert instance.get_dynamic_partitions("export_date") == ["2026-11-21", "2026-11-22"]
 
@@ -143,9 +148,9 @@ def test_without_settings_every_resource_takes_the_readme_default(monkeypatch):
     )
     assert warehouse.gx_compact_min_rows == 100_000
     assert r["segmentation"].config().k_min == 3
-    assert r["dbt"].dbt_vars(Path("/w/x.build")) == {
+    assert r["dbt"].dbt_vars(Path("/w/pipeline/store.duckdb")) == {
         "base_currency": "USD",
-        "duckdb_path": "/w/x.build",
+        "duckdb_path": "/w/pipeline/store.duckdb",
         "duckdb_memory_limit": "1GB",
     }
     assert r["alerts"].url == ""
@@ -220,10 +225,10 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
     assert (segmentation.k_min, segmentation.k_max, segmentation.min_share) == (2, 5, 0.05)
     assert segmentation.seed == 7
     dbt = r["dbt"].process_config_and_initialize()
-    assert dbt.dbt_vars(Path("/w/x.build")) == {
+    assert dbt.dbt_vars(Path("/w/pipeline/store.duckdb")) == {
         "base_currency": "GBP",
         "gross_margin": 0.6,
-        "duckdb_path": "/w/x.build",
+        "duckdb_path": "/w/pipeline/store.duckdb",
         "duckdb_memory_limit": "2GB",
     }
     assert dbt.dbt_executable == DBT_LAUNCHER
@@ -296,7 +301,7 @@ def test_dbt_vars_take_base_currency_then_dbt_vars_then_the_run_database():
     dbt = NightlyDbtResource.for_project(
         project, base_currency="gbp", vars_json='{"gross_margin": 0.6, "base_currency": "EUR"}'
     )
-    assert dbt.build_args(Path("/w/x.duckdb.build"), full_refresh=True) == [
+    assert dbt.build_args(Path("/w/pipeline/store.duckdb"), full_refresh=True) == [
         "build",
         "--exclude-resource-type",
         "unit_test",
@@ -305,7 +310,7 @@ def test_dbt_vars_take_base_currency_then_dbt_vars_then_the_run_database():
         "--full-refresh",
         "--vars",
         '{"base_currency": "EUR", "duckdb_memory_limit": "1GB", '
-        '"duckdb_path": "/w/x.duckdb.build", "gross_margin": 0.6}',
+        '"duckdb_path": "/w/pipeline/store.duckdb", "gross_margin": 0.6}',
         "--bind-to-parent",  # the launcher's: this process, which starts dbt
         str(os.getpid()),
     ]
@@ -425,7 +430,6 @@ def test_a_run_without_the_publish_asset_says_its_work_was_discarded(tmp_path):
     )
     assert result.success
     assert not warehouse.exists()  # nothing published
-    assert not list(tmp_path.glob("w.duckdb.build*"))  # build copy discarded
     said = [
         e.user_message
         for e in instance.all_logs(result.run_id)

@@ -17,7 +17,7 @@ import pytest
 
 from pipelines.report import build_report, report_asset
 from pipelines.resources import PublishedWarehouse, ReportsResource
-from tests.pipeline_runner import MART_TABLES, copy_night
+from tests.pipeline_runner import MART_TABLES, copy_night, store_of
 
 
 @pytest.fixture(scope="module")
@@ -130,8 +130,10 @@ def test_migration_matrix_and_escaping(warehouse, tmp_path):
 
 def test_asset_writes_to_reports_dir(warehouse, tmp_path):
     """The report reads the published file only: it neither waits for a run holding the
-    warehouse lock (held here) nor makes a build copy."""
+    warehouse lock (held here) nor opens the pipeline's store."""
     before = warehouse.read_bytes()
+    store = store_of(warehouse)
+    store_before = store.read_bytes()
     with open(warehouse.with_name(warehouse.name + ".lock"), "a+") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         result = dagster.materialize(
@@ -150,4 +152,4 @@ def test_asset_writes_to_reports_dir(warehouse, tmp_path):
     assert meta["overall_roi"].value == pytest.approx(-0.333333)
     assert (tmp_path / "reports" / "latest.html").exists()
     assert warehouse.read_bytes() == before  # the published file is only read
-    assert not list(warehouse.parent.glob("warehouse.duckdb.build*"))
+    assert store.read_bytes() == store_before  # nor the pipeline's store

@@ -102,19 +102,36 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Incremental strategy `replace_keys`: a new table of the staged rows whose key is not
-    in tonight's batch plus the batch (all of the batch on a rebuild), swapped in.  dbt's
-    delete+insert ran out of memory at 10M customers (a DELETE of ~60M keys with DuckDB's
-    1GB pool); an anti-join and a table write spill to disk like the first night's build. -#}
+{#- Incremental strategy `replace_keys`: tonight's batch replaces the staged rows of its
+    keys (all rows on a rebuild).  A small batch (raw stores versions, so a full export
+    that changed ~0.5% of records is a ~0.5% batch) is a DELETE of its keys and an INSERT:
+    the cost follows the change.  "Small": at most `replace_keys_small_batch` (dbt var,
+    default 0.1) times the staged rows.  A large one (a rebuild, or a night that changed most
+    records) builds a new table of the staged rows whose key is not in the batch plus the
+    batch and swaps it in: dbt's delete+insert ran out of memory at 10M customers on a
+    DELETE of ~60M keys with DuckDB's 1GB pool, where an anti-join and a table write spill
+    to disk like the first night's build. -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set batch = arg_dict['temp_relation'] -%}
     {%- set key = arg_dict['unique_key'] -%}
     {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     {%- set merging = target.incorporate(path={'identifier': target.identifier ~ '__merging'}) -%}
+    {%- set rebuild = staging_plan().mode == 'rebuild' -%}
+    {%- set small = false -%}
+    {%- if not rebuild and execute -%}
+        {%- set sizes = run_query(
+            'select (select count(*) from ' ~ batch ~ '), (select count(*) from ' ~ target ~ ')').rows[0] -%}
+        {%- set small = sizes[0] <= var('replace_keys_small_batch', 0.1) * sizes[1] -%}
+    {%- endif -%}
+    {{ log(this.identifier ~ ': merged by ' ~ ('delete and insert' if small else 'a new table'), info=true) }}
+    {% if small -%}
+    delete from {{ target }} where {{ key }} in (select {{ key }} from {{ batch }});
+    insert into {{ target }} ({{ cols }}) select {{ cols }} from {{ batch }}
+    {%- else -%}
     drop table if exists {{ merging }};
     create table {{ merging }} as
-    {% if staging_plan().mode != 'rebuild' -%}
+    {% if not rebuild -%}
     select {{ cols }} from {{ target }} as staged
     where not exists (select 1 from {{ batch }} as b where b.{{ key }} = staged.{{ key }})
     union all
@@ -122,6 +139,7 @@
     select {{ cols }} from {{ batch }};
     drop table {{ target }};
     alter table {{ merging }} rename to {{ adapter.quote(target.identifier) }}
+    {%- endif %}
 {%- endmacro %}
 
 {#- Post-hook: record what is now staged, in the model's transaction. -#}

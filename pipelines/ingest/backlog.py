@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
@@ -26,8 +27,8 @@ from pipelines.ingest.manifest import read_manifest
 from pipelines.sql import sql_literal
 
 # Beside the store (owner-only folder): the bad rows of the export that blocks the nights,
-# kept while it blocks. A refused night leaves the store itself as it was (all or nothing),
-# so its quarantined rows are nowhere else once the run's build copy is discarded.
+# kept while it blocks. A refused export leaves the store as it was (its ingest is rolled
+# back whole), so its quarantined rows are nowhere else.
 REFUSED_ROWS_FILE = "refused_rows.duckdb"
 # Values of these columns are personal data: never in a Dagster event (sample lines).
 PERSONAL_COLUMN_PARTS = ("email", "phone", "name")
@@ -232,9 +233,9 @@ def refusal_detail(
     """Re-check the refused export with `recheck` (ingest with the bad-row threshold off)
     and read what it quarantined from the refused file.
 
-    Only for a run that fails: the recheck writes into the run's build copy, which a failed
-    run discards. A refusal that is not about bad rows (missing file, manifest, layout)
-    refuses again and has no rows."""
+    Call it inside `sql.rolled_back`: the recheck writes raw, and a refused export must
+    leave no row there. A refusal that is not about bad rows (missing file, manifest,
+    layout) refuses again and has no rows."""
     try:
         result = recheck(refusal.folder)
     except ExportRefused:
@@ -261,19 +262,30 @@ def refusal_detail(
     return RefusalDetail(sum(read) if read else None, sum(n for *_, n in rules), rules, sample)
 
 
-def keep_refused_rows(con: duckdb.DuckDBPyConnection, refusal: Refusal, path: Path) -> None:
-    """Write the refused file's quarantined rows (after `refusal_detail`) to `path`, an
-    owner-only DuckDB file beside the store, replacing the previous refusal's."""
+def bad_rows_of(con: duckdb.DuckDBPyConnection, refusal: Refusal) -> pa.Table:
+    """The refused file's quarantined rows after `refusal_detail`, original rows included,
+    taken out of the trial (`rolled_back`) before it is rolled back."""
+    return con.sql(
+        "SELECT export_date, file, line_number, column_name, value, reason, raw_row, "
+        "source_system FROM raw.quarantine "
+        f"WHERE export_date = DATE {sql_literal(refusal.export_date.isoformat())} "
+        f"AND file = {sql_literal(refusal.file)} ORDER BY line_number"
+    ).to_arrow_table()
+
+
+def keep_refused_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table, path: Path) -> None:
+    """Write the refused file's bad rows to `path`, an owner-only DuckDB file beside the
+    store, replacing the previous refusal's."""
     fresh = path.with_name(path.name + ".new")
     fresh.unlink(missing_ok=True)
     con.execute(f"ATTACH {sql_literal(str(fresh))} AS refused_rows_file")
     try:
+        con.register("_refused_rows", rows)
         con.execute(
-            "CREATE TABLE refused_rows_file.refused_rows AS SELECT export_date, file, "
-            "line_number, column_name, value, reason, raw_row, source_system FROM raw.quarantine "
-            f"WHERE export_date = DATE {sql_literal(refusal.export_date.isoformat())} "
-            f"AND file = {sql_literal(refusal.file)} ORDER BY line_number"
+            "CREATE TABLE refused_rows_file.refused_rows AS "
+            "SELECT * REPLACE (CAST(raw_row AS JSON) AS raw_row) FROM _refused_rows"
         )
+        con.unregister("_refused_rows")
     finally:
         con.execute("DETACH refused_rows_file")
     os.chmod(fresh, 0o600)

@@ -108,7 +108,7 @@ def _make_check(
         context: AssetCheckExecutionContext, warehouse: ConfigurableResource
     ) -> AssetCheckResult:
         # `warehouse` is duck-typed: anything with .connect() -> context manager of a
-        # DuckDB connection to the run's build database.
+        # DuckDB connection to the pipeline's store.
         return _run_check(context, warehouse, suite_name, build_frame)
 
     return _check

@@ -17,7 +17,7 @@ from pipelines.resources import PublishedWarehouse, ReportsResource
 def report_asset(published: PublishedWarehouse, reports: ReportsResource) -> MaterializeResult:
     """Analysts' report of the night's published warehouse.
 
-    It reads only the published file, so it needs neither the run's lock nor a build copy:
+    It reads only the published file, so it needs neither the run's lock nor the pipeline's store:
     materialised on its own it leaves the warehouse as it found it."""
     result = build_report(published.published_path, reports.folder, currency=reports.currency)
     return MaterializeResult(metadata=result.metadata())

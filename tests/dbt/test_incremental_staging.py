@@ -9,6 +9,7 @@ night is compared with a `--full-refresh` build of the same raw data.
 
 from __future__ import annotations
 
+import json
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -27,8 +28,9 @@ ORDER_COLS = (
 
 
 class Warehouse:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, dbt_vars: dict | None = None) -> None:
         self.tmp = tmp
+        self.dbt_vars = dbt_vars or {}
         self.path = tmp / "warehouse.duckdb"
         con = duckdb.connect(str(self.path))
         create_python_owned_tables(con)
@@ -88,8 +90,16 @@ class Warehouse:
         )
 
     def dbt(self, *extra: str) -> list[str]:
-        """Runs the staging models; returns what they logged (rebuild reasons)."""
+        """Runs the staging models; returns what they logged (rebuild reasons, and how
+        each incremental model merged)."""
         said: list[str] = []
+        extra = list(extra)
+        given = json.loads(extra.pop(extra.index("--vars") + 1)) if "--vars" in extra else {}
+        if "--vars" in extra:
+            extra.remove("--vars")
+        dbt_vars = {**getattr(self, "dbt_vars", {}), **given}
+        if dbt_vars:
+            extra += ["--vars", json.dumps(dbt_vars)]
 
         def listen(event) -> None:
             if event.info.name == "JinjaLogInfo":
@@ -102,6 +112,7 @@ class Warehouse:
             invoke_dbt(["run", *SELECT, *extra], self.tmp, callbacks=[listen])
         finally:
             mp.undo()
+        self.merges = [s for s in said if ": merged by " in s]
         return [s for s in said if "rebuilt from all of raw" in s]
 
     def staged_orders(self) -> dict[str, tuple]:
@@ -120,15 +131,20 @@ def money(value: str) -> Decimal:
     return Decimal(value).quantize(Decimal("0.0001"))
 
 
-@pytest.fixture(scope="module")
-def nights(tmp_path_factory: pytest.TempPathFactory):
-    """The warehouse after each night, with what each night's build logged."""
-    wh = Warehouse(tmp_path_factory.mktemp("incremental"))
+@pytest.fixture(scope="module", params=[0.1, 1.0], ids=["default-merge", "delete-insert-merge"])
+def nights(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
+    """The warehouse after each night, with what each night's build logged; once with the
+    default merge (these batches are large next to these tiny tables: a new table), once
+    with every merge a DELETE and INSERT (`replace_keys_small_batch` 1.0)."""
+    wh = Warehouse(
+        tmp_path_factory.mktemp("incremental"), {"replace_keys_small_batch": request.param}
+    )
     seen: dict[str, dict] = {}
 
     def night(name: str, *extra: str) -> None:
         seen[name] = {
             "rebuilt": wh.dbt(*extra),
+            "merged": wh.merges,
             "orders": wh.staged_orders(),
             "events": wh.staged_events(),
             "referees": dict(
@@ -232,6 +248,15 @@ def test_first_build_and_incremental_night(nights):
     }
     assert second["events"] == {"E1": D1, "E2": D1, "E3": D2}
     assert second["state"] == [(D1, 3), (D2, 2)]
+
+
+def test_each_merge_takes_the_path_its_batch_size_asks_for(nights):
+    wh, seen = nights
+    merged = seen["2 incremental"]["merged"]
+    # night 2: 2 orders of 3 staged, 1 event of 2: large batches, unless every batch is small
+    path = "delete and insert" if wh.dbt_vars["replace_keys_small_batch"] == 1.0 else "a new table"
+    assert f"stg_orders: merged by {path}" in merged
+    assert f"stg_events: merged by {path}" in merged
 
 
 @pytest.mark.parametrize(
