@@ -111,17 +111,22 @@ def store_versions(
     con: duckdb.DuckDBPyConnection, table: Table, export_date: date, mode: str
 ) -> VersionCounts:
     """Move the rows of the incoming temp table into raw.<table> as versions; record the
-    presence changes of a full export.  Drops the temp table."""
+    presence changes of a full export.  Drops the temp table.
+
+    One join of the incoming keys with the effective versions (`_diff`) finds every key
+    that is new, changed or (full export) absent; a night that changed little then stores
+    its few rows through a join with that small table."""
     raw = f"raw.{quote_ident(table.name)}"
     ensure_row_hashes(con, table)
     con.execute(f"UPDATE {INCOMING} SET _row_hash = {row_hash_sql(table)}")
+    (rows,) = con.execute(f"SELECT count(*) FROM {INCOMING}").fetchone()
     if not table.key:
-        (rows,) = con.execute(f"SELECT count(*) FROM {INCOMING}").fetchone()
         con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING}")
         con.execute(f"DROP TABLE {INCOMING}")
         return VersionCounts(rows, 0, 0, 0, 0)
     day = f"DATE {sql_literal(export_date.isoformat())}"
     keys = [quote_ident(k) for k in table.key]
+    key_list = ", ".join(keys)
     on = " AND ".join(f"e.{k} = i.{k}" for k in keys)
     # A full export delivers (nearly) every key: no need to narrow raw to its keys first.
     narrow = (
@@ -140,26 +145,44 @@ def store_versions(
         GROUP BY ALL
         """
     )
-    new, changed, unchanged = con.execute(
+    (stored,) = con.execute("SELECT count(*) FROM _effective").fetchone()
+    if stored == 0:  # the table's first export: every row is new
+        con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING}")
+        con.execute(f"DROP TABLE {INCOMING}")
+        con.execute("DROP TABLE _effective")
+        return VersionCounts(rows, 0, 0, 0, 0)
+    # every key that is not delivered as stored: new, changed, or lacking from this export
+    con.execute(
         f"""
-        SELECT count(*) FILTER (WHERE e._row_hash IS NULL),
-               count(*) FILTER (WHERE e._row_hash <> i._row_hash),
-               count(*) FILTER (WHERE e._row_hash = i._row_hash)
-        FROM {INCOMING} i LEFT JOIN _effective e ON {on}
+        CREATE OR REPLACE TEMP TABLE _diff AS
+        SELECT {", ".join(f"coalesce(i.{k}, e.{k}) AS {k}" for k in keys)},
+               CASE WHEN e.{keys[0]} IS NULL THEN 'new'
+                    WHEN i.{keys[0]} IS NULL THEN 'lacking'
+                    ELSE 'changed' END AS change
+        FROM (SELECT {key_list}, _row_hash FROM {INCOMING}) i
+        FULL JOIN _effective e ON {on}
+        WHERE i._row_hash IS DISTINCT FROM e._row_hash
         """
-    ).fetchone()
-    keep = (
-        ""
-        if mode == "incremental"
-        else f" ANTI JOIN _effective e ON {on} AND e._row_hash = i._row_hash"
     )
-    con.execute(f"INSERT INTO {raw} SELECT i.* FROM {INCOMING} i{keep}")
+    new, changed = con.execute(
+        "SELECT count(*) FILTER (WHERE change = 'new'), "
+        "count(*) FILTER (WHERE change = 'changed') FROM _diff"
+    ).fetchone()
+    if mode == "incremental":
+        con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING}")
+    else:
+        delivered = " AND ".join(f"d.{k} = i.{k}" for k in keys)
+        con.execute(
+            f"INSERT INTO {raw} SELECT i.* FROM {INCOMING} i "
+            f"SEMI JOIN (SELECT * FROM _diff WHERE change <> 'lacking') d ON {delivered}"
+        )
     absent = returned = 0
     if mode == "full":
         absent, returned = _record_presence(con, table, export_date)
-    con.execute(f"DROP TABLE {INCOMING}")
-    con.execute("DROP TABLE _effective")
-    return VersionCounts(new, changed, unchanged if mode == "full" else 0, absent, returned)
+    for temp in (INCOMING, "_effective", "_diff"):
+        con.execute(f"DROP TABLE {temp}")
+    unchanged = rows - new - changed if mode == "full" else 0
+    return VersionCounts(new, changed, unchanged, absent, returned)
 
 
 def _record_presence(
@@ -168,11 +191,10 @@ def _record_presence(
     """Keys of the state before this full export that it lacks (present false), and keys
     absent before that it delivers again (present true).
 
-    The keys before it are those of `_effective` (a full export's covers all of raw);
-    only the few keys that changed presence are turned into text."""
+    The keys it lacks are in `_diff` (store_versions); only the few keys that changed
+    presence are turned into text."""
     name = sql_literal(table.name)
     day = f"DATE {sql_literal(export_date.isoformat())}"
-    on = " AND ".join(f"e.{quote_ident(k)} = i.{quote_ident(k)}" for k in table.key)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _presence AS
@@ -182,9 +204,7 @@ def _record_presence(
             WHERE table_name = {name} AND export_date < {day}
             GROUP BY key
         ),
-        lacking AS (
-            SELECT {key_text(table, "e")} AS key FROM _effective e ANTI JOIN {INCOMING} i ON {on}
-        )
+        lacking AS (SELECT {key_text(table, "d")} AS key FROM _diff d WHERE change = 'lacking')
         SELECT l.key, false AS present FROM lacking l
         LEFT JOIN last_change c USING (key)
         WHERE coalesce(c.present, true)
