@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import stat
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
@@ -328,6 +329,20 @@ def test_refusal_is_a_failure_with_structured_metadata(nights):
         con.close()
     assert [r[:3] for r in rows] == [(n, "amount", "12,50 EUR") for n in (3, 5, 7, 9)]
     assert all("12,50 EUR" in r[3] for r in rows)
+    # and the command itself works as given, with the CLI `make install` puts in the venv
+    (command,) = [line for line in md["refused_rows_query"].splitlines() if "duckdb" in line]
+    shown = subprocess.run(
+        command.replace(" -readonly ", " -csv -readonly ", 1),
+        shell=True,
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert [line.split(",")[:2] for line in shown.stdout.splitlines()[1:]] == [
+        [str(n), "amount"] for n in (3, 5, 7, 9)
+    ]
     assert data.description == failure_messages(refused)[0]
     assert data.description.startswith(f"Export {exports / REFUSED} refused: orders.csv: 4 of 20")
     assert f"analysts still see the previous night's tables (as of {GOOD})" in data.description

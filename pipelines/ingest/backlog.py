@@ -24,6 +24,7 @@ import pyarrow as pa
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
 from pipelines.ingest.manifest import read_manifest
+from pipelines.publish import ANALYSTS_STORAGE_VERSION
 from pipelines.sql import sql_literal
 
 # Beside the store (owner-only folder): the bad rows of the export that blocks the nights,
@@ -278,7 +279,11 @@ def keep_refused_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table, path: Path
     store, replacing the previous refusal's."""
     fresh = path.with_name(path.name + ".new")
     fresh.unlink(missing_ok=True)
-    con.execute(f"ATTACH {sql_literal(str(fresh))} AS refused_rows_file")
+    # in the analysts' file's storage format, which the CLI of `make sql` reads
+    con.execute(
+        f"ATTACH {sql_literal(str(fresh))} AS refused_rows_file "
+        f"(STORAGE_VERSION {sql_literal(ANALYSTS_STORAGE_VERSION)})"
+    )
     try:
         con.register("_refused_rows", rows)
         con.execute(
@@ -295,7 +300,7 @@ def keep_refused_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table, path: Path
 def refused_rows_query(path: Path, refusal: Refusal) -> str:
     """The operator's command that lists the refused file's bad rows, original rows included."""
     return (
-        f'duckdb -readonly {path} "SELECT line_number, column_name, value, reason, raw_row '
-        f"FROM refused_rows WHERE export_date = DATE '{refusal.export_date}' AND file = "
+        f'.venv/bin/duckdb -readonly {path} "SELECT line_number, column_name, value, reason, '
+        f"raw_row FROM refused_rows WHERE export_date = DATE '{refusal.export_date}' AND file = "
         f'{sql_literal(refusal.file)} ORDER BY line_number"'
     )
