@@ -7,6 +7,7 @@ Every setting comes from a resource (pipelines/resources.py, pipelines/dbt.py).
 
 import getpass
 import hashlib
+from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
 
@@ -104,45 +105,26 @@ class IngestConfig(Config):
 EXPORT_DATES = DynamicPartitionsDefinition(name="export_date")
 EXPORT_DATE_TAG = "export_date"
 
-REASONS_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("reason", "string"),
-        TableColumn("column", "string"),
-        TableColumn("rows", "int"),
-    ]
-)
-QUARANTINE_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("file", "string"),
-        TableColumn("reason", "string"),
-        TableColumn("column", "string"),
-        TableColumn("rows", "int"),
-    ]
-)
-EXPORTS_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("export_date", "string"),
-        TableColumn("mode", "string"),
-        TableColumn("rows_read", "int"),
-        TableColumn("rows_loaded", "int"),
-        TableColumn("rows_quarantined", "int"),
-    ]
-)
-RULES_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("column", "string"),
-        TableColumn("rule", "string"),
-        TableColumn("rows", "int"),
-    ]
-)
-SAMPLE_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("line", "int"),
-        TableColumn("column", "string"),
-        TableColumn("value", "string"),
-        TableColumn("rule", "string"),
-    ]
-)
+# Columns (name -> Dagster type, in row order) of the tables in the assets' metadata.
+REASONS_COLUMNS = {"reason": "string", "column": "string", "rows": "int"}
+QUARANTINE_COLUMNS = {"file": "string", **REASONS_COLUMNS}
+EXPORTS_COLUMNS = {
+    "export_date": "string",
+    "mode": "string",
+    "rows_read": "int",
+    "rows_loaded": "int",
+    "rows_quarantined": "int",
+}
+RULES_COLUMNS = {"column": "string", "rule": "string", "rows": "int"}
+SAMPLE_COLUMNS = {"line": "int", "column": "string", "value": "string", "rule": "string"}
+
+
+def metadata_table(columns: dict[str, str], rows: Iterable[Sequence]) -> MetadataValue:
+    """Rows (tuples in `columns`' order) as a table the Dagster UI shows."""
+    return MetadataValue.table(
+        [TableRecord(dict(zip(columns, row, strict=True))) for row in rows],
+        schema=TableSchema(columns=[TableColumn(n, t) for n, t in columns.items()]),
+    )
 
 
 @multi_asset(
@@ -296,9 +278,8 @@ def _raw_table_metadata(con, name: str, results: list) -> dict:
             "GROUP BY ALL ORDER BY n DESC, 1, 2",
             [_tonight(results), files],
         ).fetchall()
-    metadata["quarantine_reasons"] = MetadataValue.table(
-        [TableRecord({"reason": r, "column": c or "", "rows": n}) for r, c, n in rows],
-        schema=REASONS_SCHEMA,
+    metadata["quarantine_reasons"] = metadata_table(
+        REASONS_COLUMNS, [(r, c or "", n) for r, c, n in rows]
     )
     return metadata
 
@@ -312,31 +293,25 @@ def _quarantine_metadata(con, results: list) -> dict:
     return {
         "dagster/row_count": _count(con, "quarantine"),
         "rows_quarantined_this_run": sum(r.rows_quarantined for r in results),
-        "quarantine_reasons": MetadataValue.table(
-            [
-                TableRecord({"file": f, "reason": r, "column": c or "", "rows": n})
-                for f, r, c, n in rows
-            ],
-            schema=QUARANTINE_SCHEMA,
+        "quarantine_reasons": metadata_table(
+            QUARANTINE_COLUMNS, [(f, r, c or "", n) for f, r, c, n in rows]
         ),
     }
 
 
 def _exports_table(results: list) -> MetadataValue:
-    return MetadataValue.table(
+    return metadata_table(
+        EXPORTS_COLUMNS,
         [
-            TableRecord(
-                {
-                    "export_date": r.export_date.isoformat(),
-                    "mode": r.mode,
-                    "rows_read": sum(t.rows_read for t in r.tables.values()),
-                    "rows_loaded": sum(t.rows_loaded for t in r.tables.values()),
-                    "rows_quarantined": r.rows_quarantined,
-                }
+            (
+                r.export_date.isoformat(),
+                r.mode,
+                sum(t.rows_read for t in r.tables.values()),
+                sum(t.rows_loaded for t in r.tables.values()),
+                r.rows_quarantined,
             )
             for r in results
         ],
-        schema=EXPORTS_SCHEMA,
     )
 
 
@@ -448,16 +423,9 @@ def _refusal_failure(
         "rows_read": detail.rows_read,
         "bad_share": round(detail.share, 4) if detail.share is not None else None,
         "threshold": exports.bad_row_threshold,
-        "rules": MetadataValue.table(
-            [TableRecord({"column": c or "", "rule": r, "rows": n}) for c, r, n in detail.rules],
-            schema=RULES_SCHEMA,
-        ),
-        "sample_lines": MetadataValue.table(
-            [
-                TableRecord({"line": line, "column": c or "", "value": v or "", "rule": r})
-                for line, c, v, r in detail.sample
-            ],
-            schema=SAMPLE_SCHEMA,
+        "rules": metadata_table(RULES_COLUMNS, [(c or "", r, n) for c, r, n in detail.rules]),
+        "sample_lines": metadata_table(
+            SAMPLE_COLUMNS, [(line, c or "", v or "", r) for line, c, v, r in detail.sample]
         ),
         "refused_rows_query": MetadataValue.md(
             f"```\n{refused_rows_query(refused_rows, refusal)}\n```"
@@ -641,25 +609,21 @@ def customer_segmentation(
         )
 
 
-SEGMENTS_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("segment_id", "string"),
-        TableColumn("segment_name", "string"),
-        TableColumn("customers", "int"),
-        TableColumn("share", "float"),
-    ]
-)
-ROI_SCHEMA = TableSchema(
-    columns=[
-        TableColumn("segment_id", "string"),
-        TableColumn("segment_name", "string"),
-        TableColumn("customers", "int"),
-        TableColumn("roi", "float"),
-        TableColumn("referral_cac", "float"),
-        TableColumn("paid_cac", "float"),
-        TableColumn("low_confidence", "bool"),
-    ]
-)
+SEGMENTS_COLUMNS = {
+    "segment_id": "string",
+    "segment_name": "string",
+    "customers": "int",
+    "share": "float",
+}
+ROI_COLUMNS = {
+    "segment_id": "string",
+    "segment_name": "string",
+    "customers": "int",
+    "roi": "float",
+    "referral_cac": "float",
+    "paid_cac": "float",
+    "low_confidence": "bool",
+}
 ROI_KEY = AssetKey(["marts", "referral_roi_by_segment"])
 PUBLISHED_KEY = AssetKey(["warehouse", "published"])
 
@@ -670,13 +634,7 @@ def segment_table(con) -> MetadataValue:
         "SELECT segment_id, segment_name, customers, share FROM marts.segment_profiles "
         "ORDER BY customers DESC, segment_id"
     ).fetchall()
-    return MetadataValue.table(
-        [
-            TableRecord({"segment_id": i, "segment_name": n, "customers": c, "share": s})
-            for i, n, c, s in rows
-        ],
-        schema=SEGMENTS_SCHEMA,
-    )
+    return metadata_table(SEGMENTS_COLUMNS, rows)
 
 
 def roi_table(con) -> MetadataValue:
@@ -690,22 +648,9 @@ def roi_table(con) -> MetadataValue:
         "SELECT segment_id, segment_name, customers, roi, referral_cac, paid_cac, "
         "low_confidence FROM marts.referral_roi_by_segment ORDER BY segment_id"
     ).fetchall()
-    return MetadataValue.table(
-        [
-            TableRecord(
-                {
-                    "segment_id": i,
-                    "segment_name": n,
-                    "customers": c,
-                    "roi": num(roi),
-                    "referral_cac": num(rc),
-                    "paid_cac": num(pc),
-                    "low_confidence": low,
-                }
-            )
-            for i, n, c, roi, rc, pc, low in rows
-        ],
-        schema=ROI_SCHEMA,
+    return metadata_table(
+        ROI_COLUMNS,
+        [(i, n, c, num(roi), num(rc), num(pc), low) for i, n, c, roi, rc, pc, low in rows],
     )
 
 
