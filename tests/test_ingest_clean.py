@@ -7,6 +7,7 @@ asserts which files took the fast path, so none passes by never taking it.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -53,16 +54,22 @@ def _snapshot(con) -> dict[str, list[tuple]]:
     return snap
 
 
-def _ingest(root: Path, monkeypatch, fast: bool) -> tuple[dict, set[str]]:
-    """Raw tables after ingesting every export under root, and the files that went fast."""
+def _ingest(
+    root: Path, monkeypatch, fast: bool, compared: set[str] | None = None
+) -> tuple[dict, set[str]]:
+    """Raw tables after ingesting every export under root, and the files that went fast;
+    `compared` collects "<export date>/<file>" of the files whose rows were compared with
+    raw before they were checked (only the changed ones checked and stored)."""
     taken: set[str] = set()
     real = tables.ingest_clean_csv
 
-    def clean(con, folder, table, path):
-        rows = real(con, folder, table, path) if fast else None
-        if rows is not None:
+    def clean(con, folder, table, path, changed_only=False):
+        loaded = real(con, folder, table, path, changed_only) if fast else None
+        if loaded is not None:
             taken.add(path.name)
-        return rows
+            if loaded.compared and compared is not None:
+                compared.add(f"{folder.export_date}/{path.name}")
+        return loaded
 
     monkeypatch.setattr(tables, "ingest_clean_csv", clean)
     con = duckdb.connect()
@@ -75,8 +82,8 @@ def _ingest(root: Path, monkeypatch, fast: bool) -> tuple[dict, set[str]]:
     return snap, taken
 
 
-def _assert_same(root: Path, monkeypatch) -> set[str]:
-    fast, taken = _ingest(root, monkeypatch, fast=True)
+def _assert_same(root: Path, monkeypatch, compared: set[str] | None = None) -> set[str]:
+    fast, taken = _ingest(root, monkeypatch, fast=True, compared=compared)
     text, none = _ingest(root, monkeypatch, fast=False)
     assert none == set()
     for name in text:
@@ -84,8 +91,10 @@ def _assert_same(root: Path, monkeypatch) -> set[str]:
     return taken
 
 
-def _export(root: Path, orders: list[list[str]], orders_text: str | None = None) -> Path:
-    folder = root / "2026-11-21"
+def _export(
+    root: Path, orders: list[list[str]], orders_text: str | None = None, day: str = "2026-11-21"
+) -> Path:
+    folder = root / day
     write_csv(folder, "customers.csv", CUSTOMERS_HEADER, CUSTOMERS)
     write_csv(folder, "orders.csv", ORDERS_HEADER, orders)
     if orders_text is not None:
@@ -112,21 +121,22 @@ def test_clean_varied_values_are_typed_like_the_text_path(tmp_path, monkeypatch)
     assert taken == {"customers.csv", "orders.csv", "referrals.csv"}
 
 
-@pytest.mark.parametrize(
-    "row",
-    [
-        [" 0009", "007", "2026-01-05", "1", "completed", "USD", "0", ""],  # blank around id
-        ["0009", "007", " 2026-01-05 ", "1", "completed", "USD", "0", ""],  # reader rejects
-        ["0009", "007", "2026-01-05", "1", "COMPLETED", "USD", "0", ""],  # value set case
-        ["0009", "007", "2026-01-05", "1", "completed", "usd", "0", ""],  # currency case
-        ["0009", "007", "2026-01-05", "abc", "completed", "USD", "0", ""],  # unparseable
-        ["0009", "007", "2026-01-05", "-1", "completed", "USD", "0", ""],  # out of range
-        ["0009", "999", "2026-01-05", "1", "completed", "USD", "0", ""],  # unknown customer
-        ["0001", "007", "2026-01-05", "1", "completed", "USD", "0", ""],  # duplicate key
-        ["0009", "007", "2026-01-05", "1", "shipped", "USD", "0", ""],  # not allowed
-        ["0009", "007", "", "1", "completed", "USD", "0", ""],  # missing required value
-    ],
-)
+# Rows the text path would quarantine or change (each makes its file go the text way).
+ODD_ROWS = [
+    [" 0009", "007", "2026-01-05", "1", "completed", "USD", "0", ""],  # blank around id
+    ["0009", "007", " 2026-01-05 ", "1", "completed", "USD", "0", ""],  # reader rejects
+    ["0009", "007", "2026-01-05", "1", "COMPLETED", "USD", "0", ""],  # value set case
+    ["0009", "007", "2026-01-05", "1", "completed", "usd", "0", ""],  # currency case
+    ["0009", "007", "2026-01-05", "abc", "completed", "USD", "0", ""],  # unparseable
+    ["0009", "007", "2026-01-05", "-1", "completed", "USD", "0", ""],  # out of range
+    ["0009", "999", "2026-01-05", "1", "completed", "USD", "0", ""],  # unknown customer
+    ["0001", "007", "2026-01-05", "1", "completed", "USD", "0", ""],  # duplicate key
+    ["0009", "007", "2026-01-05", "1", "shipped", "USD", "0", ""],  # not allowed
+    ["0009", "007", "", "1", "completed", "USD", "0", ""],  # missing required value
+]
+
+
+@pytest.mark.parametrize("row", ODD_ROWS)
 def test_a_file_the_text_path_would_change_goes_the_text_way(tmp_path, monkeypatch, row):
     _export(tmp_path, [*CLEAN_ORDERS, row])
     taken = _assert_same(tmp_path, monkeypatch)
@@ -141,3 +151,38 @@ def test_a_quoted_empty_string_is_null_on_both_paths(tmp_path, monkeypatch):
     _export(tmp_path, [], orders_text=text)
     taken = _assert_same(tmp_path, monkeypatch)
     assert "orders.csv" in taken
+
+
+# The second night: 0002's amount changed, 0005 new, the other rows delivered as stored.
+NIGHT_2 = [
+    CLEAN_ORDERS[0],
+    ["0002", "008", "2026-01-03", "999", "refunded", "USD", ".25", ""],
+    *CLEAN_ORDERS[2:],
+    ["0005", "007", "2026-01-06", "3", "completed", "USD", "0", "z"],
+]
+
+
+def test_a_later_full_export_checks_and_stores_only_its_changed_rows(tmp_path, monkeypatch):
+    _export(tmp_path, CLEAN_ORDERS)
+    _export(tmp_path, NIGHT_2, day="2026-11-22")
+    compared: set[str] = set()
+    taken = _assert_same(tmp_path, monkeypatch, compared)
+    assert taken == {"customers.csv", "orders.csv", "referrals.csv"}
+    # Not the first night (nothing stored to compare with), nor customers (the identity
+    # crosswalk reads every delivered customer).
+    assert compared == {"2026-11-22/orders.csv", "2026-11-22/referrals.csv"}
+    raw, _ = _ingest(tmp_path, monkeypatch, fast=True)
+    night_2 = [r for r in raw["orders"] if str(r[-6]) == "2026-11-22"]
+    assert [(r[0], r[3]) for r in night_2] == [("0002", Decimal("999")), ("0005", Decimal("3"))]
+
+
+@pytest.mark.parametrize(
+    "row",
+    [*ODD_ROWS, CLEAN_ORDERS[2]],  # the last: a row delivered as stored, but twice
+)
+def test_a_later_file_with_an_odd_changed_row_goes_the_text_way(tmp_path, monkeypatch, row):
+    _export(tmp_path, CLEAN_ORDERS)
+    _export(tmp_path, [*NIGHT_2, row], day="2026-11-22")
+    compared: set[str] = set()
+    _assert_same(tmp_path, monkeypatch, compared)
+    assert compared == {"2026-11-22/referrals.csv"}

@@ -14,6 +14,7 @@ took (tests/test_ingest_clean.py).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import duckdb
 
@@ -22,6 +23,7 @@ from pipelines.ingest.folders import ExportFolder
 from pipelines.ingest.reading import match_columns, reader_sql
 from pipelines.ingest.rules import insert_raw_sql, row_checks, typed_sql
 from pipelines.ingest.sql import text_of
+from pipelines.ingest.versions import CHANGED_ROWS, delivered_sql, find_changes
 from pipelines.schemas import Column, Table
 from pipelines.sql import quote_ident, sql_literal
 
@@ -92,14 +94,28 @@ def _not_normal(col: Column, name: str) -> str | None:
     return f"v_{name} IS DISTINCT FROM {typed_expr(col, text_of(f't_{name}'))}"
 
 
+class CleanLoad(NamedTuple):
+    rows: int  # rows read (all good)
+    # Whether only the new and changed rows went to the incoming table, compared already
+    # (`versions.find_changes`); False: every row did.
+    compared: bool
+
+
 def ingest_clean_csv(
     con: duckdb.DuckDBPyConnection,
     folder: ExportFolder,
     table: Table,
     path: Path,
-) -> int | None:
-    """Insert every row of a clean CSV file into raw.<table>; returns the row count, or
-    None (nothing written) when a row needs the text path."""
+    changed_only: bool = False,
+) -> CleanLoad | None:
+    """Insert every row of a clean CSV file into the incoming rows; returns what was
+    loaded, or None (nothing written) when a row needs the text path.
+
+    ``changed_only`` (a keyed table of a full export): rows delivered as raw stores them
+    already are neither checked again nor copied; they passed every check when that
+    version was stored, and the checks depend on nothing but the row and the known
+    customers, whom raw never loses but by erasure (which also removes their rows).
+    """
     has_known = table.checks_customers
     loaded = _read_typed(con, folder, path, table)
     if loaded is None:
@@ -108,14 +124,31 @@ def ingest_clean_csv(
     values = {
         name: _as_read(table.column(name), f"s.{quote_ident(src)}") for name, src in mapping.items()
     }
+    typed = f"({typed_sql(table, tmp, all_cols, mapping, has_known, None, values)}) typed"
+    unchecked = f"({typed_sql(table, tmp, all_cols, mapping, False, None, values)}) t"
+    compared = (
+        changed_only
+        and bool(table.key)
+        and find_changes(
+            con,
+            table,
+            folder.export_date,
+            "full",
+            delivered_sql(table, unchecked, lambda c: f"v_{c}"),
+        )
+    )
+    if compared:
+        keys = " AND ".join(f"d.{quote_ident(k)} = typed.v_{k}" for k in table.key)
+        typed += f" SEMI JOIN {CHANGED_ROWS} d ON {keys}"
     # Duplicate keys are counted by a grouping below, not ranked per row.
     conds = [cond for cond, _, _ in row_checks(table, has_known, duplicates=False)]
     conds += [c for c in (_not_normal(table.column(n), n) for n in mapping) if c is not None]
-    checked = typed_sql(table, tmp, all_cols, mapping, has_known, None, values)
     rows, bad = con.execute(
         f"SELECT count(*), count(*) FILTER (WHERE {' OR '.join(f'({c})' for c in conds)}) "
-        f"FROM ({checked}) typed"
+        f"FROM {typed}"
     ).fetchone()
+    if compared:
+        (rows,) = con.execute(f"SELECT count(*) FROM {tmp}").fetchone()
     if not bad and table.key:
         # Text is in normal form (checked above), so keys compare as read.  A grouping,
         # not count(DISTINCT): it spills to disk at 10M customers.
@@ -128,7 +161,8 @@ def ingest_clean_csv(
     if bad:
         _drop(con, tmp)
         return None
-    typed = typed_sql(table, tmp, all_cols, mapping, False, None, values)
-    con.execute(insert_raw_sql(table, folder.export_date, f"({typed}) typed"))
+    # The changed rows are few: sorted, they keep the file's order whatever the join did.
+    order = " ORDER BY _line_number" if compared else ""
+    con.execute(insert_raw_sql(table, folder.export_date, typed, order))
     _drop(con, tmp)
-    return rows
+    return CleanLoad(rows, compared)

@@ -210,11 +210,21 @@ def ingest_export(
                     contract = table_result.by_system.get(CONTRACT_SOURCE, {})
                     _check_rows(folder, manifest, path.name, contract.get("rows", 0))
             else:
-                table_result = ingest_table(con, folder, table, path, bad_row_threshold)
+                # The identity crosswalk reads every delivered customer row (salt changes).
+                changed_only = manifest["mode"] == "full" and name != CUSTOMER_TABLE
+                table_result = ingest_table(
+                    con, folder, table, path, bad_row_threshold, changed_only
+                )
                 _check_rows(folder, manifest, path.name, table_result.rows_read)
             if name == CUSTOMER_TABLE and not batch.provides(name):
                 record_contract_identities(con, folder.export_date, email_salt, INCOMING)
-            table_result.versions = store_versions(con, table, folder.export_date, manifest["mode"])
+            table_result.versions = store_versions(
+                con,
+                table,
+                folder.export_date,
+                manifest["mode"],
+                table_result.rows_loaded if table_result.compared else None,
+            )
             result.tables[name] = table_result
             if name == CUSTOMER_TABLE:
                 refresh_known_customers(con, folder.export_date)

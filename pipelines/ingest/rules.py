@@ -17,7 +17,7 @@ import duckdb
 
 from pipelines.ingest.casting import typed_expr
 from pipelines.ingest.sql import line_number_sql, text_expr
-from pipelines.ingest.versions import INCOMING
+from pipelines.ingest.versions import INCOMING, row_hash_of
 from pipelines.schemas import CONTRACT_SOURCE, Table
 from pipelines.sql import quote_ident, sql_literal
 
@@ -309,9 +309,10 @@ def insert_raw_sql(
     tail: str = "",
     lineage: Lineage | None = None,
 ) -> str:
-    """INSERT of `v_<col>`, `_line_number`, `_extra` and lineage rows from `source` into
-    the export's incoming rows (shaped as raw.<table>, tagged with the export date; both
-    ingest paths write through this, and ingest/versions.py stores what is new in raw).
+    """INSERT of `v_<col>`, `_line_number`, `_extra`, lineage and `_row_hash` of the rows
+    of `source` into the export's incoming rows (shaped as raw.<table>, tagged with the
+    export date; both ingest paths write through this, and ingest/versions.py stores what
+    is new in raw).
 
     ``lineage``: a file's name and system, or mapped rows (their own lineage columns);
     None takes them from the session variables `ingest_source_system`/`_file`, which
@@ -327,7 +328,7 @@ def insert_raw_sql(
         source_cols = f"{sql_literal(lineage.system)}, {sql_literal(lineage.file)}"
     return (
         f"INSERT INTO {INCOMING} "
-        f"({cols}, _export_date, _line_number, _extra, _source_system, _source_file) "
+        f"({cols}, _export_date, _line_number, _extra, _source_system, _source_file, _row_hash) "
         f"SELECT {vals}, DATE {sql_literal(export_date.isoformat())}, _line_number, _extra, "
-        f"{source_cols} FROM {source}{tail}"
+        f"{source_cols}, {row_hash_of(table, lambda c: f'v_{c}')} FROM {source}{tail}"
     )

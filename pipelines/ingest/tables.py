@@ -39,6 +39,8 @@ class TableResult:
     by_system: dict[str, dict[str, int]] = field(default_factory=dict)
     # What the good rows did to raw (ingest/versions.py), once stored.
     versions: VersionCounts | None = None
+    # The incoming rows are only the new and changed ones, compared already (clean path).
+    compared: bool = False
 
 
 def _in_row_order(con: duckdb.DuckDBPyConnection, checked: str) -> bool:
@@ -57,17 +59,19 @@ def ingest_table(
     table: Table,
     path: Path,
     bad_row_threshold: float,
+    changed_only: bool = False,
 ) -> TableResult:
     """One file into raw.<table> and raw.quarantine.  Customer ids are checked against
-    `_known_customers` (`refresh_known_customers`), so customers are loaded first."""
+    `_known_customers` (`refresh_known_customers`), so customers are loaded first.
+    ``changed_only``: see `clean.ingest_clean_csv`."""
     lineage = Lineage(path.name)
     if is_csv(path):
         # The clean path writes its lineage through insert_raw_sql's session variables.
         con.execute(f"SET VARIABLE ingest_source_system = {sql_literal(lineage.system)}")
         con.execute(f"SET VARIABLE ingest_source_file = {sql_literal(path.name)}")
-        rows = ingest_clean_csv(con, folder, table, path)
-        if rows is not None:
-            return TableResult(path.name, rows, rows, 0)
+        clean = ingest_clean_csv(con, folder, table, path, changed_only)
+        if clean is not None:
+            return TableResult(path.name, clean.rows, clean.rows, 0, compared=clean.compared)
     tmp, all_cols, mapping = load_text_table(con, folder, path, table)
     return _check_and_insert(con, folder, table, tmp, all_cols, mapping, lineage, bad_row_threshold)
 

@@ -31,6 +31,7 @@ lists the keys the newest full export lacked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 
@@ -107,23 +108,35 @@ def create_incoming(con: duckdb.DuckDBPyConnection, table: Table) -> str:
     return INCOMING
 
 
-def store_versions(
-    con: duckdb.DuckDBPyConnection, table: Table, export_date: date, mode: str
-) -> VersionCounts:
-    """Move the rows of the incoming temp table into raw.<table> as versions; record the
-    presence changes of a full export.  Drops the temp table.
+def _as_stored(table: Table, value: Callable[[str], str]) -> dict[str, str]:
+    """Each contract column's expression (`value` of its name) in raw's type."""
+    return {c.name: f"CAST({value(c.name)} AS {DUCKDB_TYPES[c.type]})" for c in table.columns}
 
-    One join of the incoming keys with the effective versions (`_diff`) finds every key
-    that is new, changed or (full export) absent; a night that changed little then stores
-    its few rows through a join with that small table."""
+
+def row_hash_of(table: Table, value: Callable[[str], str]) -> str:
+    """`row_hash_sql` of values not stored yet: ``value`` gives a contract column's
+    expression from its name (ingest's typed values are `v_<col>`)."""
+    return f"hash({', '.join(_as_stored(table, value).values())})"
+
+
+def delivered_sql(table: Table, source: str, value: Callable[[str], str] = quote_ident) -> str:
+    """The keys and `_row_hash` of the rows of `source`, typed as raw stores them."""
+    typed = _as_stored(table, value)
+    keys = ", ".join(f"{typed[k]} AS {quote_ident(k)}" for k in table.key)
+    return f"SELECT {keys}, {row_hash_of(table, value)} AS _row_hash FROM {source}"
+
+
+def find_changes(
+    con: duckdb.DuckDBPyConnection, table: Table, export_date: date, mode: str, delivered: str
+) -> bool:
+    """Temp table `_diff` of the keys a keyed table's export does not deliver as stored:
+    new, changed, or (a full export) lacking; `_returned`, the keys absent before that it
+    delivers again.  `delivered` is a query of its keys and `_row_hash` (`delivered_sql`).
+
+    Returns False (nothing created) when raw holds no version before this export: the
+    table's first export, where every row is new."""
     raw = f"raw.{quote_ident(table.name)}"
     ensure_row_hashes(con, table)
-    con.execute(f"UPDATE {INCOMING} SET _row_hash = {row_hash_sql(table)}")
-    (rows,) = con.execute(f"SELECT count(*) FROM {INCOMING}").fetchone()
-    if not table.key:
-        con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING}")
-        con.execute(f"DROP TABLE {INCOMING}")
-        return VersionCounts(rows, 0, 0, 0, 0)
     day = f"DATE {sql_literal(export_date.isoformat())}"
     keys = [quote_ident(k) for k in table.key]
     key_list = ", ".join(keys)
@@ -132,7 +145,7 @@ def store_versions(
     narrow = (
         ""
         if mode == "full"
-        else f"SEMI JOIN {INCOMING} i ON {' AND '.join(f'v.{k} = i.{k}' for k in keys)}"
+        else f"SEMI JOIN ({delivered}) i ON {' AND '.join(f'v.{k} = i.{k}' for k in keys)}"
     )
     # the effective version of each key: the hash of its newest version before this export
     con.execute(
@@ -146,12 +159,9 @@ def store_versions(
         """
     )
     (stored,) = con.execute("SELECT count(*) FROM _effective").fetchone()
-    if stored == 0:  # the table's first export: every row is new
-        con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING}")
-        con.execute(f"DROP TABLE {INCOMING}")
+    if stored == 0:
         con.execute("DROP TABLE _effective")
-        return VersionCounts(rows, 0, 0, 0, 0)
-    # every key that is not delivered as stored: new, changed, or lacking from this export
+        return False
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _diff AS
@@ -159,11 +169,66 @@ def store_versions(
                CASE WHEN e.{keys[0]} IS NULL THEN 'new'
                     WHEN i.{keys[0]} IS NULL THEN 'lacking'
                     ELSE 'changed' END AS change
-        FROM (SELECT {key_list}, _row_hash FROM {INCOMING}) i
+        FROM (SELECT {key_list}, _row_hash FROM ({delivered}) d) i
         FULL JOIN _effective e ON {on}
         WHERE i._row_hash IS DISTINCT FROM e._row_hash
         """
     )
+    con.execute("DROP TABLE _effective")
+    _find_returned(con, table, export_date, delivered)
+    return True
+
+
+def _find_returned(
+    con: duckdb.DuckDBPyConnection, table: Table, export_date: date, delivered: str
+) -> None:
+    """Temp table `_returned` (key text) of the keys whose presence was last recorded as
+    absent and that this export delivers; the delivered keys are read only when there are
+    such keys (usually none)."""
+    name = sql_literal(table.name)
+    day = f"DATE {sql_literal(export_date.isoformat())}"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _returned AS
+        SELECT key FROM raw.record_presence
+        WHERE table_name = {name} AND export_date < {day}
+        GROUP BY key HAVING NOT arg_max(present, export_date)
+        """
+    )
+    if con.execute("SELECT count(*) FROM _returned").fetchone()[0]:
+        con.execute(
+            f"DELETE FROM _returned WHERE key NOT IN "
+            f"(SELECT {key_text(table, 'd')} FROM ({delivered}) d)"
+        )
+
+
+CHANGED_ROWS = "(SELECT * FROM _diff WHERE change <> 'lacking')"
+
+
+def store_versions(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    export_date: date,
+    mode: str,
+    delivered: int | None = None,
+) -> VersionCounts:
+    """Move the rows of the incoming temp table into raw.<table> as versions; record the
+    presence changes of a full export.  Drops the temp tables.
+
+    ``delivered``: the rows the export delivered, when `find_changes` has already run and
+    the incoming table holds only the new and changed rows (the clean path of a full
+    export, `clean.ingest_clean_csv`); None: it holds every good row, compared here."""
+    raw = f"raw.{quote_ident(table.name)}"
+    rows = delivered
+    if rows is None:
+        (rows,) = con.execute(f"SELECT count(*) FROM {INCOMING}").fetchone()
+        first = not table.key or not find_changes(
+            con, table, export_date, mode, delivered_sql(table, INCOMING)
+        )
+        if first:  # no key to compare, or the table's first export: every row is new
+            con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING}")
+            con.execute(f"DROP TABLE {INCOMING}")
+            return VersionCounts(rows, 0, 0, 0, 0)
     new, changed = con.execute(
         "SELECT count(*) FILTER (WHERE change = 'new'), "
         "count(*) FILTER (WHERE change = 'changed') FROM _diff"
@@ -171,15 +236,14 @@ def store_versions(
     if mode == "incremental":
         con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING}")
     else:
-        delivered = " AND ".join(f"d.{k} = i.{k}" for k in keys)
+        on = " AND ".join(f"d.{k} = i.{k}" for k in (quote_ident(k) for k in table.key))
         con.execute(
-            f"INSERT INTO {raw} SELECT i.* FROM {INCOMING} i "
-            f"SEMI JOIN (SELECT * FROM _diff WHERE change <> 'lacking') d ON {delivered}"
+            f"INSERT INTO {raw} SELECT i.* FROM {INCOMING} i SEMI JOIN {CHANGED_ROWS} d ON {on}"
         )
     absent = returned = 0
     if mode == "full":
         absent, returned = _record_presence(con, table, export_date)
-    for temp in (INCOMING, "_effective", "_diff"):
+    for temp in (INCOMING, "_diff", "_returned"):
         con.execute(f"DROP TABLE {temp}")
     unchanged = rows - new - changed if mode == "full" else 0
     return VersionCounts(new, changed, unchanged, absent, returned)
@@ -191,8 +255,8 @@ def _record_presence(
     """Keys of the state before this full export that it lacks (present false), and keys
     absent before that it delivers again (present true).
 
-    The keys it lacks are in `_diff` (store_versions); only the few keys that changed
-    presence are turned into text."""
+    The keys it lacks are in `_diff`, those it delivers again in `_returned`
+    (`find_changes`); only the few keys that changed presence are turned into text."""
     name = sql_literal(table.name)
     day = f"DATE {sql_literal(export_date.isoformat())}"
     con.execute(
@@ -209,9 +273,7 @@ def _record_presence(
         LEFT JOIN last_change c USING (key)
         WHERE coalesce(c.present, true)
         UNION ALL
-        SELECT c.key, true FROM last_change c
-        WHERE NOT c.present
-          AND c.key IN (SELECT {key_text(table, "i")} FROM {INCOMING} i)
+        SELECT key, true FROM _returned
         """
     )
     con.execute(
