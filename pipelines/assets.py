@@ -532,7 +532,7 @@ def dbt_stages(project: DbtProject) -> tuple[AssetsDefinition, AssetsDefinition]
 CUSTOMER_FEATURES_KEY = AssetKey(["marts", "customer_features"])
 SEGMENT_KEYS = [AssetKey(["marts", "customer_segments"]), AssetKey(["marts", "segment_profiles"])]
 HISTORY_KEYS = [
-    AssetKey(["history", "segment_assignments"]),
+    AssetKey(["history", "segment_spells"]),
     AssetKey(["history", "segment_centroids"]),
 ]
 
@@ -561,7 +561,12 @@ HISTORY_KEYS = [
             owners=PIPELINE_OWNERS,
             group_name="segments",
             kinds={"duckdb"},
-            description="Every run's segment assignment (as_of_date x customer).",
+            description=(
+                "Every run's segment assignment as spells: one row per customer per unbroken "
+                "stay in one segment over consecutive runs, [valid_from, valid_to), valid_to "
+                "NULL while current. A run adds rows only for customers who moved, left or "
+                "arrived."
+            ),
         ),
         AssetSpec(
             HISTORY_KEYS[1],

@@ -42,7 +42,7 @@ def delete_by() -> list[tuple[str, tuple[str, ...]]]:
         for t in TABLES.values()
         if t.checks_customers
     ]
-    return [*found, ("history.segment_assignments", ("customer_id",))]
+    return [*found, ("history.segment_spells", ("customer_id",))]
 
 
 def apply_erasure(con: duckdb.DuckDBPyConnection) -> dict[str, int]:

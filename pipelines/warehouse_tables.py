@@ -11,6 +11,7 @@ import duckdb
 
 from pipelines.maintenance import REQUESTS_DDL
 from pipelines.schemas import DUCKDB_TYPES, RAW_META_COLUMNS, TABLES
+from pipelines.segment_spells import upgrade_assignments
 from pipelines.sql import quote_ident
 
 EXPORTS_DDL = """
@@ -120,11 +121,13 @@ SEGMENTATION_DDL = (
         recommended_incentive VARCHAR NOT NULL,
         as_of_date DATE NOT NULL
     )""",
-    """CREATE TABLE IF NOT EXISTS history.segment_assignments (
-        as_of_date DATE NOT NULL,
+    # One row per customer per unbroken stay in a segment over consecutive runs,
+    # [valid_from, valid_to), valid_to NULL while current (pipelines/segment_spells.py).
+    """CREATE TABLE IF NOT EXISTS history.segment_spells (
         customer_id VARCHAR NOT NULL,
         segment_id VARCHAR NOT NULL,
-        segment_name VARCHAR NOT NULL
+        valid_from DATE NOT NULL,
+        valid_to DATE
     )""",
     """CREATE TABLE IF NOT EXISTS history.segment_centroids (
         as_of_date DATE NOT NULL,
@@ -169,8 +172,9 @@ def _add_missing_columns(
 
 
 def create_python_owned_tables(con: duckdb.DuckDBPyConnection) -> None:
-    """Create every Python-written table that does not exist yet, and add the columns a
-    warehouse of an older release lacks (idempotent)."""
+    """Create every Python-written table that does not exist yet, add the columns a
+    warehouse of an older release lacks, and turn its per-run segment history into spells
+    (idempotent)."""
     for schema in ("raw", "marts", "history"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for table in TABLES:
@@ -188,3 +192,4 @@ def create_python_owned_tables(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(CUSTOMER_IDENTITIES_DDL)
     for ddl in SEGMENTATION_DDL:
         con.execute(ddl)
+    upgrade_assignments(con)

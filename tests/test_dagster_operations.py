@@ -302,7 +302,7 @@ def test_latest_state_assets_keep_last_nights_materialization_marked_still_curre
     assert no_step_ran == {"ingest_exports"}
 
 
-def test_refusal_is_a_failure_with_structured_metadata(nights):
+def test_refusal_is_a_failure_with_structured_metadata(nights, tmp_path):
     refused, exports = nights["refused"], nights["exports"]
     (event,) = refused.get_step_failure_events()
     data = event.step_failure_data.user_failure_data
@@ -329,12 +329,13 @@ def test_refusal_is_a_failure_with_structured_metadata(nights):
         con.close()
     assert [r[:3] for r in rows] == [(n, "amount", "12,50 EUR") for n in (3, 5, 7, 9)]
     assert all("12,50 EUR" in r[3] for r in rows)
-    # and the command itself works as given, with the CLI `make install` puts in the venv
+    # and the command itself works as given, from any directory, with the CLI `make install`
+    # puts in the venv
     (command,) = [line for line in md["refused_rows_query"].splitlines() if "duckdb" in line]
     shown = subprocess.run(
         command.replace(" -readonly ", " -csv -readonly ", 1),
         shell=True,
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=60,

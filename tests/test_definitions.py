@@ -81,7 +81,7 @@ def test_every_dbt_input_is_an_asset_the_job_builds(tmp_path):
                 AssetKey([node["config"]["schema"], node["name"]])
                 in graph.materializable_asset_keys
             )
-    assert {AssetKey(["history", "segment_assignments"]), AssetKey(["raw", "fx_rates"])} <= parents
+    assert {AssetKey(["history", "segment_spells"]), AssetKey(["raw", "fx_rates"])} <= parents
 
 
 def test_every_model_is_in_exactly_one_stage():

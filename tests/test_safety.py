@@ -386,8 +386,7 @@ def test_erasure_request_removes_customer_from_marts_and_raw(setup):
             ), f"raw.{table}.{col}"
         assert (
             con.execute(
-                "SELECT count(*) FROM history.segment_assignments "
-                "WHERE customer_id IN ('002', '007')"
+                "SELECT count(*) FROM history.segment_spells WHERE customer_id IN ('002', '007')"
             ).fetchone()[0]
             == 0
         )

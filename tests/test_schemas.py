@@ -120,7 +120,7 @@ def test_erasure_deletes_by_every_customer_reference():
         ("raw.referrals", ("referrer_customer_id",)),
         ("raw.surveys", ("customer_id",)),
         ("raw.events", ("customer_id",)),
-        ("history.segment_assignments", ("customer_id",)),
+        ("history.segment_spells", ("customer_id",)),
     ]
 
 

@@ -4,22 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from decimal import Decimal
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from sklearn.metrics import adjusted_rand_score
 
+from pipelines.segment_spells import used_segment_ids, write_run
 from pipelines.segmentation import (
     INCENTIVES,
     PROFILE_MEANS,
+    PROSPECTS_ID,
+    PROSPECTS_NAME,
     SegmentationConfig,
     run_segmentation,
     segment_customers,
     silhouettes,
 )
+from pipelines.sql import transaction
 from pipelines.warehouse_tables import create_python_owned_tables
 
 # orders, avg order value, days since last order, tenure, nps, csat, referrals, reviews,
@@ -360,10 +367,18 @@ def snapshot(con) -> dict:
     tables = {
         "marts.customer_segments": "customer_id",
         "marts.segment_profiles": "segment_id",
-        "history.segment_assignments": "as_of_date, customer_id",
+        "history.segment_spells": "customer_id, valid_from",
         "history.segment_centroids": "as_of_date, segment_id, feature",
     }
     return {t: con.execute(f"SELECT * FROM {t} ORDER BY {k}").fetchall() for t, k in tables.items()}
+
+
+def spell_counts(con) -> list[tuple]:
+    """(valid_from, valid_to, spells, segments) of history.segment_spells."""
+    return con.execute(
+        "SELECT valid_from, valid_to, count(*), count(DISTINCT segment_id) "
+        "FROM history.segment_spells GROUP BY ALL ORDER BY ALL"
+    ).fetchall()
 
 
 def test_run_segmentation_against_duckdb():
@@ -387,18 +402,21 @@ def test_run_segmentation_against_duckdb():
     assert meta2["as_of_date"] == "2024-02-29" and meta2["k"] == 5
     assert meta2["matching"]["new_ids"] == ["S05"]
 
-    hist = con.execute(
-        "SELECT as_of_date, count(*), count(DISTINCT segment_id) "
-        "FROM history.segment_assignments GROUP BY 1 ORDER BY 1"
+    # Nobody of the first run (1300 clustered + 50 prospects) moved or left: their 1350
+    # spells stay open from 2024-01-31. The second run opens 310: the 300 bargain hunters
+    # (new segment S05) and the 10 new prospects P000050..P000059.
+    assert spell_counts(con) == [
+        (dt.date(2024, 1, 31), None, 1350, 5),
+        (dt.date(2024, 2, 29), None, 310, 2),
+    ]
+    opened = con.execute(
+        "SELECT segment_id, count(*) FROM history.segment_spells "
+        "WHERE valid_from = DATE '2024-02-29' GROUP BY 1 ORDER BY 1"
     ).fetchall()
-    assert hist == [(dt.date(2024, 1, 31), 1350, 5), (dt.date(2024, 2, 29), 1660, 6)]
-    moved = con.execute("""
-        SELECT count(*) FILTER (a.segment_id <> b.segment_id), count(*)
-        FROM history.segment_assignments a JOIN history.segment_assignments b
-          USING (customer_id)
-        WHERE a.as_of_date = DATE '2024-01-31' AND b.as_of_date = DATE '2024-02-29'
-    """).fetchone()
-    assert moved == (0, 1350)
+    assert opened == [("S05", 300), ("prospects", 10)]
+    second = snapshot(con)
+    assert run_segmentation(con, CFG) == meta2  # the same as_of again: nothing changes
+    assert snapshot(con) == second
     cent = con.execute(
         "SELECT as_of_date, count(*) FROM history.segment_centroids GROUP BY 1 ORDER BY 1"
     ).fetchall()
@@ -427,6 +445,150 @@ def test_run_segmentation_against_duckdb():
     assert sum(p[2] for p in prof) == pytest.approx(1.0, abs=1e-5)
     assert prof[-1][3] == "Prospects" and prof[-1][4] == 0.0
     assert prof[4][3] == "Bargain hunters"
+
+
+def test_runs_where_nobody_moves_add_no_spells():
+    """History grows with change: a run in which every customer keeps their segment adds no
+    row, one that misses customers only closes their spells, re-running it changes nothing,
+    and a run older than the newest in history is refused before clustering."""
+    con = duckdb.connect()
+    create_python_owned_tables(con)
+    df = add_prospects(make_customers(FOUR, seed=1), 50)
+    d1, d2, d3 = dt.date(2024, 1, 31), dt.date(2024, 2, 29), dt.date(2024, 3, 31)
+    for day in (d1, d2):
+        load_features(con, df, day.isoformat())
+        run_segmentation(con, CFG)
+    # 1300 clustered customers in S01..S04 and 50 prospects, open since d1; d2 added none
+    assert spell_counts(con) == [(d1, None, 1350, 5)]
+
+    # d3 misses the 50 prospects: their spells end at d3, no spell is added
+    load_features(con, df[df["group"] != "prospects"], d3.isoformat())
+    run_segmentation(con, CFG)
+    assert spell_counts(con) == [(d1, d3, 50, 1), (d1, None, 1300, 4)]
+    closed = snapshot(con)
+    run_segmentation(con, CFG)  # d3 again: the undo reopens the 50, the rerun closes them
+    assert snapshot(con) == closed
+
+    con.execute("DELETE FROM raw.exports WHERE export_date = ?", [d3])  # as_of is d2 again
+    with pytest.raises(ValueError, match="2024-03-31.*2024-02-29"):
+        run_segmentation(con, CFG)
+    assert snapshot(con) == closed
+
+
+# ------------------------------------------------- segment history as spells, by hand
+
+RUN_DATES = (dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1), dt.date(2026, 4, 1))
+D1, D2, D3, D4 = RUN_DATES
+# Each customer's segment in the four runs (None: absent from the run). a stays; b moves
+# S1 -> S2 and returns to S1; c is absent from D2 and re-appears; d appears at D2 and is
+# absent from D4; e moves at D4; f first appears at D4, in a new segment S3.
+RUNS_BY_HAND = {
+    "a": ("S1", "S1", "S1", "S1"),
+    "b": ("S1", "S2", "S1", "S1"),
+    "c": ("S2", None, "S2", "S2"),
+    "d": (None, "S2", "S2", None),
+    "e": ("S2", "S2", "S2", "S1"),
+    "f": (None, None, None, "S3"),
+}
+# The segments' names per run: S1 is renamed at D3, which splits no spell.
+NAMES_BY_HAND = {"S1": ("One", "One", "Uno", "Uno"), "S2": ("Two",) * 4, "S3": ("Three",) * 4}
+# 18 per-run rows make 10 spells, [valid_from, valid_to)
+SPELLS_BY_HAND = [
+    ("a", "S1", D1, None),
+    ("b", "S1", D1, D2),
+    ("b", "S2", D2, D3),
+    ("b", "S1", D3, None),
+    ("c", "S2", D1, D2),
+    ("c", "S2", D3, None),
+    ("d", "S2", D2, D4),
+    ("e", "S2", D1, D4),
+    ("e", "S1", D4, None),
+    ("f", "S3", D4, None),
+]
+# history.* as the release before spells created them
+OLD_HISTORY_DDL = (
+    """CREATE TABLE history.segment_assignments (
+        as_of_date DATE NOT NULL, customer_id VARCHAR NOT NULL,
+        segment_id VARCHAR NOT NULL, segment_name VARCHAR NOT NULL)""",
+    """CREATE TABLE history.segment_centroids (
+        as_of_date DATE NOT NULL, segment_id VARCHAR NOT NULL, segment_name VARCHAR NOT NULL,
+        feature VARCHAR NOT NULL, value DOUBLE NOT NULL)""",
+)
+
+
+def assignments_of(run: int) -> pd.DataFrame:
+    """Run `run`'s assignments (customer_id, segment_id, segment_name) from RUNS_BY_HAND."""
+    rows = [
+        (customer, segs[run], NAMES_BY_HAND[segs[run]][run])
+        for customer, segs in RUNS_BY_HAND.items()
+        if segs[run]
+    ]
+    return pd.DataFrame(rows, columns=["customer_id", "segment_id", "segment_name"])
+
+
+def spells(con) -> list[tuple]:
+    return con.execute(
+        "SELECT customer_id, segment_id, valid_from, valid_to FROM history.segment_spells "
+        "ORDER BY customer_id, valid_from"
+    ).fetchall()
+
+
+def written_run_by_run() -> duckdb.DuckDBPyConnection:
+    """A new store in which the four runs were written one by one, as segmentation does."""
+    con = duckdb.connect()
+    create_python_owned_tables(con)
+    for run, day in enumerate(RUN_DATES):
+        with transaction(con):
+            write_run(con, assignments_of(run), day)
+    return con
+
+
+def test_spells_written_run_by_run_are_the_hand_computed_ones():
+    con = written_run_by_run()
+    assert spells(con) == SPELLS_BY_HAND
+    with transaction(con):  # D4 again: identical
+        write_run(con, assignments_of(3), D4)
+    assert spells(con) == SPELLS_BY_HAND
+    # ids given out before D4 (f's S3 began at D4: free for a re-run of D4), and after it
+    assert used_segment_ids(con, D4) == {"S1", "S2"}
+    assert used_segment_ids(con, dt.date(2026, 5, 1)) == {"S1", "S2", "S3"}
+    with pytest.raises(ValueError, match="2026-04-01.*2026-03-01"):
+        write_run(con, assignments_of(2), D3)
+    assert spells(con) == SPELLS_BY_HAND
+
+
+def test_upgrade_turns_per_run_assignments_into_the_same_spells(caplog):
+    """A store of the release before spells: its per-run history becomes the spells the
+    writer gives for the same four runs, the old table is dropped, and it is logged."""
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA history")
+    for ddl in OLD_HISTORY_DDL:
+        con.execute(ddl)
+    for run, day in enumerate(RUN_DATES):
+        rows = assignments_of(run).assign(as_of_date=day)
+        con.register("run_rows", rows)
+        con.execute(
+            "INSERT INTO history.segment_assignments BY NAME SELECT * FROM run_rows; "
+            "INSERT INTO history.segment_centroids SELECT DISTINCT as_of_date, segment_id, "
+            "segment_name, 'orders_count', 1.0 FROM run_rows"
+        )
+        con.unregister("run_rows")
+    with caplog.at_level(logging.INFO):
+        create_python_owned_tables(con)
+    assert spells(con) == SPELLS_BY_HAND == spells(written_run_by_run())
+    assert "18 rows over 4 runs" in caplog.text and "became 10 rows" in caplog.text
+    tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'history'")
+    assert sorted(r[0] for r in tables.fetchall()) == ["segment_centroids", "segment_spells"]
+    create_python_owned_tables(con)  # upgraded once: a no-op now
+    assert spells(con) == SPELLS_BY_HAND
+
+
+def test_dbt_names_the_prospects_segment_as_the_segmentation_does():
+    """Prospects have no centroids, so segment_history takes their name from dbt vars."""
+    project = Path(__file__).resolve().parent.parent / "dbt_project" / "dbt_project.yml"
+    dbt_vars = yaml.safe_load(project.read_text())["vars"]
+    assert dbt_vars["prospects_segment_id"] == PROSPECTS_ID
+    assert dbt_vars["prospects_segment_name"] == PROSPECTS_NAME
 
 
 def test_export_without_surveys_keeps_every_feature(four_groups):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -298,9 +299,13 @@ def keep_refused_rows(con: duckdb.DuckDBPyConnection, rows: pa.Table, path: Path
 
 
 def refused_rows_query(path: Path, refusal: Refusal) -> str:
-    """The operator's command that lists the refused file's bad rows, original rows included."""
+    """The operator's command that lists the refused file's bad rows, original rows included.
+
+    The DuckDB CLI beside this Python (`make install` puts it in the venv), by its absolute
+    path: the command works from any directory."""
+    cli = Path(sys.executable).parent / "duckdb"
     return (
-        f'.venv/bin/duckdb -readonly {path} "SELECT line_number, column_name, value, reason, '
+        f'{cli} -readonly {path} "SELECT line_number, column_name, value, reason, '
         f"raw_row FROM refused_rows WHERE export_date = DATE '{refusal.export_date}' AND file = "
         f'{sql_literal(refusal.file)} ORDER BY line_number"'
     )

@@ -20,7 +20,7 @@ TABLE_KEYS = {
     "referral_roi_by_segment": "segment_id",
     "referral_roi_by_segment_monthly": "segment_id, month",
     "top_referrers": "referrer_rank, customer_id",
-    "segment_history": "as_of_date, customer_id",
+    "segment_history": "customer_id, valid_from",
     "segment_migrations": "to_as_of_date, from_as_of_date, from_segment_id, to_segment_id",
 }
 

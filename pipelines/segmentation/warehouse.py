@@ -1,11 +1,12 @@
 """DuckDB I/O: `run_segmentation` reads marts.customer_features and writes marts.* and
-history.* in one transaction."""
+history.* in one transaction (the segment history as spells: pipelines/segment_spells.py)."""
 
 from __future__ import annotations
 
 import duckdb
 import pandas as pd
 
+from pipelines.segment_spells import check_no_later_run, used_segment_ids, write_run
 from pipelines.segmentation.config import SegmentationConfig
 from pipelines.segmentation.profiles import CATEGORICAL_SOURCES, MEAN_SOURCES, PROFILE_MEANS
 from pipelines.segmentation.segment import segment_customers
@@ -45,6 +46,7 @@ def run_segmentation(
     as_of = latest_export_date(con)
     if as_of is None:
         raise ValueError("raw.exports is empty: no as-of date")
+    check_no_later_run(con, as_of)  # before clustering, which takes minutes at scale
     available = {
         r[0]
         for r in con.execute(
@@ -64,19 +66,12 @@ def run_segmentation(
         "WHERE as_of_date < ?) ORDER BY segment_id, feature",
         [as_of],
     ).df()
-    used = {
-        r[0]
-        for r in con.execute(
-            "SELECT segment_id FROM history.segment_assignments WHERE as_of_date <> ? UNION "
-            "SELECT segment_id FROM history.segment_centroids WHERE as_of_date <> ?",
-            [as_of, as_of],
-        ).fetchall()
-    }
+    used = used_segment_ids(con, as_of)
     result = segment_customers(features, previous if len(previous) else None, used, config)
     with transaction(con):
         _write(con, "marts.customer_segments", result.assignments, as_of, False, "customer_id")
         _write(con, "marts.segment_profiles", result.profiles, as_of, False, "segment_id")
-        _write(con, "history.segment_assignments", result.assignments, as_of, True, "customer_id")
+        write_run(con, result.assignments, as_of)
         _write(
             con, "history.segment_centroids", result.centroids, as_of, True, "segment_id, feature"
         )

@@ -7,10 +7,13 @@ Python-owned tables (pipelines.warehouse_tables) and inserts the rows.
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
+from pipelines.segment_spells import write_run
 from pipelines.warehouse_tables import create_python_owned_tables
 
 OLD = "2026-11-20"  # older export
@@ -339,12 +342,29 @@ SEGMENTS = [  # (customer_id, segment_id, segment_name)
     ("C3", "prospects", "Prospects"),
 ]
 
-HISTORY = [  # (as_of_date, customer_id, segment_id, segment_name)
-    ("2026-10-21", "C1", "seg_b", "At risk"),
-    ("2026-10-21", "C2", "seg_a", "Champion advocates"),
-    ("2026-10-21", "C5", "seg_b", "At risk"),
-    ("2026-10-21", "C4", "seg_a", "Champion advocates"),  # erased later: dropped
-] + [(NEW, c, s, n) for c, s, n in SEGMENTS]
+PREVIOUS_RUN = "2026-10-21"  # the segmentation run before this one
+HISTORY = [  # (as_of_date, customer_id, segment_id): each run's assignments
+    (PREVIOUS_RUN, "C1", "seg_b"),
+    (PREVIOUS_RUN, "C2", "seg_a"),
+    (PREVIOUS_RUN, "C5", "seg_b"),
+    (PREVIOUS_RUN, "C4", "seg_a"),  # erased later: dropped
+] + [(NEW, c, s) for c, s, _ in SEGMENTS]
+# Each run's clustered segments and their names (prospects are not clustered: no centroid)
+CENTROIDS = [  # (as_of_date, segment_id, segment_name, feature, value)
+    (run, s, n, "orders_count", 1.0)
+    for run in (PREVIOUS_RUN, NEW)
+    for s, n in (("seg_a", "Champion advocates"), ("seg_b", "At risk"))
+]
+
+
+def write_history(con: duckdb.DuckDBPyConnection) -> None:
+    """HISTORY's runs written as the segmentation writes them: spells, then centroids."""
+    for run in sorted({r[0] for r in HISTORY}):
+        assigned = pd.DataFrame(
+            [(c, s) for d, c, s in HISTORY if d == run], columns=["customer_id", "segment_id"]
+        )
+        write_run(con, assigned, date.fromisoformat(run))
+    con.executemany("INSERT INTO history.segment_centroids VALUES (?, ?, ?, ?, ?)", CENTROIDS)
 
 
 def build_sample_warehouse(path: str | Path) -> None:
@@ -359,7 +379,7 @@ def build_sample_warehouse(path: str | Path) -> None:
             "INSERT INTO marts.customer_segments VALUES (?, ?, ?, ?)",
             [(c, s, n, NEW) for c, s, n in SEGMENTS],
         )
-        con.executemany("INSERT INTO history.segment_assignments VALUES (?, ?, ?, ?)", HISTORY)
+        write_history(con)
     finally:
         con.close()
 

@@ -221,6 +221,26 @@ def test_other_marts(warehouse):
         ("seg_b", "seg_a", 1),
         ("seg_b", "seg_b", 1),
     ]
+    spells = [
+        tuple(r.values())
+        for r in _rows(
+            path,
+            "select customer_id, segment_id, segment_name, valid_from, valid_to, "
+            "previous_segment_id, has_changed_segment from marts.segment_history order by 1, 4",
+        )
+    ]
+    # The same two runs as spells: C1 in seg_b from 2026-10-21 until its move to seg_a on
+    # 2026-11-21; C2 and C5 stay from 2026-10-21; C3 (prospects: no centroid, named by the
+    # dbt var) and C6 arrive on 2026-11-21; C4 (erased) is dropped.
+    old, new = dt.date(2026, 10, 21), dt.date(2026, 11, 21)
+    assert spells == [
+        ("C1", "seg_b", "At risk", old, new, None, False),
+        ("C1", "seg_a", "Champion advocates", new, None, "seg_b", True),
+        ("C2", "seg_a", "Champion advocates", old, None, None, False),
+        ("C3", "prospects", "Prospects", new, None, None, False),
+        ("C5", "seg_b", "At risk", old, None, None, False),
+        ("C6", "seg_b", "At risk", new, None, None, False),
+    ]
     pii = _rows(
         path,
         "select table_name, column_name from information_schema.columns "
@@ -237,6 +257,7 @@ def test_rebuild_is_byte_identical(warehouse):
         "marts.referral_roi_by_segment",
         "marts.referral_roi_by_segment_monthly",
         "marts.top_referrers",
+        "marts.segment_history",
         "marts.segment_migrations",
         "intermediate.int_referral_attribution",
         "intermediate.int_customer_orders",

@@ -1,43 +1,73 @@
--- One row per segmentation run (as_of_date) x customer, from history.segment_assignments
--- (erased customers removed), with the customer's segment in the run just before
--- (NULL when the customer was not in that run, or for the first run).
--- `not materialized`: DuckDB materialises a CTE read twice in memory; with the sort below it
--- ran out of the 1GB dbt pool at 10M customers on the second night (20M history rows).
-with assignments as not materialized (
+-- One row per customer and segment spell, from history.segment_spells (erased customers
+-- removed): an unbroken stay in one segment over consecutive segmentation runs, half-open
+-- [valid_from, valid_to), valid_to NULL while current. Grows with change, not with nights
+-- (docs/decisions.md, "Segment history as spells"). segment_name is the segment's name in
+-- the run where the spell began (history.segment_centroids); previous_* is the customer's
+-- spell that ended exactly when this one began (NULL for a first spell or a return after
+-- an absence). The segment of each customer on date X:
+--   where valid_from <= X and (valid_to > X or valid_to is null)
+with spells as (
     select
-        history.as_of_date,
-        history.customer_id,
-        min(history.segment_id) as segment_id,
-        min(history.segment_name) as segment_name
-    from {{ source('history', 'segment_assignments') }} as history
-    left join {{ ref('stg_erased_customers') }} as erased
-        on history.customer_id = erased.customer_id
-    where erased.customer_id is null
-    group by history.as_of_date, history.customer_id
+        customer_id,
+        segment_id,
+        valid_from,
+        valid_to
+    from {{ source('history', 'segment_spells') }}
 ),
 
-runs as (
+erased as (
+    select customer_id from {{ ref('stg_erased_customers') }}
+),
+
+centroids as (
     select
         as_of_date,
-        lag(as_of_date) over (
-            order by as_of_date
-        ) as previous_as_of_date
-    from (select distinct as_of_date from assignments) as dates
+        segment_id,
+        segment_name
+    from {{ source('history', 'segment_centroids') }}
+),
+
+-- `not materialized`: read twice (the spell and its predecessor); DuckDB would otherwise
+-- materialise it in memory, as it did with the per-run history at 10M (bench/README.md).
+kept as not materialized (
+    select spells.*
+    from spells
+    left join erased on spells.customer_id = erased.customer_id
+    where erased.customer_id is null
+),
+
+-- a segment's name per run (one row per feature in the centroids)
+names as (
+    select
+        as_of_date,
+        segment_id,
+        min(segment_name) as segment_name
+    from centroids
+    group by as_of_date, segment_id
 )
 
 select
-    assignments.as_of_date,
-    assignments.customer_id,
-    assignments.segment_id,
-    assignments.segment_name,
-    runs.previous_as_of_date,
+    kept.customer_id,
+    kept.segment_id,
+    {{ segment_name('names.segment_name', 'kept.segment_id') }} as segment_name,
+    kept.valid_from,
+    kept.valid_to,
+    kept.valid_to is null as is_current,
     previous.segment_id as previous_segment_id,
-    previous.segment_name as previous_segment_name,
-    coalesce(previous.segment_id <> assignments.segment_id, false) as has_changed_segment
-from assignments
-inner join runs on assignments.as_of_date = runs.as_of_date
-left join assignments as previous
+    {{ segment_name('previous_names.segment_name', 'previous.segment_id') }}
+        as previous_segment_name,
+    coalesce(previous.segment_id <> kept.segment_id, false) as has_changed_segment
+from kept
+left join names
     on
-        runs.previous_as_of_date = previous.as_of_date
-        and assignments.customer_id = previous.customer_id
-order by assignments.as_of_date, assignments.customer_id
+        kept.valid_from = names.as_of_date
+        and kept.segment_id = names.segment_id
+left join kept as previous
+    on
+        kept.customer_id = previous.customer_id
+        and kept.valid_from = previous.valid_to
+left join names as previous_names
+    on
+        previous.valid_from = previous_names.as_of_date
+        and previous.segment_id = previous_names.segment_id
+order by kept.customer_id, kept.valid_from
