@@ -1,7 +1,8 @@
 """Failure alerts for the people who operate the nightly run.
 
-When nightly_refresh fails, the root cause (e.g. "Export … refused: orders.csv: …") is
-logged and, if ALERT_WEBHOOK_URL is set, POSTed there as JSON (Slack-compatible `text`).
+When a night's run (nightly_ingest or nightly_refresh) fails, the root cause (e.g. "Export …
+refused: orders.csv: …") is logged and, if ALERT_WEBHOOK_URL is set, POSTed there as JSON
+(Slack-compatible `text`).
 """
 
 import json
@@ -15,7 +16,7 @@ from dagster import (
     run_failure_sensor,
 )
 
-from pipelines.automation import nightly_refresh
+from pipelines.automation import nightly_ingest, nightly_refresh
 from pipelines.resources import PublishedWarehouse
 
 # DuckDB's own words when an operator hits its buffer pool; the fix is a setting.
@@ -53,7 +54,7 @@ def failure_summary(
     export_date = run.tags.get("export_date")
     night = f", export {export_date}" if export_date else ""
     text = (
-        f"nightly_refresh failed (run {run.run_id[:8]}{night}), nothing published; analysts "
+        f"{run.job_name} failed (run {run.run_id[:8]}{night}), nothing published; analysts "
         f"still see data as of {seen}: {message}"
     )
     return {
@@ -86,13 +87,13 @@ def post_webhook(url: str, payload: dict[str, str | None], timeout_s: float = 10
 
 
 @run_failure_sensor(
-    monitored_jobs=[nightly_refresh],
+    monitored_jobs=[nightly_ingest, nightly_refresh],
     # Running by default: a failure alert nobody switched on is no alert.  It never starts
     # a run, so a fresh `make dev` is not surprised by it.
     default_status=DefaultSensorStatus.RUNNING,
-    description="Logs the root cause of a failed nightly_refresh, with its export date and "
-    "the date of the data analysts still see, and POSTs it to ALERT_WEBHOOK_URL when set. "
-    "Running by default.",
+    description="Logs the root cause of a failed nightly_ingest or nightly_refresh, with its "
+    "export date and the date of the data analysts still see, and POSTs it to "
+    "ALERT_WEBHOOK_URL when set. Running by default.",
 )
 def nightly_failure_alert(
     context: RunFailureSensorContext, alerts: AlertWebhook, published: PublishedWarehouse

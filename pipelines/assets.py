@@ -7,6 +7,7 @@ Every setting comes from a resource (pipelines/resources.py, pipelines/dbt.py).
 
 import getpass
 import hashlib
+import time
 from collections.abc import Iterable, Sequence
 from datetime import date
 from pathlib import Path
@@ -53,6 +54,7 @@ from pipelines.ingest.backlog import (
 )
 from pipelines.maintenance import drop_superseded_versions
 from pipelines.publish import published_as_of
+from pipelines.quality import raw_check_results, raw_check_specs
 from pipelines.resources import (
     DBT_PROJECT_DIR,
     ExportsResource,
@@ -104,6 +106,8 @@ class IngestConfig(Config):
 # add them (pipelines/automation.py); the latest-state assets stay unpartitioned.
 EXPORT_DATES = DynamicPartitionsDefinition(name="export_date")
 EXPORT_DATE_TAG = "export_date"
+# The ingest step logs how long its raw checks took (`make bench` splits the step by it).
+RAW_CHECKS_TIME = "raw_checks_s"
 
 # Columns (name -> Dagster type, in row order) of the tables in the assets' metadata.
 REASONS_COLUMNS = {"reason": "string", "column": "string", "rows": "int"}
@@ -142,6 +146,7 @@ def metadata_table(columns: dict[str, str], rows: Iterable[Sequence]) -> Metadat
         )
         for k in RAW_KEYS
     ],
+    check_specs=raw_check_specs(partitions_def=EXPORT_DATES),
     name="ingest_exports",
     partitions_def=EXPORT_DATES,
     retry_policy=IO_RETRY,
@@ -153,11 +158,14 @@ def ingest_exports(
     exports: ExportsResource,
     config: IngestConfig,
 ):
-    """Load new or changed export folders from CRM_EXPORTS_DIR into raw, quarantining bad rows.
+    """Load new or changed export folders from CRM_EXPORTS_DIR into raw, quarantining bad rows,
+    then check the newest export's rows with the raw GX suites.
 
     The run's partition names the export the night is for (the newest one, or the one an
     operator materialises from the UI); ingest still brings raw up to date with every
-    pending folder, as the backlog rules say (pipelines/ingest/backlog.py)."""
+    pending folder, as the backlog rules say (pipelines/ingest/backlog.py).  The checks run
+    in this step, not as steps of their own, so a refused export is one failed step and
+    nothing else (docs/decisions.md, "Dagster operations")."""
     folders = discover_exports(exports.folder)
     if not folders:
         raise Failure(
@@ -229,6 +237,9 @@ def ingest_exports(
     _report_other_exports(context, night, results, backlog)
     for key in RAW_KEYS:
         yield MaterializeResult(asset_key=key, metadata=metadata[key])
+    started = time.monotonic()
+    yield from raw_check_results(context.run_id, warehouse)
+    context.log.info(f"{RAW_CHECKS_TIME}={time.monotonic() - started:.3f}")
 
 
 def _night_of_run(
@@ -365,9 +376,9 @@ def _report_other_exports(
 
 def _mark_still_current(context: AssetExecutionContext, failure: Failure) -> None:
     """Say on the assets analysts read that what they see is still the last published
-    night's.  Dagster shows every asset a failed run planned as failed (the run's outcome,
-    docs/decisions.md, "Dagster operations"); this observation is what the asset page adds:
-    not materialised tonight, still good as of the date analysts see."""
+    night's.  The refused ingest run does not plan them (the refresh runs only after an
+    ingest that succeeded), so they keep their last materialisation; this observation
+    says why there is none tonight, and from which date analysts' data is."""
     meta = failure.metadata
     for key in (PUBLISHED_KEY, ROI_KEY):
         context.log_event(

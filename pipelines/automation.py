@@ -1,17 +1,26 @@
-"""The nightly job, its schedule, and the sensor that reacts to a new export folder.
+"""The night's two jobs, their schedule, and the sensors that start and chain them.
+
+A night is two runs: `nightly_ingest` (the raw assets and their checks, partitioned by
+export date) and, once it succeeded, `nightly_refresh` (everything downstream of raw, up
+to publishing; latest state, unpartitioned).  A refused or failed ingest ends the night
+there: the marts are not planned by any run, so they keep their last good materialisation
+and show as overdue at the freshness deadline, not as failed (docs/decisions.md, "Dagster
+operations").
 
 The schedule's cron and time zone and the sensor's interval are Dagster definitions, fixed
 when the definitions load: pipelines/definitions.py passes them to these factories.  The
 folders the sensor watches come from its resources, like the run's.
 
 Every launcher (schedule, sensor, `python -m pipelines.nightly`) makes each export folder a
-partition of `export_date` and runs the newest one, tagged `export_date`: the raw assets'
-partitions then read "2026-11-22 failed, 2026-11-21 materialized" night by night.
+partition of `export_date` and ingests the newest one, tagged `export_date`: the raw assets'
+partitions then read "2026-11-22 failed, 2026-11-21 materialized" night by night.  The
+refresh run carries the same tag.
 
 Started by default (docs/decisions.md, "Dagster operations"): the schedule, so a fresh
-deploy refreshes every night and a night that does not publish shows as overdue, and the
-failure alert, so a failed night reaches someone.  The export sensor starts stopped: on
-`make dev` it would run the job at once on whatever export sits in CRM_EXPORTS_DIR.
+deploy refreshes every night and a night that does not publish shows as overdue, the sensor
+that starts the refresh after an ingest, and the failure alert, so a failed night reaches
+someone.  The export sensor starts stopped: on `make dev` it would run the job at once on
+whatever export sits in CRM_EXPORTS_DIR.
 """
 
 from datetime import timedelta
@@ -20,10 +29,12 @@ from pathlib import Path
 from dagster import (
     AssetSelection,
     DagsterInstance,
+    DagsterRunStatus,
     DefaultScheduleStatus,
     DefaultSensorStatus,
     FreshnessPolicy,
     RunRequest,
+    RunStatusSensorContext,
     ScheduleDefinition,
     ScheduleEvaluationContext,
     SensorDefinition,
@@ -32,26 +43,39 @@ from dagster import (
     SkipReason,
     define_asset_job,
     in_process_executor,
+    run_status_sensor,
     schedule,
     sensor,
 )
 
-from pipelines.assets import EXPORT_DATE_TAG, EXPORT_DATES
+from pipelines.assets import EXPORT_DATE_TAG, EXPORT_DATES, RAW_KEYS
 from pipelines.ingest import discover_exports
-from pipelines.resources import ExportsResource, PublishedWarehouse
+from pipelines.resources import PUBLISHES_TAG, ExportsResource, PublishedWarehouse
 
 # One process per run: the run lock and the store (dbt's DuckDB file) are shared by
-# every step, and DuckDB allows one writer anyway.  The raw assets are partitioned by
-# export date and the others are not: Dagster runs both in one run (the partitioned ones
-# for the run's partition), which the run's lock needs.
+# every step, and DuckDB allows one writer anyway.
+WAREHOUSE_TAGS = {"referral_segments/warehouse": "duckdb"}
+RAW = AssetSelection.assets(*RAW_KEYS)
+
+nightly_ingest = define_asset_job(
+    name="nightly_ingest",
+    selection=RAW,
+    executor_def=in_process_executor,
+    tags={**WAREHOUSE_TAGS, PUBLISHES_TAG: "no"},
+    description="Ingest the CRM exports into the pipeline's store and check the newest with "
+    "the raw GX suites: one step, for one export date (partition), the newest export folder. "
+    "Publishes nothing; when it succeeds, the sensor nightly_refresh_after_ingest starts "
+    "nightly_refresh. A refused export fails this run and its partition only.",
+)
+
 nightly_refresh = define_asset_job(
     name="nightly_refresh",
-    selection=AssetSelection.all(),
+    selection=AssetSelection.all() - RAW,
     executor_def=in_process_executor,
-    tags={"referral_segments/warehouse": "duckdb"},
-    description="Ingest new CRM exports, build features, segment customers, compute referral "
-    "ROI and publish the warehouse atomically. Runs for one export date (partition): the "
-    "newest export folder.",
+    tags=WAREHOUSE_TAGS,
+    description="From what nightly_ingest stored: build features, segment customers, compute "
+    "referral ROI, check the marts and publish the warehouse atomically. Started after every "
+    "nightly_ingest that succeeded, tagged with its export date.",
 )
 
 
@@ -101,19 +125,19 @@ def freshness_policy(cron: str, timezone: str, deadline_hours: int) -> Freshness
 
 
 def nightly_schedule(cron: str = "0 2 * * *", timezone: str = "UTC") -> ScheduleDefinition:
-    """NIGHTLY_CRON in NIGHTLY_TIMEZONE, for the newest export."""
+    """NIGHTLY_CRON in NIGHTLY_TIMEZONE: ingest the newest export (the refresh follows)."""
 
     @schedule(
-        name="nightly_refresh_schedule",
-        job=nightly_refresh,
+        name="nightly_schedule",
+        job=nightly_ingest,
         cron_schedule=cron,
         execution_timezone=timezone,
         default_status=DefaultScheduleStatus.RUNNING,
-        description="Every night (NIGHTLY_CRON, NIGHTLY_TIMEZONE): runs nightly_refresh for "
-        "the newest export folder (partition export_date), whether or not the export sensor "
-        "already did: a night that failed is tried again, and one with no new export "
-        "republishes the same data. Running by default; the freshness policies on the marts "
-        "expect it.",
+        description="Every night (NIGHTLY_CRON, NIGHTLY_TIMEZONE): runs nightly_ingest for "
+        "the newest export folder (partition export_date), then nightly_refresh follows, "
+        "whether or not the export sensor already did: a night that failed is tried again, "
+        "and one with no new export republishes the same data. Running by default; the "
+        "freshness policies on the marts expect it.",
     )
     def _schedule(context: ScheduleEvaluationContext, exports: ExportsResource):
         newest = register_export_partitions(context.instance, exports.folder)
@@ -129,13 +153,13 @@ def new_export_sensor(interval_s: int = 60) -> SensorDefinition:
 
     @sensor(
         name="new_export_sensor",
-        job=nightly_refresh,
+        job=nightly_ingest,
         minimum_interval_seconds=interval_s,
         default_status=DefaultSensorStatus.STOPPED,
         description="Every EXPORT_SENSOR_INTERVAL_S seconds: makes each new export folder a "
-        "partition of export_date, and runs nightly_refresh once for an export newer than "
-        "both the published one and the last it requested. Stopped by default: started, it "
-        "runs the job at once for an export nobody has published yet.",
+        "partition of export_date, and runs nightly_ingest (then nightly_refresh follows) once for "
+        "an export newer than both the published one and the last it requested. Stopped by "
+        "default: started, it runs the night at once for an export nobody has published yet.",
     )
     def _sensor(
         context: SensorEvaluationContext,
@@ -177,3 +201,23 @@ def new_export_sensor(interval_s: int = 60) -> SensorDefinition:
         )
 
     return _sensor
+
+
+def refresh_request(ingest_run) -> RunRequest:
+    """The refresh that follows a successful ingest run: one per ingest run (run key), with
+    its export date."""
+    tags = {k: v for k, v in ingest_run.tags.items() if k == EXPORT_DATE_TAG}
+    return RunRequest(run_key=f"after-{ingest_run.run_id}", tags=tags)
+
+
+@run_status_sensor(
+    name="nightly_refresh_after_ingest",
+    run_status=DagsterRunStatus.SUCCESS,
+    monitored_jobs=[nightly_ingest],
+    request_job=nightly_refresh,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Starts nightly_refresh when a nightly_ingest run succeeds, tagged with its "
+    "export date. Running by default: without it, a night ingests and never publishes.",
+)
+def refresh_after_ingest(context: RunStatusSensorContext) -> RunRequest:
+    return refresh_request(context.dagster_run)

@@ -31,12 +31,14 @@ from pipelines.assets import WAREHOUSE_POOL, nightly_assets
 from pipelines.automation import (
     freshness_policy,
     new_export_sensor,
+    nightly_ingest,
     nightly_refresh,
     nightly_schedule,
+    refresh_after_ingest,
 )
 from pipelines.catalog import MARTS_OWNERS
 from pipelines.dbt import NightlyDbtResource, dbt_project
-from pipelines.quality import mart_asset_checks, raw_asset_checks
+from pipelines.quality import mart_asset_checks
 from pipelines.report import report_asset
 from pipelines.resources import (
     ExportsResource,
@@ -125,16 +127,18 @@ def make_definitions(
     )
     return Definitions(
         assets=map_asset_specs(operated_specs(policy), [*nightly_assets(project), report_asset]),
-        asset_checks=[
-            *raw_asset_checks(pool=WAREHOUSE_POOL),
-            *mart_asset_checks(pool=WAREHOUSE_POOL),
-        ],
-        jobs=[nightly_refresh],
+        # The raw checks are check specs of the ingest step (pipelines/assets.py).
+        asset_checks=mart_asset_checks(pool=WAREHOUSE_POOL),
+        jobs=[nightly_ingest, nightly_refresh],
         # Every job in one process, UI materialisations too: the warehouse resource (lock,
         # store, publish) lives for a whole run, not for one step's process.
         executor=in_process_executor,
         schedules=[nightly_schedule(automation.cron, automation.timezone)],
-        sensors=[new_export_sensor(automation.sensor_interval_s), nightly_failure_alert],
+        sensors=[
+            new_export_sensor(automation.sensor_interval_s),
+            refresh_after_ingest,
+            nightly_failure_alert,
+        ],
         resources={
             "exports": exports,
             "warehouse": warehouse,

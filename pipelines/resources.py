@@ -40,6 +40,9 @@ from pipelines.warehouse_tables import create_python_owned_tables, latest_export
 if TYPE_CHECKING:
     from pipelines.segmentation import SegmentationConfig
 
+# On a job that never publishes (nightly_ingest): its runs end without the warning below.
+PUBLISHES_TAG = "referral_segments/publishes"
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 
@@ -177,7 +180,9 @@ class WarehouseResource(ConfigurableResource):
             raise
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if not self._published and context is not None and context.log is not None:
+        run = context.dagster_run if context is not None else None
+        ingest_only = run is not None and run.tags.get(PUBLISHES_TAG) == "no"
+        if not self._published and not ingest_only and context.log is not None:
             # A failed run, or a materialisation that left out warehouse/published.
             context.log.warning(
                 f"Run {self._run_id} ended without publishing: {self.published_path} is "

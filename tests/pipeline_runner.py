@@ -1,4 +1,5 @@
-"""Run the real nightly_refresh job in-process against throw-away folders."""
+"""Run the real night (nightly_ingest, then nightly_refresh) in-process against throw-away
+folders."""
 
 from __future__ import annotations
 
@@ -41,20 +42,16 @@ def run_job(
     run_config: dict | None = None,
     **resources: Any,
 ):
-    """Execute nightly_refresh once, as `make run` does: for the newest export's partition,
-    tagged with its date; returns the Dagster result (not raising on failure)."""
+    """Run one night as `make run` does: nightly_ingest for the newest export's partition,
+    tagged with its date, then nightly_refresh if it succeeded; returns the night
+    (pipelines.nightly.Night, read like one run's result; never raises on failure)."""
     from dagster import DagsterInstance
 
-    from pipelines.nightly import night_launch
+    from pipelines.nightly import run_night
 
     defs = nightly_definitions(exports_dir, warehouse, **resources)
     instance = instance if instance is not None else DagsterInstance.ephemeral()
-    return defs.resolve_job_def("nightly_refresh").execute_in_process(
-        raise_on_error=False,
-        instance=instance,
-        run_config=run_config,
-        **night_launch(instance, Path(exports_dir)),
-    )
+    return run_night(defs, instance, Path(exports_dir), run_config)
 
 
 def table_bytes(warehouse: Path, table: str) -> bytes:

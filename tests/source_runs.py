@@ -98,15 +98,15 @@ def referral_marts(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, tuple], tu
 
 
 def run_with_logs(root: Path) -> tuple[Path, str]:
-    """The whole nightly job on `root/exports`; the warehouse and the run's log text (every
-    log line and event with its metadata)."""
+    """The whole night on `root/exports`; the warehouse and its runs' log text (every log
+    line and event with its metadata, ingest and refresh)."""
     from dagster import DagsterInstance
 
     wh = root / "warehouse.duckdb"
     with DagsterInstance.ephemeral() as instance:
         result = run_job(root / "exports", wh, instance=instance)
         assert result.success, failure_messages(result)
-        records = instance.all_logs(result.run_id)
+        records = [r for run in result.runs for r in instance.all_logs(run.run_id)]
     log_text = " ".join(
         f"{r.user_message} {r.dagster_event.event_specific_data if r.dagster_event else ''}"
         for r in records

@@ -62,7 +62,7 @@ def test_failed_run_posts_its_root_cause(tmp_path):
     finally:
         server.shutdown()
     (body,) = _Capture.bodies
-    assert body["job"] == "nightly_refresh"
+    assert body["job"] == "nightly_ingest"  # the refusal ends the night in its ingest run
     assert body["run_id"] == result.run_id
     assert body["error"].startswith(
         f"step ingest_exports: Export {tmp_path / 'exports' / '2026-11-21'} refused: "
@@ -71,7 +71,7 @@ def test_failed_run_posts_its_root_cause(tmp_path):
     assert body["published_as_of"] is None  # the first night failed: nothing published yet
     assert body["export_date"] == "2026-11-21"  # the run's tag: the night it was for
     assert body["text"] == (
-        f"nightly_refresh failed (run {result.run_id[:8]}, export 2026-11-21), nothing "
+        f"nightly_ingest failed (run {result.run_id[:8]}, export 2026-11-21), nothing "
         f"published; analysts still see data as of none (nothing published yet): {body['error']}"
     )
 

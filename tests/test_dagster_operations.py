@@ -26,14 +26,16 @@ from dagster import (
     DefaultScheduleStatus,
     DefaultSensorStatus,
     EventRecordsFilter,
+    build_run_status_sensor_context,
 )
 from dagster._core.storage.partition_status_cache import AssetPartitionStatus
 
 from pipelines.assets import EXPORT_DATES, RAW_KEYS
-from pipelines.automation import freshness_policy
+from pipelines.automation import freshness_policy, refresh_after_ingest
 from pipelines.catalog import MARTS_OWNERS, PIPELINE_OWNERS
 from pipelines.definitions import Automation
 from pipelines.ingest.backlog import REFUSED_ROWS_FILE
+from pipelines.quality import RAW_TABLES
 from tests.pipeline_runner import failure_messages, nightly_definitions, run_job, store_of
 from tests.test_safety import rewrite, sha256
 
@@ -156,11 +158,10 @@ def test_freshness_deadline_follows_the_schedule_setting():
 
 
 def test_alert_and_schedule_run_by_default_the_export_sensor_does_not(defs):
-    schedule = defs.resolve_schedule_def("nightly_refresh_schedule")
+    schedule = defs.resolve_schedule_def("nightly_schedule")
     assert schedule.default_status == DefaultScheduleStatus.RUNNING
-    assert defs.resolve_sensor_def("nightly_failure_alert").default_status == (
-        DefaultSensorStatus.RUNNING
-    )
+    for running in ("nightly_failure_alert", "nightly_refresh_after_ingest"):
+        assert defs.resolve_sensor_def(running).default_status == DefaultSensorStatus.RUNNING
     assert defs.resolve_sensor_def("new_export_sensor").default_status == (
         DefaultSensorStatus.STOPPED
     )
@@ -168,6 +169,7 @@ def test_alert_and_schedule_run_by_default_the_export_sensor_does_not(defs):
         schedule,
         defs.resolve_sensor_def("new_export_sensor"),
         defs.resolve_sensor_def("nightly_failure_alert"),
+        defs.resolve_sensor_def("nightly_refresh_after_ingest"),
     ):
         assert automation.description and "default" in automation.description
 
@@ -256,6 +258,36 @@ def test_published_asset_carries_the_roi_per_segment_of_the_mart(nights):
     assert len(tables) == 1 and tables[0].records == table.records
 
 
+def test_raw_checks_ran_in_the_ingest_step_on_the_nights_partition(nights):
+    """The GX raw checks are check specs of the ingest step, evaluated for its partition."""
+    ingest, refresh = nights["good"].runs
+    raw = {e.asset_check_key.name: e for e in ingest.get_asset_check_evaluations()}
+    assert set(raw) == {f"gx_raw_{k.path[-1]}" for k in RAW_KEYS if k.path[-1] in RAW_TABLES}
+    assert all(e.partition == GOOD for e in raw.values())
+    assert raw["gx_raw_orders"].passed  # the negative amount was quarantined, not loaded
+    ran = {e.step_key for e in ingest.all_events if e.step_key}
+    assert ran == {"ingest_exports"}
+    refreshed = {e.asset_check_key.name for e in refresh.get_asset_check_evaluations()}
+    assert "gx_marts_referral_roi_by_segment" in refreshed and not refreshed & set(raw)
+
+
+def test_a_successful_ingest_run_starts_the_refresh(nights):
+    """What the daemon does after the schedule's run: the run-status sensor asks for
+    nightly_refresh once per ingest run, tagged with the ingest's export date."""
+    ingest, _ = nights["good"].runs
+    success = next(e for e in ingest.all_events if e.event_type == DagsterEventType.RUN_SUCCESS)
+    context = build_run_status_sensor_context(
+        sensor_name="nightly_refresh_after_ingest",
+        dagster_event=success,
+        dagster_instance=nights["instance"],
+        dagster_run=ingest.dagster_run,
+    )
+    request = refresh_after_ingest(context)
+    assert request.run_key == f"after-{ingest.run_id}"
+    assert request.tags == {"export_date": GOOD}
+    assert refresh_after_ingest.job_name == "nightly_refresh"
+
+
 # -- then a refused night ------------------------------------------------------------------
 
 
@@ -263,7 +295,12 @@ def test_refused_night_fails_its_own_partition_only(nights):
     instance, refused = nights["instance"], nights["refused"]
     assert refused.dagster_run.tags["export_date"] == REFUSED
     assert refused.dagster_run.tags["dagster/partition"] == REFUSED
-    assert nights["good"].dagster_run.tags["export_date"] == GOOD
+    good_ingest, good_refresh = nights["good"].runs
+    assert good_ingest.dagster_run.job_name == "nightly_ingest"
+    assert good_ingest.dagster_run.tags["dagster/partition"] == GOOD
+    assert good_refresh.dagster_run.job_name == "nightly_refresh"
+    assert good_refresh.dagster_run.tags["export_date"] == GOOD
+    assert [r.dagster_run.job_name for r in refused.runs] == ["nightly_ingest"]
     assert sha256(nights["warehouse"]) == nights["published_sha"]  # analysts' file unchanged
     assert set(instance.get_dynamic_partitions("export_date")) == {GOOD, REFUSED}
     for key in RAW_KEYS:
@@ -275,16 +312,18 @@ def test_refused_night_fails_its_own_partition_only(nights):
 
 
 def test_latest_state_assets_keep_last_nights_materialization_marked_still_current(nights):
-    """What we chose (docs/decisions.md, "Dagster operations"): one run per night, so the
-    failed run planned the latest-state assets and Dagster 1.13 shows them as failed by that
-    run; their last materialization stays night 1's, and an observation says they are still
+    """What we chose (docs/decisions.md, "Dagster operations"): a night is an ingest run,
+    then a refresh run only when ingest succeeded, so the refused night's run never planned
+    the latest-state assets: Dagster has nothing to show as failed on them, their last
+    materialization and last run stay night 1's, and an observation says they are still
     current as of the date analysts see."""
     instance, good, refused = nights["instance"], nights["good"], nights["refused"]
     for key in LATEST_STATE:
         (record,) = instance.get_asset_records([key])
         entry = record.asset_entry
         assert entry.last_materialization.run_id == good.run_id, key
-        assert entry.last_run_id == refused.run_id  # planned by the refused run
+        assert entry.last_run_id == good.run_id, key  # not planned by the refused run
+        assert entry.last_failed_to_materialize_record is None, key
     for key in LATEST_STATE[:2]:
         (obs,) = [
             o.asset_observation.metadata
@@ -349,7 +388,9 @@ def test_refusal_is_a_failure_with_structured_metadata(nights, tmp_path):
     assert f"analysts still see the previous night's tables (as of {GOOD})" in data.description
 
 
-def test_the_failure_is_the_first_error_the_operator_reads(nights):
+def test_the_failure_is_the_only_step_error_the_operator_reads(nights):
+    """The raw checks run inside the ingest step, and the refresh is another run: a refused
+    night is one failed step, then the run's failure; no "Not executing" cascade."""
     instance, refused = nights["instance"], nights["refused"]
     errors = [e for e in instance.all_logs(refused.run_id) if e.level >= 40]
     first = errors[0]
@@ -357,10 +398,11 @@ def test_the_failure_is_the_first_error_the_operator_reads(nights):
     assert first.dagster_event.step_failure_data.error.message.startswith(
         "dagster._core.definitions.events.Failure: Export "
     )
-    # Dagster's own cascade, one line per step the refusal stopped, comes after it.
-    cascade = [e for e in errors[1:] if "Not executing" in e.user_message]
-    assert cascade and all(e.dagster_event is None for e in cascade)
-    assert errors[-1].dagster_event.event_type == DagsterEventType.RUN_FAILURE
+    assert not [e for e in errors if "Not executing" in e.user_message]
+    assert [e.dagster_event.event_type for e in errors] == [
+        DagsterEventType.STEP_FAILURE,
+        DagsterEventType.RUN_FAILURE,
+    ]
     failed_runs = instance.fetch_run_status_changes(
         EventRecordsFilter(DagsterEventType.RUN_FAILURE), limit=5
     ).records

@@ -24,7 +24,7 @@ from dagster import (
     instance_for_test,
 )
 
-from pipelines.assets import dbt_stages, ingest_exports
+from pipelines.assets import RAW_KEYS, dbt_stages, ingest_exports
 from pipelines.automation import new_export_sensor, nightly_schedule
 from pipelines.dbt import DBT_LAUNCHER, NightlyDbtResource, dbt_project
 from pipelines.definitions import SETTINGS, definitions_from_env, make_definitions, setting
@@ -47,7 +47,8 @@ def test_definitions_load_without_warnings(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         defs = nightly_definitions(tmp_path / "exports", tmp_path / "w.duckdb")
-        job = defs.resolve_job_def("nightly_refresh")
+        ingest = defs.resolve_job_def("nightly_ingest")
+        refresh = defs.resolve_job_def("nightly_refresh")
     graph = defs.resolve_asset_graph()
     features = AssetKey(["marts", "customer_features"])
     segments = AssetKey(["marts", "customer_segments"])
@@ -59,7 +60,13 @@ def test_definitions_load_without_warnings(tmp_path):
     assert segments in {
         k for key in graph.get(roi).parent_keys for k in [key, *graph.get(key).parent_keys]
     }
-    assert len(job.asset_layer.executable_asset_keys) >= 30
+    # a night is two jobs: the raw assets (with their checks), then everything else
+    ingested = ingest.asset_layer.executable_asset_keys
+    refreshed = refresh.asset_layer.executable_asset_keys
+    assert ingested == set(RAW_KEYS)
+    assert not ingested & refreshed
+    assert ingested | refreshed == graph.materializable_asset_keys
+    assert len(refreshed) >= 25
     # every warehouse writer is in one pool
     for key in (features, segments, AssetKey(["raw", "orders"])):
         assert graph.get(key).pools == {"duckdb_warehouse"}
@@ -106,7 +113,7 @@ def test_schedule_is_nightly_at_two(tmp_path):
     schedule = nightly_schedule()
     assert schedule.cron_schedule == "0 2 * * *"
     assert schedule.execution_timezone == "UTC"
-    assert schedule.job_name == "nightly_refresh"
+    assert schedule.job_name == "nightly_ingest"
     # It runs the newest export, made a partition first (a schedule cannot ask for one).
     exports = tmp_path / "exports"
     with instance_for_test() as instance:  # a schedule needs an instance it can refer to
@@ -154,7 +161,7 @@ def test_without_settings_every_resource_takes_the_readme_default(monkeypatch):
         "duckdb_memory_limit": "1GB",
     }
     assert r["alerts"].url == ""
-    assert defs.resolve_schedule_def("nightly_refresh_schedule").cron_schedule == "0 2 * * *"
+    assert defs.resolve_schedule_def("nightly_schedule").cron_schedule == "0 2 * * *"
     assert defs.resolve_sensor_def("new_export_sensor").minimum_interval_seconds == 60
     # the resources make_definitions falls back on have the same defaults
     bare = {
@@ -233,7 +240,7 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
     }
     assert dbt.dbt_executable == DBT_LAUNCHER
     assert r["alerts"].process_config_and_initialize().url == "http://127.0.0.1:9/hook"
-    schedule = defs.resolve_schedule_def("nightly_refresh_schedule")
+    schedule = defs.resolve_schedule_def("nightly_schedule")
     assert (schedule.cron_schedule, schedule.execution_timezone) == (
         "30 4 * * 1-5",
         "Europe/Paris",
@@ -411,7 +418,8 @@ def test_ui_materialisations_run_in_one_process(tmp_path):
     at the end (the run failed at the first GX check): every job runs in one process."""
     defs = nightly_definitions(tmp_path, tmp_path / "w.duckdb")
     assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
-    assert defs.resolve_job_def("nightly_refresh").executor_def.name == "in_process"
+    for job in ("nightly_ingest", "nightly_refresh"):
+        assert defs.resolve_job_def(job).executor_def.name == "in_process"
 
 
 def test_a_run_without_the_publish_asset_says_its_work_was_discarded(tmp_path):

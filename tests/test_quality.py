@@ -495,9 +495,11 @@ class FakeWarehouse(ConfigurableResource):
             c.close()
 
 
-@asset(key=AssetKey(["raw", "orders"]))
-def raw_orders_asset() -> MaterializeResult:
-    return MaterializeResult()
+@asset(key=AssetKey(["raw", "orders"]), check_specs=quality.raw_check_specs(["orders"]))
+def raw_orders_asset(context, warehouse: FakeWarehouse):
+    """Loads nothing, then checks, as the ingest step does after loading."""
+    yield MaterializeResult()
+    yield from quality.raw_check_results(context.run_id, warehouse, ["orders"])
 
 
 @asset(key=AssetKey(["staging", "stg_orders"]), deps=[raw_orders_asset])
@@ -506,11 +508,10 @@ def downstream_asset() -> MaterializeResult:
 
 
 def run_orders_check(path: str):
-    """Materialize raw/orders, its check and a downstream asset; the check's evaluation and
-    whether the downstream asset was materialized."""
-    (check,) = quality.raw_asset_checks(["orders"])
+    """Materialize raw/orders (with its check) and a downstream asset; the check's
+    evaluation and whether the downstream asset was materialized."""
     result = materialize(
-        [raw_orders_asset, check, downstream_asset],
+        [raw_orders_asset, downstream_asset],
         resources={"warehouse": FakeWarehouse(path=path)},
         raise_on_error=False,
     )

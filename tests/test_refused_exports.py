@@ -2,7 +2,8 @@
 
 Night 1 is the hand fixture (2026-11-21), published once and copied by each test; later
 nights are copies of it, one of them damaged (60% of its orders point to an unknown
-customer, so the export is refused). Each test runs the real nightly_refresh night by night.
+customer, so the export is refused). Each test runs the real night (nightly_ingest, then
+nightly_refresh) night by night.
 """
 
 from __future__ import annotations

@@ -440,6 +440,6 @@ def test_no_personal_data_in_marts_or_run_logs(setup):
         con.close()
     # Every log line and event of the next night's run, with its metadata.
     _, log_text = run_with_logs(exports.parent)
-    assert "nightly_refresh" in log_text
+    assert "nightly_ingest" in log_text and "nightly_refresh" in log_text
     leaked = {p for p in pii if ("@" in p or " " in p) and p in log_text}
     assert not leaked, leaked

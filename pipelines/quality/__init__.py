@@ -26,10 +26,15 @@ Modules: `suites` (expectations/*.json, suite columns, the GX context), `validat
 (`validate_frame`, ValidationOutcome, ExpectationResult), `frames` (raw and mart frames from
 DuckDB, derived columns), `compact` (compact frames: SQL pre-selection of the rows that may
 break an expectation), `results` (`record_results` to raw.validation_results), `checks`
-(the Dagster asset-check factories).
+(the Dagster asset checks: raw check specs evaluated by the ingest step, mart asset checks).
 """
 
-from pipelines.quality.checks import latest_export_date, mart_asset_checks, raw_asset_checks
+from pipelines.quality.checks import (
+    latest_export_date,
+    mart_asset_checks,
+    raw_check_results,
+    raw_check_specs,
+)
 from pipelines.quality.compact import (
     COMPACT_MIN_ROWS,
     Frame,
@@ -73,7 +78,8 @@ __all__ = [
     "load_suite",
     "mart_asset_checks",
     "mart_check_frame",
-    "raw_asset_checks",
+    "raw_check_results",
+    "raw_check_specs",
     "raw_check_frame",
     "record_results",
     "suite_columns",
