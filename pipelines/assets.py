@@ -54,7 +54,7 @@ from pipelines.ingest.backlog import (
 )
 from pipelines.maintenance import drop_superseded_versions
 from pipelines.publish import published_as_of
-from pipelines.quality import raw_check_results, raw_check_specs
+from pipelines.quality import raw_check_results, raw_check_specs, refused_check_results
 from pipelines.resources import (
     DBT_PROJECT_DIR,
     ExportsResource,
@@ -197,6 +197,9 @@ def ingest_exports(
         if backlog.blocking is not None:
             failure = _refusal_failure(con, backlog, exports, warehouse, refused_rows)
             _mark_still_current(context, failure)
+            yield from refused_check_results(
+                {k: getattr(v, "value", v) for k, v in failure.metadata.items()}
+            )
             raise failure
         refused_rows.unlink(missing_ok=True)  # nothing blocks any more
         for warning in backlog.warnings():

@@ -19,6 +19,8 @@ from pathlib import Path
 import duckdb
 import pytest
 from dagster import (
+    AssetCheckKey,
+    AssetCheckSeverity,
     AssetKey,
     AssetsDefinition,
     DagsterEventType,
@@ -309,6 +311,26 @@ def test_refused_night_fails_its_own_partition_only(nights):
             GOOD: AssetPartitionStatus.MATERIALIZED,
             REFUSED: AssetPartitionStatus.FAILED,
         }, key
+
+
+def test_refused_partitions_raw_checks_say_they_were_not_evaluated(nights):
+    """Not "Execution failed": each raw check of the refused partition has a result that
+    names the refusal, and the good partition's evaluation stays in its history."""
+    instance, refused = nights["instance"], nights["refused"]
+    results = {e.asset_check_key.name: e for e in refused.get_asset_check_evaluations()}
+    assert set(results) == {f"gx_raw_{t}" for t in RAW_TABLES}
+    for name, e in results.items():
+        assert e.partition == REFUSED and not e.passed, name
+        assert e.severity == AssetCheckSeverity.ERROR
+        assert e.description.startswith(f"Not evaluated: export {REFUSED} was refused at ingest")
+        assert e.description.endswith(f"Analysts still see {GOOD}."), e.description
+        meta = {k: v.value for k, v in e.metadata.items()}
+        assert meta["column"] == "amount" and meta["file"] == "orders.csv", meta
+    key = AssetCheckKey(AssetKey(["raw", "orders"]), "gx_raw_orders")
+    runs = {nights["good"].runs[0].run_id, refused.run_id}
+    history = instance.event_log_storage.get_asset_check_execution_history(key, limit=10)
+    statuses = {r.partition: r.status.value for r in history if r.run_id in runs}
+    assert statuses == {GOOD: "SUCCEEDED", REFUSED: "FAILED"}
 
 
 def test_latest_state_assets_keep_last_nights_materialization_marked_still_current(nights):

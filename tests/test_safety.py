@@ -336,8 +336,9 @@ def test_two_runs_at_once_both_end_cleanly(setup, tmp_path):
     codes = [p.wait(timeout=600) for p in (first, second)]
     outs = [log.read_text() for log in logs]
     assert codes == [0, 0], [o[-3000:] for o in outs]
-    assert "Warehouse busy (held by run" not in outs[0]
     assert "Warehouse busy (held by run" in outs[1]  # it waited, then ran
+    # The first may wait too: a night is two runs, and the second launch's ingest can take
+    # the warehouse between them (docs/decisions.md, "A night is two runs").
     con = duckdb.connect(str(wh), read_only=True)
     try:
         assert con.execute("SELECT count(*) FROM marts.customer_features").fetchone() == (8,)

@@ -34,6 +34,7 @@ from pipelines.quality.checks import (
     mart_asset_checks,
     raw_check_results,
     raw_check_specs,
+    refused_check_results,
 )
 from pipelines.quality.compact import (
     COMPACT_MIN_ROWS,
@@ -79,6 +80,7 @@ __all__ = [
     "mart_asset_checks",
     "mart_check_frame",
     "raw_check_results",
+    "refused_check_results",
     "raw_check_specs",
     "raw_check_frame",
     "record_results",

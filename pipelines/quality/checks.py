@@ -6,7 +6,7 @@ checks are asset checks of their own, in the refresh run."""
 
 import datetime as dt
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from dagster import (
@@ -207,6 +207,31 @@ def raw_check_results(
     for t in tables:
         key = AssetCheckKey(AssetKey(["raw", t]), f"gx_raw_{t}")
         yield _run_check(run_id, warehouse, key, _raw_builder(t))
+
+
+def refused_check_results(
+    refusal: Mapping[str, Any], tables: Sequence[str] = RAW_TABLES
+) -> Iterator[AssetCheckResult]:
+    """The raw checks of a refused export, which were never evaluated: its rows were not
+    loaded.  Without a result Dagster shows each check of the partition as "Execution
+    failed", which an operator reads as failed expectations; this result says what
+    happened instead.  ``refusal``: the refusal Failure's metadata (plain values)."""
+    where = f"{refusal['file']}" + (f", column {refusal['column']}" if refusal["column"] else "")
+    for t in tables:
+        yield AssetCheckResult(
+            asset_key=AssetKey(["raw", t]),
+            check_name=f"gx_raw_{t}",
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=f"Not evaluated: export {refusal['refused_export']} was refused at "
+            f"ingest ({where}: {refusal['rule']}), so none of its rows were loaded. Analysts "
+            f"still see {refusal['analysts_see_as_of']}.",
+            metadata={
+                "status": "not evaluated: export refused",
+                **{k: refusal[k] for k in ("refused_export", "file", "column", "rule")},
+                "analysts_see_as_of": refusal["analysts_see_as_of"],
+            },
+        )
 
 
 def mart_asset_checks(
