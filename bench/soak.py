@@ -13,7 +13,7 @@ the run's event log).  After each night it reads, without writing anything:
   (where raw lives while there is no separate store);
 - bytes (apparent size, as `ls -l`) of the published file (WAREHOUSE_PATH + its .wal), of
   every file under PIPELINE_STORE_DIR (default `<WAREHOUSE_PATH's folder>/pipeline`;
-  None when it does not exist) and of every file under DAGSTER_HOME.
+  None when it does not exist) and of every file under DAGSTER_HOME and REPORTS_DIR.
 
 Ends with a summary and one line `soak: customers=N nights=K night2_s=... last_s=...
 ratio=... store_mib_per_night=... published_mib=...`; the record goes to
@@ -146,6 +146,7 @@ def storage(env: dict[str, str]) -> dict:
         "published_bytes": published_bytes(warehouse),
         "store_bytes": tree_bytes(store),
         "dagster_home_bytes": tree_bytes(Path(env["DAGSTER_HOME"])),
+        "reports_bytes": tree_bytes(Path(env["REPORTS_DIR"])),
     }
 
 
@@ -215,7 +216,8 @@ def night_line(r: dict) -> str:
         f"night {r['night']} {r['export_date']}: wall_s={r['wall_s']:.1f} "
         f"peak_mib={r['peak_mib']} | {stages} | raw_rows={r['raw_rows']:,} ({tables}) | "
         f"published_mib={mib(r['published_bytes'])} store_mib={mib(r['store_bytes'])} "
-        f"dagster_home_mib={mib(r['dagster_home_bytes'])} export_mib={mib(r['export_bytes'])} "
+        f"dagster_home_mib={mib(r['dagster_home_bytes'])} reports_mib={mib(r['reports_bytes'])} "
+        f"export_mib={mib(r['export_bytes'])} "
         f"export_warm_s={r['warm_s']} "
         f"least_free_disk_gib={r['least_free_disk_mib'] / 1024:.1f}"
     )

@@ -39,16 +39,24 @@ def query(warehouse: Path, sql: str) -> list[tuple]:
         con.close()
 
 
+# The marts with a row per customer: their extracts exist only in latest/.
+PER_CUSTOMER = {"customer_features", "customer_segments", "segment_history", "top_referrers"}
+
+
 def test_report_files_and_result(report):
     folder = report.report_path.parent
     assert folder.name == "2026-11-21" and report.report_path.name == "report.html"
     assert report.latest_path == folder.parent / "latest.html"
     assert report.latest_path.read_bytes() == report.report_path.read_bytes()
     assert sorted(report.extracts) == sorted(MART_TABLES)
+    assert {p.parent for p in report.extracts.values()} == {folder.parent / "latest"}
+    assert {p.name for p in (folder.parent / "latest").iterdir()} == {
+        f"{t}.parquet" for t in MART_TABLES
+    }  # no temporary file left
     assert {p.name for p in folder.iterdir()} == {
         "report.html",
-        *(f"{t}.parquet" for t in MART_TABLES),
-    }  # no temporary file left
+        *(f"{t}.parquet" for t in set(MART_TABLES) - PER_CUSTOMER),
+    }
     assert (report.customers, report.segments, report.overall_roi) == (8, 6, -0.333333)
     assert report.extract_rows["customer_features"] == 8
     assert report.extract_rows["segment_migrations"] == 0
@@ -86,6 +94,30 @@ def test_parquet_extracts_equal_the_marts(report, warehouse, table):
     mart = query(warehouse, f"SELECT * FROM marts.{table}")
     extract = query(warehouse, f"SELECT * FROM read_parquet('{path}')")
     assert sorted(map(repr, extract)) == sorted(map(repr, mart))  # same values and types
+
+
+def test_dated_extracts_hold_no_customer_rows_and_equal_latest(report):
+    """Per-customer rows only in latest/ (rewritten each night, after erasure); what a dated
+    folder keeps is the same bytes as latest's extract of that night."""
+    folder, latest = report.report_path.parent, report.report_path.parent.parent / "latest"
+    for path in folder.glob("*.parquet"):
+        assert (latest / path.name).read_bytes() == path.read_bytes(), path.name
+        con = duckdb.connect()
+        cols = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM '{path}'").fetchall()]
+        con.close()
+        assert "customer_id" not in cols, path.name
+
+
+def test_older_dated_folders_lose_their_customer_rows(warehouse, tmp_path):
+    """Reports written by the earlier layout kept every mart per night (6 MiB a night at
+    100k customers, and an erased customer's rows forever): the next report removes them."""
+    old = tmp_path / "2026-10-01"
+    old.mkdir(parents=True)
+    for name in ("customer_features.parquet", "top_referrers.parquet", "segment_profiles.parquet"):
+        (old / name).write_bytes(b"old")
+    (old / "report.html").write_text("old page")
+    build_report(warehouse, tmp_path)
+    assert sorted(p.name for p in old.iterdir()) == ["report.html", "segment_profiles.parquet"]
 
 
 def test_customer_features_extract_is_in_key_order(report, warehouse):

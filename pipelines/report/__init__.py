@@ -1,7 +1,10 @@
-"""The analysts' report: `<out>/<as_of_date>/report.html` (inline CSS and SVG, no script),
-`<out>/<as_of_date>/<table>.parquet` per marts table, and `<out>/latest.html`, from the marts
-of the published warehouse only.  Same warehouse, same bytes: no clock, fixed orderings and
-number formats.  The page shows aggregates only, never a customer's row.
+"""The analysts' report: `<out>/<as_of_date>/report.html` (inline CSS and SVG, no script) with
+the Parquet extracts of the marts that hold no customer rows, `<out>/latest/<table>.parquet`
+per marts table (replaced each night) and `<out>/latest.html`, from the marts of the published
+warehouse only.  Rows per customer exist only in latest/: the dated folders grow by kilobytes a
+night whatever the customer count, and an erased customer leaves them with the next report.
+Same warehouse, same bytes: no clock, fixed orderings and number formats.  The page shows
+aggregates only, never a customer's row.
 
 Modules: `fmt` (value formatting and escaping), `charts` (SVG charts and palette), `page`
 (CSS, metric definitions, `render_html`), `build` (marts loading, Parquet extracts,

@@ -1,6 +1,7 @@
 """Build the report from the published warehouse: load the marts, export Parquet, write pages."""
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -11,6 +12,11 @@ from dagster import MetadataValue
 from pipelines.report.fmt import is_missing
 from pipelines.report.page import render_html
 from pipelines.sql import quote_ident, sql_literal
+
+# Every mart's extract goes to <out>/latest/; a dated folder keeps the page and the extracts
+# without customer rows, so the folder of reports grows by kilobytes a night at any size.
+LATEST_EXTRACTS = "latest"
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 # Extracts are ordered by each table's key (the dbt uniqueness tests); others by every column.
 TABLE_KEYS = {
@@ -118,9 +124,27 @@ def _write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _mart_tables(con: duckdb.DuckDBPyConnection) -> tuple[list[str], set[str]]:
+    """Every marts table, and those with a row per customer (a `customer_id` column)."""
+    cols = con.execute(
+        "SELECT table_name, bool_or(column_name = 'customer_id') FROM information_schema.columns "
+        "WHERE table_schema = 'marts' GROUP BY table_name ORDER BY table_name"
+    ).fetchall()
+    return [t for t, _ in cols], {t for t, per_customer in cols if per_customer}
+
+
+def _prune_customer_rows(out_dir: Path, per_customer: set[str]) -> None:
+    """Remove per-customer extracts from every dated folder (a release before this one wrote
+    them there): customer rows live only in latest/, rewritten each night after erasure."""
+    for folder in out_dir.iterdir():
+        if folder.is_dir() and DAY.fullmatch(folder.name):
+            for table in per_customer:
+                (folder / f"{table}.parquet").unlink(missing_ok=True)
+
+
 def build_report(warehouse_path: Path, out_dir: Path, currency: str = "") -> ReportResult:
     """Write the dated report, the Parquet extracts and latest.html; see the package doc."""
-    warehouse_path = Path(warehouse_path)
+    warehouse_path, out_dir = Path(warehouse_path), Path(out_dir)
     if not warehouse_path.exists():
         raise FileNotFoundError(f"No published warehouse at {warehouse_path}")
     con = duckdb.connect(str(warehouse_path), read_only=True)
@@ -129,19 +153,18 @@ def build_report(warehouse_path: Path, out_dir: Path, currency: str = "") -> Rep
         as_of = con.execute("SELECT max(as_of_date) FROM marts.segment_profiles").fetchone()[0]
         if as_of is None:
             raise ValueError(f"{warehouse_path}: marts.segment_profiles is empty")
-        folder = Path(out_dir) / as_of.isoformat()
+        folder, latest_dir = out_dir / as_of.isoformat(), out_dir / LATEST_EXTRACTS
         folder.mkdir(parents=True, exist_ok=True)
-        tables = [
-            r[0]
-            for r in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts' "
-                "ORDER BY table_name"
-            ).fetchall()
-        ]
-        written = {t: _export(con, t, folder) for t in tables}
+        latest_dir.mkdir(exist_ok=True)
+        tables, per_customer = _mart_tables(con)
+        written = {t: _export(con, t, latest_dir) for t in tables}
+        for t in tables:
+            if t not in per_customer:
+                _export(con, t, folder)
         data = _load(con)
     finally:
         con.close()
+    _prune_customer_rows(out_dir, per_customer)
     rows = {t: n for t, (_, n) in written.items()}
     report, latest = folder / "report.html", Path(out_dir) / "latest.html"
     page = render_html(data, as_of, rows, currency)
