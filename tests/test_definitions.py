@@ -331,6 +331,18 @@ def test_dbt_vars_take_base_currency_then_dbt_vars_then_the_run_database():
         NightlyDbtResource.for_project(project, vars_json="[1]").dbt_vars(Path("/b"))
 
 
+def test_dbt_version_is_the_installed_dbt_core_without_a_subprocess():
+    """dagster-dbt would run `dbt --version` (3.7 s) once per run; the launcher runs this
+    venv's dbt-core, whose version the resource reads from the package instead."""
+    dbt = NightlyDbtResource.for_project(dbt_project())
+    out = subprocess.run(
+        [DBT_LAUNCHER, "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    core = re.search(r"installed: (\d+\.\d+\.\d+)", out).group(1)
+    assert str(dbt._cli_version) == core
+    assert dbt._cli_version.major == 1  # dbt-core, not the fusion engine (>= 2)
+
+
 # Run in a fresh interpreter.  Dagster is imported first: its own import runs `file -b
 # <python>` (platform.architecture(), in its vendored croniter); what is guarded is ours.
 IMPORT_PROBE = r"""
