@@ -226,7 +226,8 @@ def print_summary(warehouse: Path, reports: Path) -> None:
     try:
         (as_of,) = con.execute("SELECT max(export_date) FROM audit.exports").fetchone()
         print(f"\nWarehouse: {warehouse}  (as of {as_of})")
-        print(f"Report:    {reports / str(as_of) / 'report.html'}  (+ Parquet extracts)")
+        print(f"Report:    {reports / str(as_of) / 'report.html'}")
+        print(f"Extracts:  {reports / 'latest'}/<mart>.parquet")
         for day, file, reason, resolution in con.execute(
             "SELECT export_date, file, reason, resolution FROM audit.refused_exports ORDER BY 1"
         ).fetchall():
