@@ -209,6 +209,10 @@ def raw_check_results(
         yield _run_check(run_id, warehouse, key, _raw_builder(t))
 
 
+# What a refused export's check results carry of the refusal (the Failure's metadata).
+REFUSAL_FIELDS = ("refused_export", "file", "column", "rule", "analysts_see_as_of")
+
+
 def refused_check_results(
     refusal: Mapping[str, Any], tables: Sequence[str] = RAW_TABLES
 ) -> Iterator[AssetCheckResult]:
@@ -228,8 +232,7 @@ def refused_check_results(
             f"still see {refusal['analysts_see_as_of']}.",
             metadata={
                 "status": "not evaluated: export refused",
-                **{k: refusal[k] for k in ("refused_export", "file", "column", "rule")},
-                "analysts_see_as_of": refusal["analysts_see_as_of"],
+                **{k: refusal[k] for k in REFUSAL_FIELDS},
             },
         )
 

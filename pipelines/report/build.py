@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -118,6 +119,13 @@ def _export(con: duckdb.DuckDBPyConnection, table: str, folder: Path) -> tuple[P
     return path, int(rows)
 
 
+def _copy(path: Path, folder: Path) -> None:
+    """A written extract into another folder, via a temporary name as every write here."""
+    tmp = folder / f".{path.name}.tmp"
+    shutil.copyfile(path, tmp)
+    os.replace(tmp, folder / path.name)
+
+
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -160,13 +168,13 @@ def build_report(warehouse_path: Path, out_dir: Path, currency: str = "") -> Rep
         written = {t: _export(con, t, latest_dir) for t in tables}
         for t in tables:
             if t not in per_customer:
-                _export(con, t, folder)
+                _copy(written[t][0], folder)
         data = _load(con)
     finally:
         con.close()
     _prune_customer_rows(out_dir, per_customer)
     rows = {t: n for t, (_, n) in written.items()}
-    report, latest = folder / "report.html", Path(out_dir) / "latest.html"
+    report, latest = folder / "report.html", out_dir / "latest.html"
     page = render_html(data, as_of, rows, currency)
     _write_text(report, page)
     _write_text(latest, page)  # the same bytes: the newest report at a fixed address
