@@ -11,7 +11,7 @@ export GX_ANALYTICS_ENABLED := false
 export DAGSTER_DISABLE_TELEMETRY := 1
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: install run test dev bench sample lint parse dagster-home clean docs sql
+.PHONY: install install-spark run test dev bench sample lint parse dagster-home clean docs sql
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 required"'
@@ -24,6 +24,22 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml requirements.lock
 
 install: $(VENV)/.installed
 
+# The Spark engine (WAREHOUSE_ENGINE=spark, docs/spark.md): pyspark and dbt-spark, and a Java
+# runtime from Debian's packages when none is on PATH. `make test` needs it (its Spark tests
+# run the pipeline on a local Spark); `make run` on DuckDB does not.
+$(VENV)/.installed-spark: $(VENV)/.installed
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,sql,spark]'
+	@command -v java >/dev/null || { \
+		echo "Installing a Java runtime for Spark (openjdk-17-jre-headless)"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			openjdk-17-jre-headless >/dev/null; }
+	java -version 2>&1 | head -1
+	touch $@
+
+install-spark: $(VENV)/.installed-spark
+
 dagster-home:
 	@mkdir -p "$(DAGSTER_HOME)"
 	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp deploy/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
@@ -33,10 +49,11 @@ dagster-home:
 parse: install
 	cd dbt_project && env -u DBT_DUCKDB_PATH ../$(BIN)/dbt parse --quiet --profiles-dir .
 
-run: install dagster-home parse
+# WAREHOUSE_ENGINE=spark make run: the same night with dbt on Spark (docs/spark.md).
+run: install $(if $(filter spark,$(WAREHOUSE_ENGINE)),install-spark) dagster-home parse
 	$(BIN)/python -m pipelines.nightly
 
-test: install dagster-home parse lint
+test: install-spark dagster-home parse lint
 	$(BIN)/pytest
 
 # `dg dev` supersedes `dagster dev` (Dagster 1.13); it reads [tool.dg] in pyproject.toml.

@@ -8,9 +8,10 @@ Every setting comes from a resource (pipelines/resources.py, pipelines/dbt.py).
 import getpass
 import hashlib
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -36,7 +37,14 @@ from dagster_dbt import DbtProject, dbt_assets
 from pydantic import Field
 
 from pipelines.catalog import MARTS_OWNERS, PIPELINE_OWNERS
-from pipelines.dbt import POST_SEGMENTATION_SELECT, NightlyDbtResource, translator
+from pipelines.dbt import (
+    POST_SEGMENTATION_SELECT,
+    POST_SEGMENTATION_TAG,
+    NightlyDbtResource,
+    SparkTarget,
+    dbt_manifest,
+    translator,
+)
 from pipelines.dbt_metadata import with_table_metadata
 from pipelines.erasure import apply_erasure
 from pipelines.ingest import discover_exports, exports_to_ingest, ingest_export
@@ -62,6 +70,13 @@ from pipelines.resources import (
     WarehouseResource,
 )
 from pipelines.schemas import TABLES
+from pipelines.spark.engine import (
+    SparkResource,
+    land_sources,
+    mirror_models,
+    publish_views,
+    stage_sources,
+)
 from pipelines.sql import rolled_back
 from pipelines.warehouse_tables import latest_export_date
 
@@ -478,8 +493,73 @@ class DbtBuildConfig(Config):
     )
 
 
+def _stage_models(post_segmentation: bool) -> dict[str, Mapping[str, Any]]:
+    """The models of a stage, by unique id (the stage's tag, as its selection says)."""
+    nodes = dbt_manifest()["nodes"]
+    return {
+        unique_id: node
+        for unique_id, node in nodes.items()
+        if node["resource_type"] == "model"
+        and (POST_SEGMENTATION_TAG in node.get("tags", [])) == post_segmentation
+    }
+
+
+def on_spark(
+    context: AssetExecutionContext,
+    spark: SparkResource,
+    warehouse: WarehouseResource,
+    post_segmentation: bool,
+) -> SparkTarget:
+    """Before a stage on Spark: the sources its models read, landed from the store and
+    registered under the night's prefix (pipelines/spark/engine.py)."""
+    store = warehouse.store_path.parent
+    started = time.monotonic()
+    session = spark.session(store)
+    context.log.info(
+        f"Spark Connect at {spark.url(store)} ready in {time.monotonic() - started:.1f} s"
+        + ("" if spark.remote else " (a local server for this run)")
+    )
+    sources = stage_sources(dbt_manifest()["nodes"], _stage_models(post_segmentation))
+    started = time.monotonic()
+    with warehouse.connect(read_only=True) as con:
+        landed = land_sources(session, con, spark.lake(store), spark.night_prefix, sources)
+    context.log.info(
+        f"Landed {len(landed)} tables for Spark ({sum(landed.values()):,} rows) under "
+        f"{spark.night_prefix}* in {time.monotonic() - started:.1f} s"
+    )
+    return SparkTarget(url=spark.url(store), schema_prefix=spark.night_prefix)
+
+
+def mirror_stage(
+    context: AssetExecutionContext,
+    spark: SparkResource,
+    warehouse: WarehouseResource,
+    post_segmentation: bool,
+) -> None:
+    """After a stage on Spark: the models it built, mirrored into the store (marts as
+    tables, the others as views on Spark's files) for the steps that read them."""
+    session = spark.session(warehouse.store_path.parent)
+    prefix = spark.night_prefix
+    built = [
+        (node["schema"], node.get("alias") or node["name"])
+        for node in _stage_models(post_segmentation).values()
+    ]
+    built = [(s, t) for s, t in built if session.catalog.tableExists(f"{prefix}{s}.{t}")]
+    started = time.monotonic()
+    with warehouse.connect() as con:
+        mirror_models(session, con, built, prefix)
+    context.log.info(
+        f"Mirrored {len(built)} Spark tables into the store in {time.monotonic() - started:.1f} s"
+    )
+
+
 def dbt_stage(
-    project: DbtProject, name: str, select: str, exclude: str, doc: str
+    project: DbtProject,
+    name: str,
+    select: str,
+    exclude: str,
+    doc: str,
+    post_segmentation: bool,
 ) -> AssetsDefinition:
     """One `dbt build` over a slice of the project, in the pipeline's store.
 
@@ -494,18 +574,28 @@ def dbt_stage(
         context: AssetExecutionContext,
         dbt: NightlyDbtResource,
         warehouse: WarehouseResource,
+        spark: SparkResource,
         config: DbtBuildConfig,
     ):
+        target = None
+        if spark.enabled:
+            target = on_spark(context, spark, warehouse, post_segmentation)
         invocation = dbt.cli(
-            dbt.build_args(warehouse.store_path, config.full_refresh),
+            dbt.build_args(warehouse.store_path, config.full_refresh, target),
             context=context,
             target_path=_dbt_target(warehouse, name),
         )
+
+        def finish() -> None:
+            invocation.process.wait()
+            if target is not None:
+                mirror_stage(context, spark, warehouse, post_segmentation)
+
         yield from with_table_metadata(
             invocation.stream(),
             invocation.manifest["nodes"],
             lambda: warehouse.connect(read_only=True),
-            invocation.process.wait,
+            finish,
             context.log,
         )
 
@@ -531,6 +621,7 @@ def dbt_stages(project: DbtProject) -> tuple[AssetsDefinition, AssetsDefinition]
         POST_SEGMENTATION_SELECT,
         "Staging models, intermediate features and marts.customer_features (with their data "
         "tests): every model that does not read the segmentation.",
+        post_segmentation=False,
     )
     roi = dbt_stage(
         project,
@@ -538,6 +629,7 @@ def dbt_stages(project: DbtProject) -> tuple[AssetsDefinition, AssetsDefinition]
         POST_SEGMENTATION_SELECT,
         "",
         "Referral ROI by segment (overall and monthly), top referrers, segment history.",
+        post_segmentation=True,
     )
     return features, roi
 
@@ -598,13 +690,21 @@ def customer_segmentation(
     context: AssetExecutionContext,
     warehouse: WarehouseResource,
     segmentation: SegmentationResource,
+    spark: SparkResource,
 ):
-    """Cluster customers with stable segment ids (see pipelines/segmentation/)."""
+    """Cluster customers with stable segment ids (see pipelines/segmentation/); on Spark,
+    sampled, fitted and predicted there (pipelines/segmentation/spark.py)."""
     # Imported here: scikit-learn sets KMP_* environment variables when imported.
     from pipelines.segmentation import run_segmentation
 
+    on_spark = {}
+    if spark.enabled:
+        on_spark = {
+            "spark": spark.session(warehouse.store_path.parent),
+            "spark_features": f"{spark.night_prefix}{'.'.join(CUSTOMER_FEATURES_KEY.path)}",
+        }
     with warehouse.connect() as con:
-        meta = run_segmentation(con, segmentation.config())
+        meta = run_segmentation(con, segmentation.config(), **on_spark)
         counts = {
             key: con.execute(f"SELECT count(*) FROM {'.'.join(key.path)}").fetchone()[0]
             for key in [*SEGMENT_KEYS, *HISTORY_KEYS]
@@ -687,7 +787,9 @@ def publish_asset(roi: AssetsDefinition) -> AssetsDefinition:
         "marts and audit counts only, and renames it into place. "
         "Its metadata: the ROI per segment the analysts now see, and the data-quality counts.",
     )
-    def published_warehouse(context: AssetExecutionContext, warehouse: WarehouseResource):
+    def published_warehouse(
+        context: AssetExecutionContext, warehouse: WarehouseResource, spark: SparkResource
+    ):
         """Analysts see the night's tables only from here on, all at once.
 
         The ROI per segment goes on this materialization (what was published) and, as an
@@ -702,6 +804,13 @@ def publish_asset(roi: AssetsDefinition) -> AssetsDefinition:
         context.log.info(f"Published {path} (as of {as_of}); data quality: {quality}")
         if compaction is not None:
             context.log.info(compaction.describe())
+        if spark.enabled:
+            store = warehouse.store_path.parent
+            dropped = publish_views(spark.session(store), spark.lake(store), spark.night_prefix)
+            context.log.info(
+                f"Spark: marts.* now read the tables of {spark.night_prefix}marts; "
+                f"dropped the schemas of other nights: {', '.join(dropped) or 'none'}"
+            )
         context.log_event(
             AssetObservation(
                 asset_key=ROI_KEY,
@@ -720,6 +829,9 @@ def publish_asset(roi: AssetsDefinition) -> AssetsDefinition:
                 "analysts_file_bytes": path.stat().st_size,
                 "store_compacted": compaction.describe() if compaction else "no",
                 "as_of_date": as_of.isoformat() if as_of else None,
+                # WAREHOUSE_ENGINE, and on Spark the schemas the published marts came from
+                "engine": "spark" if spark.enabled else "duckdb",
+                **({"spark_schemas": f"{spark.night_prefix}*"} if spark.enabled else {}),
                 **quality,
             }
         )

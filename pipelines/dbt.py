@@ -19,6 +19,7 @@ import json
 import os
 import sysconfig
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from dagster_dbt import (
     DbtProject,
     DbtProjectPreparer,
 )
+from dagster_dbt.dbt_manifest import read_manifest_path
 from dagster_shared.record import replace
 from packaging import version
 from pydantic import Field
@@ -75,6 +77,11 @@ def dbt_project() -> DbtProject:
     project = replace(project, preparer=LauncherPreparer())
     project.prepare_if_dev()
     return project
+
+
+def dbt_manifest() -> Mapping[str, Any]:
+    """The project's parsed manifest (dagster-dbt reads the file once per process)."""
+    return read_manifest_path(dbt_project().manifest_path)
 
 
 # The Dagster catalog's groups are the night's flow, in run order; an asset key's prefix is
@@ -252,9 +259,36 @@ class NightlyDbtResource(DbtCliResource):
         values["duckdb_memory_limit"] = self.memory_limit
         return values
 
-    def build_args(self, database: Path, full_refresh: bool = False) -> list[str]:
+    def build_args(
+        self,
+        database: Path,
+        full_refresh: bool = False,
+        spark: SparkTarget | None = None,
+    ) -> list[str]:
         """`dbt build` of a stage; the launcher takes --bind-to-parent (this process, which
-        starts dbt) for itself and binds dbt to it."""
+        starts dbt) for itself and binds dbt to it.  With `spark`, the profile's `spark`
+        target, told the Connect URL and the night's schema prefix (profiles.yml)."""
         refresh = ["--full-refresh"] if full_refresh else []
-        dbt_vars = json.dumps(self.dbt_vars(database), sort_keys=True)
-        return [*BUILD_ARGS, *refresh, "--vars", dbt_vars, PARENT_OPTION, str(os.getpid())]
+        values = self.dbt_vars(database)
+        target: list[str] = []
+        if spark is not None:
+            values.update(spark_remote=spark.url, schema_prefix=spark.schema_prefix)
+            target = ["--target", "spark"]
+        dbt_vars = json.dumps(values, sort_keys=True)
+        return [
+            *BUILD_ARGS,
+            *target,
+            *refresh,
+            "--vars",
+            dbt_vars,
+            PARENT_OPTION,
+            str(os.getpid()),
+        ]
+
+
+@dataclass(frozen=True)
+class SparkTarget:
+    """Where a dbt stage builds on Spark: the Connect URL and the night's schema prefix."""
+
+    url: str
+    schema_prefix: str

@@ -47,6 +47,7 @@ from pipelines.resources import (
     SegmentationResource,
     WarehouseResource,
 )
+from pipelines.spark.engine import SparkResource
 
 # The README's "Configuration" table: every variable the code location reads, with its
 # default (Dagster reads DAGSTER_HOME itself, `make run` its own).
@@ -73,6 +74,11 @@ SETTINGS: dict[str, str] = {
     "RAW_RETENTION_DAYS": "",
     "EXPORT_SENSOR_INTERVAL_S": "60",
     "ALERT_WEBHOOK_URL": "",
+    "WAREHOUSE_ENGINE": "duckdb",
+    "SPARK_REMOTE": "",
+    "SPARK_LAKE_DIR": "",
+    "SPARK_MASTER": "local[2]",
+    "SPARK_DRIVER_MEMORY": "3g",
 }
 
 
@@ -116,6 +122,7 @@ def make_definitions(
     dbt: NightlyDbtResource | None = None,
     segmentation: SegmentationResource | None = None,
     alerts: AlertWebhook | None = None,
+    spark: SparkResource | None = None,
     automation: Automation = Automation(),
 ) -> Definitions:
     """The code location over these resources; the ones left out take their defaults
@@ -147,6 +154,7 @@ def make_definitions(
             "dbt": dbt or NightlyDbtResource.for_project(project),
             "segmentation": segmentation or SegmentationResource(),
             "alerts": alerts or AlertWebhook(),
+            "spark": spark or SparkResource(),
         },
     )
 
@@ -204,6 +212,13 @@ def definitions_from_env() -> Definitions:
             seed=_env_int("SEGMENT_SEED"),
         ),
         alerts=AlertWebhook(url=_env("ALERT_WEBHOOK_URL")),
+        spark=SparkResource(
+            engine=_env("WAREHOUSE_ENGINE"),
+            remote=_env("SPARK_REMOTE"),
+            lake_dir=_env("SPARK_LAKE_DIR"),
+            master=_env("SPARK_MASTER"),
+            driver_memory=_env("SPARK_DRIVER_MEMORY"),
+        ),
         automation=Automation(
             cron=setting("NIGHTLY_CRON"),
             timezone=setting("NIGHTLY_TIMEZONE"),

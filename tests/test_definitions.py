@@ -26,7 +26,7 @@ from dagster import (
 
 from pipelines.assets import RAW_KEYS, dbt_stages, ingest_exports
 from pipelines.automation import new_export_sensor, nightly_schedule
-from pipelines.dbt import DBT_LAUNCHER, NightlyDbtResource, dbt_project
+from pipelines.dbt import DBT_LAUNCHER, NightlyDbtResource, SparkTarget, dbt_project
 from pipelines.definitions import SETTINGS, definitions_from_env, make_definitions, setting
 from pipelines.resources import (
     PROJECT_ROOT,
@@ -37,6 +37,7 @@ from pipelines.resources import (
     WarehouseResource,
     store_path_for,
 )
+from pipelines.spark.engine import SparkResource
 from tests.pipeline_runner import nightly_definitions
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,6 +162,9 @@ def test_without_settings_every_resource_takes_the_readme_default(monkeypatch):
         "duckdb_memory_limit": "1GB",
     }
     assert r["alerts"].url == ""
+    spark = r["spark"]
+    assert (spark.engine, spark.remote, spark.lake_dir) == ("duckdb", "", "")
+    assert (spark.master, spark.driver_memory, spark.enabled) == ("local[2]", "3g", False)
     assert defs.resolve_schedule_def("nightly_schedule").cron_schedule == "0 2 * * *"
     assert defs.resolve_sensor_def("new_export_sensor").minimum_interval_seconds == 60
     # the resources make_definitions falls back on have the same defaults
@@ -170,6 +174,7 @@ def test_without_settings_every_resource_takes_the_readme_default(monkeypatch):
         "published": PublishedWarehouse(),
         "reports": ReportsResource(),
         "segmentation": SegmentationResource(),
+        "spark": SparkResource(),
     }
     for key, resource in bare.items():
         assert dict(resource) == dict(r[key]), key
@@ -199,6 +204,11 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
         "RAW_RETENTION_DAYS": "400",
         "EXPORT_SENSOR_INTERVAL_S": "15",
         "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/hook",
+        "WAREHOUSE_ENGINE": "spark",
+        "SPARK_REMOTE": "sc://spark.example:15002",
+        "SPARK_LAKE_DIR": str(tmp_path / "lake"),
+        "SPARK_MASTER": "local[4]",
+        "SPARK_DRIVER_MEMORY": "8g",
     }
     assert set(values) == set(SETTINGS)
     for name, value in values.items():
@@ -231,6 +241,15 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
     segmentation = r["segmentation"].process_config_and_initialize().config()
     assert (segmentation.k_min, segmentation.k_max, segmentation.min_share) == (2, 5, 0.05)
     assert segmentation.seed == 7
+    with r["spark"].process_config_and_initialize_cm() as spark:
+        assert spark.enabled
+        assert (spark.remote, spark.master, spark.driver_memory) == (
+            "sc://spark.example:15002",
+            "local[4]",
+            "8g",
+        )
+        assert spark.lake(tmp_path / "private") == tmp_path / "lake"
+    assert r["spark"].engine.env_var_name == "WAREHOUSE_ENGINE"
     dbt = r["dbt"].process_config_and_initialize()
     assert dbt.dbt_vars(Path("/w/pipeline/store.duckdb")) == {
         "base_currency": "GBP",
@@ -329,6 +348,18 @@ def test_dbt_vars_take_base_currency_then_dbt_vars_then_the_run_database():
     }
     with pytest.raises(ValueError, match="JSON object"):
         NightlyDbtResource.for_project(project, vars_json="[1]").dbt_vars(Path("/b"))
+    # WAREHOUSE_ENGINE=spark: the profile's spark target, told the URL and the night's prefix
+    on_spark = plain.build_args(
+        Path("/b"), spark=SparkTarget(url="sc://h:15002", schema_prefix="n0123456789ab_")
+    )
+    assert on_spark[5:8] == ["--target", "spark", "--vars"]
+    assert json.loads(on_spark[8]) == {
+        "base_currency": "GBP",
+        "duckdb_path": "/b",
+        "duckdb_memory_limit": "1GB",
+        "schema_prefix": "n0123456789ab_",
+        "spark_remote": "sc://h:15002",
+    }
 
 
 def test_dbt_version_is_the_installed_dbt_core_without_a_subprocess():

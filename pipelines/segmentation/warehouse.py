@@ -3,6 +3,8 @@ history.* in one transaction (the segment history as spells: pipelines/segment_s
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import duckdb
 import pandas as pd
 
@@ -12,6 +14,9 @@ from pipelines.segmentation.profiles import CATEGORICAL_SOURCES, MEAN_SOURCES, P
 from pipelines.segmentation.segment import segment_customers
 from pipelines.sql import transaction
 from pipelines.warehouse_tables import create_python_owned_tables, latest_export_date
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def _write(con, table: str, df: pd.DataFrame, as_of, where_as_of: bool, order: str) -> None:
@@ -37,9 +42,16 @@ def ensure_profile_columns(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def run_segmentation(
-    con: duckdb.DuckDBPyConnection, config: SegmentationConfig | None = None
+    con: duckdb.DuckDBPyConnection,
+    config: SegmentationConfig | None = None,
+    spark: SparkSession | None = None,
+    spark_features: str = "",
 ) -> dict:
-    """Read marts.customer_features, segment, write marts.* and history.* in one transaction."""
+    """Read marts.customer_features, segment, write marts.* and history.* in one transaction.
+
+    With `spark`, the features are Spark's table `spark_features` and the customers are
+    sampled, fitted and predicted there (pipelines/segmentation/spark.py); what is written
+    to the store is the same."""
     config = config or SegmentationConfig()
     create_python_owned_tables(con)
     ensure_profile_columns(con)
@@ -57,9 +69,6 @@ def run_segmentation(
     numeric = ({"orders_count", "frequency", *config.features} | MEAN_SOURCES) & available
     select = ["customer_id"] + [f'CAST("{c}" AS DOUBLE) AS "{c}"' for c in sorted(numeric)]
     select += [f'"{c}"' for c in CATEGORICAL_SOURCES if c in available]
-    features = con.execute(
-        f"SELECT {', '.join(select)} FROM marts.customer_features ORDER BY customer_id"
-    ).df()
     previous = con.execute(
         "SELECT segment_id, segment_name, feature, value FROM history.segment_centroids "
         "WHERE as_of_date = (SELECT max(as_of_date) FROM history.segment_centroids "
@@ -67,11 +76,24 @@ def run_segmentation(
         [as_of],
     ).df()
     used = used_segment_ids(con, as_of)
-    result = segment_customers(features, previous if len(previous) else None, used, config)
+    previous = previous if len(previous) else None
+    if spark is None:
+        features = con.execute(
+            f"SELECT {', '.join(select)} FROM marts.customer_features ORDER BY customer_id"
+        ).df()
+        result = segment_customers(features, previous, used, config)
+        assignments = result.assignments
+    else:
+        from pipelines.segmentation.spark import segment_on_spark
+
+        frame = spark.sql(f"SELECT {', '.join(select)} FROM {spark_features}".replace('"', "`"))
+        result = segment_on_spark(spark, frame, previous, used, config)
+        # three strings per customer, through Arrow; sorted when written
+        assignments = result.assignments.toPandas()
     with transaction(con):
-        _write(con, "marts.customer_segments", result.assignments, as_of, False, "customer_id")
+        _write(con, "marts.customer_segments", assignments, as_of, False, "customer_id")
         _write(con, "marts.segment_profiles", result.profiles, as_of, False, "segment_id")
-        write_run(con, result.assignments, as_of)
+        write_run(con, assignments, as_of)
         _write(
             con, "history.segment_centroids", result.centroids, as_of, True, "segment_id, feature"
         )

@@ -1,0 +1,1 @@
+"""Spark as the night's engine (WAREHOUSE_ENGINE=spark): see engine.py and docs/spark.md."""
