@@ -37,7 +37,7 @@ from packaging import version
 from pydantic import Field
 
 from pipelines.catalog import MARTS_OWNERS, PIPELINE_OWNERS
-from pipelines.dbt_child import PARENT_OPTION
+from pipelines.dbt_child import PARENT_OPTION, SPARK_REMOTE_OPTION
 from pipelines.dbt_metadata import published_table_name
 from pipelines.resources import DBT_PROJECT_DIR
 
@@ -267,20 +267,21 @@ class NightlyDbtResource(DbtCliResource):
     ) -> list[str]:
         """`dbt build` of a stage; the launcher takes --bind-to-parent (this process, which
         starts dbt) for itself and binds dbt to it.  With `spark`, the profile's `spark`
-        target, told the Connect URL and the night's schema prefix (profiles.yml)."""
+        target and the night's schema prefix; the launcher gives dbt the Connect URL as
+        SPARK_REMOTE (pipelines/dbt_child.py)."""
         refresh = ["--full-refresh"] if full_refresh else []
         values = self.dbt_vars(database)
         target: list[str] = []
         if spark is not None:
-            values.update(spark_remote=spark.url, schema_prefix=spark.schema_prefix)
-            target = ["--target", "spark"]
+            values["schema_prefix"] = spark.schema_prefix
+            target = ["--target", "spark", SPARK_REMOTE_OPTION, spark.url]
         dbt_vars = json.dumps(values, sort_keys=True)
         return [
             *BUILD_ARGS,
-            *target,
             *refresh,
             "--vars",
             dbt_vars,
+            *target,
             PARENT_OPTION,
             str(os.getpid()),
         ]

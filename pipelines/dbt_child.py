@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import NoReturn
 
 PARENT_OPTION = "--bind-to-parent"
+# The launcher's own too: the Spark Connect URL of a stage on Spark, given to dbt-spark's
+# session method as SPARK_REMOTE in dbt's environment only (profiles.yml, target spark).
+SPARK_REMOTE_OPTION = "--spark-remote"
 _PR_SET_PDEATHSIG = 1
 _PR_GET_PDEATHSIG = 2
 
@@ -64,6 +67,17 @@ def split_parent(args: Sequence[str]) -> tuple[int | None, list[str]]:
     return parent, rest
 
 
+def split_spark_remote(args: Sequence[str]) -> tuple[str | None, list[str]]:
+    """The URL given with --spark-remote, and the other arguments."""
+    rest = list(args)
+    if SPARK_REMOTE_OPTION not in rest:
+        return None, rest
+    i = rest.index(SPARK_REMOTE_OPTION)
+    url = rest[i + 1]
+    del rest[i : i + 2]
+    return url, rest
+
+
 def exec_bound(program: str, args: Sequence[str], parent: int | None) -> NoReturn:
     """Replace this process (same pid) with `program`, first bound to `parent` if given."""
     if parent is not None and dies_with_parent():
@@ -77,6 +91,9 @@ def exec_bound(program: str, args: Sequence[str], parent: int | None) -> NoRetur
 
 def main() -> NoReturn:
     parent, args = split_parent(sys.argv[1:])
+    spark_remote, args = split_spark_remote(args)
+    if spark_remote:
+        os.environ["SPARK_REMOTE"] = spark_remote
     exec_bound(venv_dbt(), args, parent)
 
 

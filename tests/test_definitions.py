@@ -27,6 +27,7 @@ from dagster import (
 from pipelines.assets import RAW_KEYS, dbt_stages, ingest_exports
 from pipelines.automation import new_export_sensor, nightly_schedule
 from pipelines.dbt import DBT_LAUNCHER, NightlyDbtResource, SparkTarget, dbt_project
+from pipelines.dbt_child import split_spark_remote
 from pipelines.definitions import SETTINGS, definitions_from_env, make_definitions, setting
 from pipelines.resources import (
     PROJECT_ROOT,
@@ -352,14 +353,20 @@ def test_dbt_vars_take_base_currency_then_dbt_vars_then_the_run_database():
     on_spark = plain.build_args(
         Path("/b"), spark=SparkTarget(url="sc://h:15002", schema_prefix="n0123456789ab_")
     )
-    assert on_spark[5:8] == ["--target", "spark", "--vars"]
-    assert json.loads(on_spark[8]) == {
+    assert on_spark[5] == "--vars"
+    assert on_spark[7:11] == ["--target", "spark", "--spark-remote", "sc://h:15002"]
+    assert json.loads(on_spark[6]) == {
         "base_currency": "GBP",
         "duckdb_path": "/b",
         "duckdb_memory_limit": "1GB",
         "schema_prefix": "n0123456789ab_",
-        "spark_remote": "sc://h:15002",
     }
+    # the launcher takes the URL for dbt's environment (SPARK_REMOTE), dbt the rest
+    assert split_spark_remote(on_spark) == (
+        "sc://h:15002",
+        [*on_spark[:9], *on_spark[11:]],
+    )
+    assert split_spark_remote(["build"]) == (None, ["build"])
 
 
 def test_dbt_version_is_the_installed_dbt_core_without_a_subprocess():
