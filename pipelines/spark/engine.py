@@ -104,7 +104,7 @@ class SparkResource(ConfigurableResource):
             self._url = self._stack.enter_context(
                 local_spark_connect(
                     warehouse_dir=store_dir / "spark-warehouse",
-                    log_path=store_dir / "spark-server.log",
+                    log_file=store_dir / "spark-server.log",
                     master=self.master,
                     driver_memory=self.driver_memory,
                     metastore_dir=store_dir / "spark-metastore",
@@ -114,9 +114,9 @@ class SparkResource(ConfigurableResource):
 
     def session(self, store_dir: Path) -> SparkSession:
         if self._session is None:
-            from pipelines.spark.server import spark_session
+            from pipelines.spark.server import connect
 
-            self._session = spark_session(self.url(store_dir))
+            self._session = connect(self.url(store_dir))
         return self._session
 
 

@@ -32,7 +32,7 @@ def spark_url(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("spark_server")
     with local_spark_connect(
         warehouse_dir=root / "warehouse",
-        log_path=root / "server.log",
+        log_file=root / "server.log",
         metastore_dir=root / "metastore",
     ) as url:
         yield url
@@ -93,9 +93,9 @@ def test_dbt_built_the_night_on_spark(spark_night, spark_url):
     """The marts came out of Spark: the run's dbt stages say so, and Spark's `marts` views
     read the night's tables; the store holds Spark's models as views on its files."""
     root, result = spark_night
-    from pipelines.spark.server import spark_session
+    from pipelines.spark.server import connect
 
-    session = spark_session(spark_url)
+    session = connect(spark_url)
     nights = [d.name for d in session.catalog.listDatabases() if d.name.startswith("n")]
     prefixes = {name.split("_", 1)[0] for name in nights}
     assert len(prefixes) == 1, nights
