@@ -580,6 +580,7 @@ def dbt_stage(
         target = None
         if spark.enabled:
             target = on_spark(context, spark, warehouse, post_segmentation)
+            dbt = dbt.on_spark()
         invocation = dbt.cli(
             dbt.build_args(warehouse.store_path, config.full_refresh, target),
             context=context,

@@ -259,6 +259,11 @@ class NightlyDbtResource(DbtCliResource):
         values["duckdb_memory_limit"] = self.memory_limit
         return values
 
+    def on_spark(self) -> NightlyDbtResource:
+        """The same dbt on the profile's `spark` target (dagster-dbt adds `--target` from
+        the resource, after the arguments it is given)."""
+        return self.model_copy(update={"target": "spark"})
+
     def build_args(
         self,
         database: Path,
@@ -266,15 +271,15 @@ class NightlyDbtResource(DbtCliResource):
         spark: SparkTarget | None = None,
     ) -> list[str]:
         """`dbt build` of a stage; the launcher takes --bind-to-parent (this process, which
-        starts dbt) for itself and binds dbt to it.  With `spark`, the profile's `spark`
-        target and the night's schema prefix; the launcher gives dbt the Connect URL as
+        starts dbt) for itself and binds dbt to it.  With `spark` (run by `on_spark()`),
+        the night's schema prefix, and the Connect URL that the launcher gives dbt as
         SPARK_REMOTE (pipelines/dbt_child.py)."""
         refresh = ["--full-refresh"] if full_refresh else []
         values = self.dbt_vars(database)
         target: list[str] = []
         if spark is not None:
             values["schema_prefix"] = spark.schema_prefix
-            target = ["--target", "spark", SPARK_REMOTE_OPTION, spark.url]
+            target = [SPARK_REMOTE_OPTION, spark.url]
         dbt_vars = json.dumps(values, sort_keys=True)
         return [
             *BUILD_ARGS,

@@ -354,7 +354,8 @@ def test_dbt_vars_take_base_currency_then_dbt_vars_then_the_run_database():
         Path("/b"), spark=SparkTarget(url="sc://h:15002", schema_prefix="n0123456789ab_")
     )
     assert on_spark[5] == "--vars"
-    assert on_spark[7:11] == ["--target", "spark", "--spark-remote", "sc://h:15002"]
+    assert on_spark[7:9] == ["--spark-remote", "sc://h:15002"]
+    assert (plain.on_spark().target, plain.target) == ("spark", "dev")
     assert json.loads(on_spark[6]) == {
         "base_currency": "GBP",
         "duckdb_path": "/b",
@@ -362,10 +363,7 @@ def test_dbt_vars_take_base_currency_then_dbt_vars_then_the_run_database():
         "schema_prefix": "n0123456789ab_",
     }
     # the launcher takes the URL for dbt's environment (SPARK_REMOTE), dbt the rest
-    assert split_spark_remote(on_spark) == (
-        "sc://h:15002",
-        [*on_spark[:9], *on_spark[11:]],
-    )
+    assert split_spark_remote(on_spark) == ("sc://h:15002", [*on_spark[:7], *on_spark[9:]])
     assert split_spark_remote(["build"]) == (None, ["build"])
 
 
