@@ -598,6 +598,7 @@ def dbt_stage(
             lambda: warehouse.connect(read_only=True),
             finish,
             context.log,
+            stop_dbt=invocation.process.terminate,
         )
 
     build.__doc__ = doc

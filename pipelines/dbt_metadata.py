@@ -120,6 +120,7 @@ def with_table_metadata(
     connect: Callable[[], contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]],
     wait_for_dbt: Callable[[], Any],
     log: logging.Logger | Any,
+    stop_dbt: Callable[[], Any] | None = None,
 ) -> Iterator[Event]:
     """The events of a dbt stream, each table's materialization with its rows and columns.
 
@@ -128,7 +129,11 @@ def with_table_metadata(
     tables are measured through `connect()` (one read-only connection) and every event is
     yielded in dbt's order.  When dbt fails, what it did build is still reported, measured,
     before its error is raised.  Measuring is reporting only: if it fails, the events go
-    out without the numbers and a warning says why, the night goes on."""
+    out without the numbers and a warning says why, the night goes on.
+
+    The stream can also fail while dbt still runs (dagster-dbt cannot handle one of its
+    events): then nobody reads dbt's output any more, and dbt, blocked on a full pipe,
+    would never exit; `stop_dbt()` ends it before it is waited for."""
     held: list[Event] = []
     error: BaseException | None = None
     try:
@@ -136,6 +141,8 @@ def with_table_metadata(
             held.append(event)
     except Exception as exc:  # dbt failed: report what it built, then raise its error
         error = exc
+        if stop_dbt is not None:
+            stop_dbt()
     wait_for_dbt()
     built: dict[int, Relation] = {}
     for index, event in enumerate(held):

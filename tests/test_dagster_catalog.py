@@ -185,3 +185,31 @@ def test_groups_are_the_flow_and_follow_it(night):
             if dep.asset_key in specs:
                 upstream = specs[dep.asset_key].group_name
                 assert order[upstream] <= order[spec.group_name], (dep.asset_key, key)
+
+
+def test_a_stream_that_fails_while_dbt_runs_stops_dbt_before_waiting():
+    """dagster-dbt failing on one of dbt's events ends the stream while dbt still writes
+    its output: dbt is stopped first, else waiting for it would never end (found when a
+    test's id differed between the targets); the stream's error is what the step raises."""
+    from pipelines.dbt_metadata import with_table_metadata
+
+    calls: list[str] = []
+
+    def events():
+        yield "an event before the failure"
+        raise KeyError("test.referral_segments.unknown")
+
+    stream = with_table_metadata(
+        events(),
+        {},
+        connect=lambda: pytest.fail("nothing was built, so nothing is measured"),
+        wait_for_dbt=lambda: calls.append("wait"),
+        log=None,
+        stop_dbt=lambda: calls.append("stop"),
+    )
+    reported = []
+    with pytest.raises(KeyError, match="unknown"):
+        for event in stream:
+            reported.append(event)
+    assert reported == ["an event before the failure"]  # what came is still reported
+    assert calls == ["stop", "wait"]
