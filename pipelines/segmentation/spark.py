@@ -323,18 +323,33 @@ def _sample_rows(
         ids = sorted(set(picked.toPandas()["customer_id"].astype(str)))
     bounds = sorted({ids[len(ids) * i // ranges] for i in range(1, ranges)}) if ids else []
     keyed = clustered.select("customer_id", _bucket_of(F.col("customer_id"), bounds).alias(BUCKET))
-    sizes = dict(keyed.groupBy(BUCKET).count().toPandas().itertuples(index=False, name=None))
-    offsets = np.concatenate([[0], np.cumsum([sizes.get(b, 0) for b in range(len(bounds))])])
-    start = F.element_at(F.array(*[F.lit(int(o)) for o in offsets]), F.col(BUCKET) + 1)
+    # A range's first position: the rows in the earlier ranges (a window over the one row
+    # per range, all in one partition on purpose), in the same job as the positions.
+    earlier = Window.partitionBy(F.lit(0)).orderBy(BUCKET)
+    earlier = earlier.rowsBetween(Window.unboundedPreceding, -1)
+    offsets = keyed.groupBy(BUCKET).count()
+    offsets = offsets.select(BUCKET, F.coalesce(F.sum("count").over(earlier), F.lit(0)).alias("o"))
     in_range = F.row_number().over(Window.partitionBy(BUCKET).orderBy("customer_id"))
-    placed = keyed.select("customer_id", (start + in_range - 1).cast("long").alias(POSITION))
+    placed = keyed.select("customer_id", BUCKET, in_range.alias("r"))
+    placed = placed.join(F.broadcast(offsets), BUCKET)
+    placed = placed.select(
+        "customer_id", (F.col("o") + F.col("r") - 1).cast("long").alias(POSITION)
+    )
     if len(positions) < n:
         wanted = spark.createDataFrame(pd.DataFrame({POSITION: positions.astype(np.int64)}))
         placed = placed.join(F.broadcast(wanted), POSITION)
     sample = clustered.select("customer_id", *feats).join(F.broadcast(placed), "customer_id")
-    pdf = sample.toPandas().sort_values(POSITION, kind="mergesort").set_index(POSITION)
+    pdf = _to_pandas(sample).sort_values(POSITION, kind="mergesort").set_index(POSITION)
     if not np.array_equal(pdf.index.to_numpy(), positions):
         raise AssertionError("sampled positions differ from the drawn ones")
+    return pdf
+
+
+def _to_pandas(frame: DataFrame) -> pd.DataFrame:
+    """toPandas without the query metrics Spark Connect leaves in `attrs` (pandas would
+    deep-copy them on every indexing step)."""
+    pdf = frame.toPandas()
+    pdf.attrs = {}
     return pdf
 
 
@@ -347,7 +362,7 @@ def _aggregate(frame: DataFrame, keys: list[str], with_counts: bool) -> pd.DataF
     aggs.append(F.collect_list("lo").alias("lo"))
     if with_counts:
         aggs.append(F.collect_list("cnt").alias("cnt"))
-    return frame.groupBy(*keys).agg(*aggs).toPandas()
+    return _to_pandas(frame.groupBy(*keys).agg(*aggs))
 
 
 def _scan(

@@ -3,8 +3,9 @@
 Synthetic customers (tests/test_segmentation.py's groups, prospects, a few NULLs) go to a
 Spark Connect server as DOUBLE columns, as warehouse.py selects them; `segment_on_spark`
 must return every assignment, profile, centroid and metadata value the pandas path does.
-Small `fit_sample_size` and `sample_size` exercise the sampled path (positions drawn on
-the driver, found in Spark); a second run checks previous centroids and used ids.
+A small `fit_sample_size` and `sample_size` exercise the sampled path (positions drawn on
+the driver, found in Spark); a second run, fitted on every clustered customer, checks
+previous centroids and used ids. Three segmentations in all: each costs a few Spark jobs.
 
 The server: SPARK_TEST_REMOTE (e.g. sc://localhost:15099, a server already running) or a
 local one started for this module. Skipped only without `java`.
@@ -22,7 +23,7 @@ import pytest
 
 from pipelines.segmentation import SegmentationConfig, segment_customers
 from pipelines.segmentation.spark import segment_on_spark
-from tests.test_segmentation import FOUR, add_prospects, make_customers
+from tests.test_segmentation import add_prospects, make_customers
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs java")
 
@@ -93,21 +94,16 @@ def test_sampled_fit_equals_pandas(sampled):
     assert_same(got, segment_customers(df, None, set(), SAMPLED))
 
 
-def test_whole_fit_equals_pandas(spark):
-    df = customers(FOUR, seed=3, prospects=120)
-    got = segment_on_spark(spark, to_spark(spark, df), None, set(), WHOLE)
-    assert got.metadata["fit_on_sample"] is False and got.metadata["k"] == 4
-    assert_same(got, segment_customers(df, None, set(), WHOLE))
-
-
-def test_second_run_keeps_ids_and_skips_used_ones(spark, sampled):
-    """New noise and a new group: the five clusters keep their ids (matched to the first
-    run's centroids), the new one gets the next id never used (S06 is retired)."""
+def test_second_run_whole_fit_keeps_ids_and_skips_used_ones(spark, sampled):
+    """New noise and a new group, fitted on every clustered customer (n <= fit_sample_size):
+    the five clusters keep their ids (matched to the first run's centroids), the new one
+    gets the next id never used (S06 is retired)."""
     _, first = sampled
     df = customers({**FIVE, "rich_detractors": 300}, seed=2, prospects=150)
     used = set(first.profiles["segment_id"]) | {"S06"}
-    config = replace(SAMPLED, k_max=7)
+    config = replace(WHOLE, k_max=7)
     got = segment_on_spark(spark, to_spark(spark, df), first.centroids, used, config)
+    assert got.metadata["fit_on_sample"] is False and got.metadata["k"] == 6
     matching = got.metadata["matching"]
     assert sorted(matching["matched"]) == ["S01", "S02", "S03", "S04", "S05"]
     assert matching["new_ids"] == ["S07"]
