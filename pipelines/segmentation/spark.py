@@ -79,9 +79,10 @@ BUCKET = "_bucket"
 # One value column per PROFILE_MEANS output (source mean, or 0/1 share indicator), named
 # apart from the features (avg_order_value is both a feature and a profile column).
 PROFILE_PREFIX = "_profile__"
-# Ranges for the positions: about this many ids sampled per range to place the bounds,
-# and at least one range per this many rows.
-IDS_PER_BOUND = 64
+# Hash groups of ids: one random clustered id per group places the ranges' bounds.
+ID_GROUPS = 4096
+# Ranges for the positions: one per shuffle partition, at least one per ROWS_PER_RANGE
+# rows, at most one per MIN_ROWS_PER_RANGE.
 ROWS_PER_RANGE = 1_000_000
 MIN_ROWS_PER_RANGE = 1_000
 ASSIGNMENT_SCHEMA = "customer_id string, segment_id string, segment_name string"
@@ -302,25 +303,46 @@ def _bucket_of(column: Column, bounds: list[str], first: int = 0) -> Column:
     )
 
 
+def _totals(base: DataFrame) -> tuple[int, int, list[str]]:
+    """Customers and clustered customers (raising on a repeated customer_id), and a few
+    random clustered ids to place the ranges' bounds, in one job: per hash group of ids,
+    the counts and the id with the smallest second hash (a random member)."""
+    from pyspark.sql import functions as F
+
+    # min_by skips NULL orderings: prospects never win
+    draw = F.when(F.col(HAS_ORDER), F.xxhash64("customer_id", F.lit("bounds")))
+    stats = _to_pandas(
+        base.groupBy(F.pmod(F.xxhash64("customer_id"), F.lit(ID_GROUPS)).alias("g")).agg(
+            F.count(F.lit(1)).alias("n"),
+            F.count_distinct("customer_id").alias("ids"),
+            F.sum(F.col(HAS_ORDER).cast("long")).alias("clustered"),
+            F.min_by("customer_id", draw).alias("id"),
+        )
+    )
+    n, clustered = int(stats["n"].sum()), int(stats["clustered"].fillna(0).sum())
+    if int(stats["ids"].sum()) != n:
+        raise ValueError("customer_id is not unique in customer_features")
+    return n, clustered, sorted(stats["id"].dropna().astype(str))
+
+
 def _sample_rows(
     spark: SparkSession,
     clustered: DataFrame,
     n: int,
     positions: np.ndarray,
     feats: list[str],
-    seed: int,
+    ids: list[str],
 ) -> pd.DataFrame:
-    """The clustered rows at `positions` (in customer_id order), indexed by position."""
+    """The clustered rows at `positions` (in customer_id order), indexed by position;
+    `ids`: random clustered ids, sorted, for the ranges' bounds."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    if len(positions) == n:  # all of them: the driver sorts them as segment.py does
+        pdf = _to_pandas(clustered.select("customer_id", *feats))
+        return pdf.sort_values("customer_id", kind="mergesort", ignore_index=True)
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 1)
     ranges = min(max(partitions, -(-n // ROWS_PER_RANGE)), max(1, n // MIN_ROWS_PER_RANGE))
-    ids: list[str] = []
-    if ranges > 1:
-        fraction = min(1.0, IDS_PER_BOUND * ranges / n)
-        picked = clustered.select("customer_id").sample(fraction=fraction, seed=seed)
-        ids = sorted(set(picked.toPandas()["customer_id"].astype(str)))
     bounds = sorted({ids[len(ids) * i // ranges] for i in range(1, ranges)}) if ids else []
     keyed = clustered.select("customer_id", _bucket_of(F.col("customer_id"), bounds).alias(BUCKET))
     # A range's first position: the rows in the earlier ranges (a window over the one row
@@ -335,9 +357,8 @@ def _sample_rows(
     placed = placed.select(
         "customer_id", (F.col("o") + F.col("r") - 1).cast("long").alias(POSITION)
     )
-    if len(positions) < n:
-        wanted = spark.createDataFrame(pd.DataFrame({POSITION: positions.astype(np.int64)}))
-        placed = placed.join(F.broadcast(wanted), POSITION)
+    wanted = spark.createDataFrame(pd.DataFrame({POSITION: positions.astype(np.int64)}))
+    placed = placed.join(F.broadcast(wanted), POSITION)
     sample = clustered.select("customer_id", *feats).join(F.broadcast(placed), "customer_id")
     pdf = _to_pandas(sample).sort_values(POSITION, kind="mergesort").set_index(POSITION)
     if not np.array_equal(pdf.index.to_numpy(), positions):
@@ -461,14 +482,7 @@ def segment_on_spark(
     feats = list(config.features)
     base = _prepare(features, config)
     value_columns = [PROFILE_PREFIX + out for out in PROFILE_MEANS]
-    totals = base.agg(
-        F.count(F.lit(1)).alias("n"),
-        F.count_distinct("customer_id").alias("ids"),
-        F.sum(F.col(HAS_ORDER).cast("long")).alias("clustered"),
-    ).first()
-    n_customers, n_clustered = int(totals["n"]), int(totals["clustered"] or 0)
-    if int(totals["ids"]) != n_customers:
-        raise ValueError("customer_id is not unique in customer_features")
+    n_customers, n_clustered, some_ids = _totals(base)
     clustered = base.filter(F.col(HAS_ORDER))
     names = {PROSPECTS_ID: PROSPECTS_NAME}
     incentive = {PROSPECTS_ID: INCENTIVES["prospect"]}
@@ -492,7 +506,8 @@ def segment_on_spark(
         n = n_clustered
         fit_idx, sil_idx = _draw_positions(n, config)
         meta["fit_on_sample"] = bool(n > config.fit_sample_size)
-        sample = _sample_rows(spark, clustered, n, np.union1d(fit_idx, sil_idx), feats, config.seed)
+        wanted = np.union1d(fit_idx, sil_idx)
+        sample = _sample_rows(spark, clustered, n, wanted, feats, some_ids)
         with threadpool_limits(limits=config.n_threads):
             pre = build_preprocessor(config.features).fit(sample.loc[fit_idx, feats])
             X_fit = transform(pre, sample.loc[fit_idx, feats], config.batch_size)
