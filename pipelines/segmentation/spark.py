@@ -10,15 +10,19 @@ Spark DataFrame for the caller to write.
 Same samples. The pandas path orders the clustered customers by customer_id and draws
 positions with `np.random.default_rng(seed)` (`fit_idx`, then `sil_idx`). Here the driver
 makes the same rng calls, and each clustered row gets its position in Spark from its key
-alone: customer ids are cut into contiguous id ranges (bounds taken from a sample of ids),
-a row's position is the number of rows in the earlier ranges (one grouped count) plus its
-`row_number` within its range (a window partitioned by range, ordered by customer_id).
-Spark orders strings by their UTF-8 bytes, which is Python's (code point) order, so the
-positions are the pandas path's. Positions from `spark_partition_id()` of a global sort
-are avoided on purpose: the count job and the filter job are two executions of the sort,
-whose partitions may differ (adaptive coalescing sees different column sets; a shuffled
-input has no stable row order for the range sampler), and a different split would silently
-pick other rows. Ranges only decide the work split: any bounds give the same positions.
+alone: customer ids are cut into contiguous id ranges (bounds from one random clustered id
+per hash group of ids, picked by the job that counts the customers), a row's position is
+the number of rows in the earlier ranges plus its `row_number` within its range (a window
+partitioned by range, ordered by customer_id); the rows at the drawn positions are joined
+back to their features and collected. Spark orders strings by their UTF-8 bytes, which is
+Python's (code point) order, so the positions are the pandas path's. Positions from
+`spark_partition_id()` of a global sort are avoided on purpose: counting rows per partition
+and filtering by position are two executions of the sort, whose partitions may differ
+(adaptive coalescing sees different column sets; a shuffled input has no stable row order
+for the range sampler), and a different split would silently pick other rows. Ranges only
+split the work: any bounds give the same positions. When the samples hold every clustered
+row (n <= fit_sample_size), those rows are collected and sorted on the driver exactly as
+segment.py sorts them.
 
 Same predictions. Preprocessing and `KMeans.predict` are row-wise, so a row's scaled
 features and label do not depend on which batch it is in (barring an exact tie of two
@@ -34,8 +38,8 @@ pandas sums each group in row order (Kahan-compensated in `groupby().mean()`, pl
 sequential in sklearn's cluster means), which no parallel order can reproduce. Here each
 batch's sum is error-free (a TwoSum tree: the sum as an unevaluated hi + lo pair), Spark
 groups the batch partials and the driver adds them with `math.fsum`, so a sum is the
-correctly rounded exact sum - within an ulp or so of pandas' (instead of a plain parallel
-sum's error, which grows with the row count).
+correctly rounded exact sum (to within eps^2 of the sum of magnitudes) - within an ulp or
+so of pandas' sum, instead of a plain parallel sum's error, which grows with the rows.
 
 Executors need the `pipelines` package importable (the preprocessor's log1p step is a
 function of `pipelines.segmentation.model`, pickled by reference); this module's own
@@ -105,8 +109,9 @@ class SparkSegmentation:
 
 
 def _sum_parts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column sums of `a` (rows x columns) as hi + lo with hi + lo == the exact sum up to
-    ~eps^2: a pairwise tree of TwoSum steps, each of which is error-free (Knuth)."""
+    """Column sums of `a` (rows x columns) as hi + lo, equal to the exact sums to within
+    ~log2(rows) eps^2 of the sums of magnitudes: a pairwise tree of TwoSum steps (each
+    error-free, Knuth), their rounding errors carried in lo."""
     hi = np.asarray(a, dtype=np.float64)
     if len(hi) == 0:
         return np.zeros(hi.shape[1:]), np.zeros(hi.shape[1:])
