@@ -133,20 +133,27 @@ def silhouettes(X: np.ndarray, label_sets: list[np.ndarray], chunk: int = 256) -
     return [float(t / n) for t in totals]
 
 
-def choose_k(X, x_fit, sil_idx, config) -> tuple[tuple, list[dict]]:
+def fit_candidates(x_fit, n_sil: int, config) -> list[KMeans]:
+    """One KMeans per candidate k, fitted on the fit sample (k stops at the distinct rows
+    and at the silhouette sample's size - 1)."""
     n_distinct = len(np.unique(x_fit[: min(len(x_fit), 50_000)].round(9), axis=0))
-    models, label_sets = [], []
+    models = []
     for k in range(config.k_min, config.k_max + 1):
-        if k > min(n_distinct, len(sil_idx) - 1):
+        if k > min(n_distinct, n_sil - 1):
             break
-        km = KMeans(n_clusters=k, n_init=config.n_init, random_state=config.seed).fit(x_fit)
-        models.append(km)
-        label_sets.append(km.predict(X))
-    sils = silhouettes(X[sil_idx], [lab[sil_idx] for lab in label_sets]) if models else []
+        models.append(
+            KMeans(n_clusters=k, n_init=config.n_init, random_state=config.seed).fit(x_fit)
+        )
+    return models
+
+
+def rank_k(models, sils, counts, n: int, config) -> tuple[int | None, list[dict]]:
+    """Index of the chosen model and the k scan, from each model's silhouette and label
+    counts over all n rows."""
     scan, best = [], None
-    for km, labels, sil in zip(models, label_sets, sils, strict=True):
+    for i, (km, sil) in enumerate(zip(models, sils, strict=True)):
         k = km.n_clusters
-        min_share = float(np.bincount(labels, minlength=k).min() / len(X))
+        min_share = float(counts[i].min() / n)
         row = {
             "k": k,
             "silhouette": round(sil, ROUND),
@@ -158,14 +165,30 @@ def choose_k(X, x_fit, sil_idx, config) -> tuple[tuple, list[dict]]:
         # if no k satisfies the guard, the k with the largest smallest cluster.
         key = (row["accepted"], row["silhouette"] if row["accepted"] else row["min_share"])
         if best is None or key > best[0]:
-            best = (key, km, labels)
-    return (best[1:] if best else (None, None)), scan
+            best = (key, i)
+    return (best[1] if best else None), scan
+
+
+def choose_k(X, x_fit, sil_idx, config) -> tuple[tuple, list[dict]]:
+    models = fit_candidates(x_fit, len(sil_idx), config)
+    label_sets = [km.predict(X) for km in models]
+    sils = silhouettes(X[sil_idx], [lab[sil_idx] for lab in label_sets]) if models else []
+    counts = [
+        np.bincount(lab, minlength=km.n_clusters)
+        for km, lab in zip(models, label_sets, strict=True)
+    ]
+    best, scan = rank_k(models, sils, counts, len(X), config)
+    return ((models[best], label_sets[best]) if best is not None else (None, None)), scan
 
 
 def canonical_order(km: KMeans, labels: np.ndarray) -> np.ndarray:
     """Old label -> canonical label: by size descending, then centroid values."""
-    sizes = np.bincount(labels, minlength=km.n_clusters)
-    keys = [(-int(sizes[i]), *np.round(km.cluster_centers_[i], ROUND)) for i in range(len(sizes))]
+    return order_by_size(km.cluster_centers_, np.bincount(labels, minlength=km.n_clusters))
+
+
+def order_by_size(centers: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """`canonical_order` from the label counts (a caller that only has the counts)."""
+    keys = [(-int(sizes[i]), *np.round(centers[i], ROUND)) for i in range(len(sizes))]
     order = sorted(range(len(sizes)), key=lambda i: keys[i])
     remap = np.empty(len(order), dtype=np.int64)
     remap[order] = np.arange(len(order))

@@ -69,7 +69,15 @@ from pipelines.segmentation.config import (
     SegmentationConfig,
 )
 from pipelines.segmentation.ids import match_ids
-from pipelines.segmentation.model import build_preprocessor, silhouettes, to_original, transform
+from pipelines.segmentation.model import (
+    build_preprocessor,
+    fit_candidates,
+    order_by_size,
+    rank_k,
+    silhouettes,
+    to_original,
+    transform,
+)
 from pipelines.segmentation.naming import INCENTIVES, archetype_of, persona_for, unique_names
 from pipelines.segmentation.profiles import PROFILE_COLUMNS, PROFILE_MEANS
 
@@ -409,48 +417,6 @@ def _scan(
     return counts, sums
 
 
-def _choose_k(X_fit, X_sil, counts_of, n: int, config: SegmentationConfig):
-    """`model.choose_k` with the all-row predictions replaced by their counts: same
-    candidate ks, fits, silhouettes (same sample) and ranking. `counts_of(models)`
-    returns the label counts per k."""
-    n_distinct = len(np.unique(X_fit[: min(len(X_fit), 50_000)].round(9), axis=0))
-    models = []
-    for k in range(config.k_min, config.k_max + 1):
-        if k > min(n_distinct, len(X_sil) - 1):
-            break
-        models.append(
-            KMeans(n_clusters=k, n_init=config.n_init, random_state=config.seed).fit(X_fit)
-        )
-    if not models:
-        return None, [], {}
-    sils = silhouettes(X_sil, [km.predict(X_sil) for km in models])
-    counts = counts_of(models)
-    scan, best = [], None
-    for km, sil in zip(models, sils, strict=True):
-        k = km.n_clusters
-        min_share = float(counts[k].min() / n)
-        row = {
-            "k": k,
-            "silhouette": round(sil, ROUND),
-            "min_share": round(min_share, ROUND),
-            "accepted": min_share >= config.min_share,
-        }
-        scan.append(row)
-        key = (row["accepted"], row["silhouette"] if row["accepted"] else row["min_share"])
-        if best is None or key > best[0]:
-            best = (key, km)
-    return best[1], scan, counts
-
-
-def _canonical_order(centers: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """`model.canonical_order` from the label counts: by size descending, then centroid."""
-    keys = [(-int(sizes[i]), *np.round(centers[i], ROUND)) for i in range(len(sizes))]
-    order = sorted(range(len(sizes)), key=lambda i: keys[i])
-    remap = np.empty(len(order), dtype=np.int64)
-    remap[order] = np.arange(len(order))
-    return remap
-
-
 def _davies_bouldin(sizes: np.ndarray, centers_x: np.ndarray, dist_sums: np.ndarray) -> float:
     """sklearn's davies_bouldin_score from per-cluster aggregates (canonical order, empty
     clusters dropped as its LabelEncoder drops absent labels)."""
@@ -518,20 +484,21 @@ def segment_on_spark(
             X_fit = transform(pre, sample.loc[fit_idx, feats], config.batch_size)
             X_sil = transform(pre, sample.loc[sil_idx, feats], config.batch_size)
             d = X_fit.shape[1]
-            sums: dict[int, np.ndarray] = {}
-
-            def counts_of(models: list[KMeans]) -> dict[int, np.ndarray]:
-                counts, found = _scan(pre, models, clustered, feats, d)
-                sums.update(found)
-                return counts
-
-            km, meta["k_scan"], counts = _choose_k(X_fit, X_sil, counts_of, n, config)
+            models = fit_candidates(X_fit, len(X_sil), config)
+            km, counts, sums = None, {}, {}
+            if models:
+                sils = silhouettes(X_sil, [m.predict(X_sil) for m in models])
+                counts, sums = _scan(pre, models, clustered, feats, d)
+                best, meta["k_scan"] = rank_k(
+                    models, sils, [counts[m.n_clusters] for m in models], n, config
+                )
+                km = models[best]
             if km is None:  # fewer distinct customers than k_min: one segment
                 km = KMeans(n_clusters=1, n_init=1, random_state=config.seed).fit(X_fit)
                 counts = {1: np.array([n], dtype=np.int64)}
             k = km.n_clusters
             sizes = counts[k]
-            remap = _canonical_order(km.cluster_centers_, sizes)
+            remap = order_by_size(km.cluster_centers_, sizes)
             meta["guard_satisfied"] = any(r["accepted"] and r["k"] == k for r in meta["k_scan"])
             centers = np.empty_like(km.cluster_centers_)
             centers[remap] = km.cluster_centers_
