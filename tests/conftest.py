@@ -51,9 +51,13 @@ MANIFEST_TESTS = (
     "tests/test_safety.py::test_two_runs_at_once_both_end_cleanly",
     "tests/test_stores.py::test_kill_9_during_publish_then_the_next_night_is_green",
 )
+# The Spark tests share one local Spark server per worker (tests/spark/conftest.py): one
+# unit, so one server starts.
+SPARK_GROUP = "tests/spark/"
 # Roughly how many whole nightly runs a unit costs (first match by prefix; others 0): the
 # dearest units are handed out first, so both workers finish at about the same time.
 SCOPE_COST = {
+    SPARK_GROUP: 14.0,  # a whole night and the dbt build on Spark, Spark's segmentation
     "tests/test_pipeline_sample.py": 8.0,  # four runs on 3000 customers
     MANIFEST_GROUP: 13.0,  # killed runs and two concurrent runs, each with a rerun
     "tests/test_refused_exports.py::test_refused_full_export": 4.0,
@@ -74,9 +78,11 @@ SCOPE_COST = {
 
 
 def xdist_scope(nodeid: str) -> str:
-    """The unit of work of a test (see SPREAD_MODULES and MANIFEST_TESTS)."""
+    """The unit of work of a test (see SPREAD_MODULES, MANIFEST_TESTS and SPARK_GROUP)."""
     if nodeid.startswith(MANIFEST_TESTS):
         return MANIFEST_GROUP
+    if nodeid.startswith(SPARK_GROUP):
+        return SPARK_GROUP
     if nodeid.startswith(SPREAD_MODULES):
         return nodeid
     return nodeid.split("::", 1)[0]

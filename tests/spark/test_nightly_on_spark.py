@@ -26,19 +26,6 @@ PLACES = 6
 
 
 @pytest.fixture(scope="module")
-def spark_url(tmp_path_factory: pytest.TempPathFactory):
-    from pipelines.spark.server import local_spark_connect
-
-    root = tmp_path_factory.mktemp("spark_server")
-    with local_spark_connect(
-        warehouse_dir=root / "warehouse",
-        log_file=root / "server.log",
-        metastore_dir=root / "metastore",
-    ) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
 def spark_night(hand_night: Path, spark_url: str, tmp_path_factory: pytest.TempPathFactory):
     from pipelines.spark.engine import SparkResource
 

@@ -7,13 +7,11 @@ A small `fit_sample_size` and `sample_size` exercise the sampled path (positions
 the driver, found in Spark); a second run, fitted on every clustered customer, checks
 previous centroids and used ids. Three segmentations in all: each costs a few Spark jobs.
 
-The server: SPARK_TEST_REMOTE (e.g. sc://localhost:15099, a server already running) or a
-local one started for this module. Skipped only without `java`.
+The server: the Spark tests' own (tests/spark/conftest.py). Skipped only without `java`.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import replace
 
@@ -34,22 +32,10 @@ FIVE = {"champions": 700, "new": 800, "detractors": 600, "big_spenders": 400, "b
 
 
 @pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    from pyspark.sql import SparkSession
+def spark(spark_url):
+    from pipelines.spark.server import connect
 
-    remote = os.environ.get("SPARK_TEST_REMOTE")
-    if remote:
-        yield SparkSession.builder.remote(remote).getOrCreate()
-        return
-    from pipelines.spark.server import local_spark_connect
-
-    root = tmp_path_factory.mktemp("spark_segmentation")
-    with local_spark_connect(root / "warehouse", root / "server.log") as url:
-        session = SparkSession.builder.remote(url).getOrCreate()
-        try:
-            yield session
-        finally:
-            session.stop()
+    return connect(spark_url)
 
 
 def customers(sizes: dict[str, int], seed: int, prospects: int) -> pd.DataFrame:
