@@ -94,6 +94,11 @@ def main() -> NoReturn:
     spark_remote, args = split_spark_remote(args)
     if spark_remote:
         os.environ["SPARK_REMOTE"] = spark_remote
+        # dbt-spark's session method asks for Hive support, which a Connect client cannot
+        # set (the server's catalog decides): one warning per connection, nothing wrong.
+        os.environ["PYTHONWARNINGS"] = (
+            "ignore:Failed to set spark.sql.catalogImplementation:UserWarning"
+        )
     exec_bound(venv_dbt(), args, parent)
 
 

@@ -9,6 +9,7 @@ table analysts get (marts and audit) must hold the same rows.  Skipped only with
 from __future__ import annotations
 
 import datetime as dt
+import json
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.dbt import invoke_dbt
 from tests.pipeline_runner import failure_messages, run_job, store_of
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs Java")
@@ -38,6 +40,16 @@ def spark_night(hand_night: Path, spark_url: str, tmp_path_factory: pytest.TempP
     )
     assert result.success, failure_messages(result)
     return root, result
+
+
+def _night_prefix(session) -> str:
+    """The schema prefix of the one night Spark holds (publishing dropped the others)."""
+    from pipelines.spark.engine import is_night_schema
+
+    nights = [d.name for d in session.catalog.listDatabases() if is_night_schema(d.name)]
+    prefixes = {name.split("_", 1)[0] + "_" for name in nights}
+    assert len(prefixes) == 1, nights
+    return prefixes.pop()
 
 
 def _tables(path: Path) -> dict[str, list[tuple]]:
@@ -83,10 +95,7 @@ def test_dbt_built_the_night_on_spark(spark_night, spark_url):
     from pipelines.spark.server import connect
 
     session = connect(spark_url)
-    nights = [d.name for d in session.catalog.listDatabases() if d.name.startswith("n")]
-    prefixes = {name.split("_", 1)[0] for name in nights}
-    assert len(prefixes) == 1, nights
-    (prefix,) = prefixes
+    prefix = _night_prefix(session)[:-1]
     views = {t.name: t.tableType for t in session.catalog.listTables("marts")}
     assert views["referral_roi_by_segment"] == "VIEW"
     assert views["customer_segments"] == "VIEW"
@@ -113,3 +122,22 @@ def test_dbt_built_the_night_on_spark(spark_night, spark_url):
     assert kinds["marts.customer_features"] == "BASE TABLE"
     landed = sorted(p.name for p in (store_of(root / "warehouse.duckdb").parent / "lake").iterdir())
     assert landed == [prefix + "_"]
+
+
+def test_dbt_unit_tests_pass_on_spark(spark_night, spark_url, tmp_path, monkeypatch):
+    """Every dbt unit test of the project, on the spark target, against the night's schemas
+    (dbt reads the columns of a unit test's inputs from the tables Spark built); the data
+    tests ran in the night itself."""
+    from pipelines.spark.server import connect
+
+    prefix = _night_prefix(connect(spark_url))
+    monkeypatch.setenv("SPARK_REMOTE", spark_url)
+    vars_ = json.dumps({"schema_prefix": prefix})
+    invoke_dbt(
+        ["test", "--select", "test_type:unit", "--target", "spark", "--vars", vars_], tmp_path
+    )
+    results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    ran = sorted(r["unique_id"] for r in results if r["status"] == "pass")
+    assert ran == sorted(manifest["unit_tests"])
+    assert len(ran) >= 20  # the project's 22 unit tests as of this writing
