@@ -8,7 +8,7 @@
     case
         when {{ segment_id }} = 'all' then {{ to_money('coalesce(' ~ period_cost ~ ', 0)') }}
         when coalesce({{ all_referrals_sent }}, 0) = 0 then cast(0 as {{ money_type() }})
-        else {{ to_money(
+        else {{ double_to_money(
             'cast(coalesce(' ~ period_cost ~ ', 0) as ' ~ type_double() ~ ') * coalesce('
             ~ referrals_sent ~ ', 0) / ' ~ all_referrals_sent
         ) }}

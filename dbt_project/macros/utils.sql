@@ -6,35 +6,33 @@
 {#- Type of FX rates (same as raw). -#}
 {% macro rate_type() -%}decimal(18,8){%- endmacro %}
 
-{#- 8-byte float (dbt.type_float() is a 4-byte REAL on DuckDB). -#}
-{% macro type_double() -%}
-    {{ return(adapter.dispatch('type_double', 'referral_segments')()) }}
-{%- endmacro %}
-{% macro default__type_double() -%}double precision{%- endmacro %}
-{% macro duckdb__type_double() -%}double{%- endmacro %}
-
-{#- Money expression rounded to 4 decimals in the money type (exact, deterministic). -#}
+{#- Decimal money expression rounded to 4 decimals in the money type (exact, deterministic;
+    a double: macro double_to_money). -#}
 {% macro to_money(expr) -%}
     cast(round({{ expr }}, 4) as {{ money_type() }})
+{%- endmacro %}
+
+{#- A double expression as money: rounded to 4 decimals as DuckDB rounds a double (macro
+    round_double), in the money type. -#}
+{% macro double_to_money(expr) -%}
+    cast({{ round_double(expr, 4) }} as {{ money_type() }})
 {%- endmacro %}
 
 {#- numerator / denominator rounded to 6 decimals; NULL when the denominator is 0 or NULL. -#}
 {% macro safe_ratio(numerator, denominator) -%}
     case when {{ denominator }} is null or {{ denominator }} = 0 then null
-         else round(cast({{ numerator }} as {{ type_double() }}) / cast({{ denominator }} as {{ type_double() }}), 6) end
+         else {{ round_double(
+             'cast(' ~ numerator ~ ' as ' ~ type_double() ~ ') / cast(' ~ denominator ~ ' as ' ~ type_double() ~ ')', 6
+         ) }} end
 {%- endmacro %}
 
 {#- Money divided by a count (a mean amount), as money rounded to 4 decimals; NULL when
     the denominator is 0 or NULL. -#}
 {% macro safe_money_ratio(numerator, denominator) -%}
     case when {{ denominator }} is null or {{ denominator }} = 0 then null
-         else cast(round(cast({{ numerator }} as {{ type_double() }}) / cast({{ denominator }} as {{ type_double() }}), 4) as {{ money_type() }}) end
-{%- endmacro %}
-
-{#- Amount in the base currency: amount * rate_to_base, exact decimal product rounded to
-    4 decimals (widened first so large amounts cannot overflow). -#}
-{% macro to_base_currency(amount, rate) -%}
-    cast(round(cast({{ amount }} as decimal(38,4)) * cast({{ rate }} as decimal(38,8)), 4) as {{ money_type() }})
+         else {{ double_to_money(
+             'cast(' ~ numerator ~ ' as ' ~ type_double() ~ ') / cast(' ~ denominator ~ ' as ' ~ type_double() ~ ')'
+         ) }} end
 {%- endmacro %}
 
 {#- Whole days from first_date to second_date (second - first). -#}
@@ -80,15 +78,4 @@
         where exists (select 1 from multi where {{ match }})
     ) as versions
     where _version_rank = 1
-{%- endmacro %}
-
-{#- Value of expr; on DuckDB the query fails with `message` (a SQL string expression)
-    when expr is NULL, so a broken contract stops the run with a clear error. Other
-    engines rely on the data tests. -#}
-{% macro fail_when_null(expr, message) -%}
-    {{ return(adapter.dispatch('fail_when_null', 'referral_segments')(expr, message)) }}
-{%- endmacro %}
-{% macro default__fail_when_null(expr, message) -%}{{ expr }}{%- endmacro %}
-{% macro duckdb__fail_when_null(expr, message) -%}
-    case when {{ expr }} is null then error({{ message }}) else {{ expr }} end
 {%- endmacro %}

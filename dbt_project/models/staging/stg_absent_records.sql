@@ -8,7 +8,7 @@ latest_change as (
     select
         table_name,
         key,
-        arg_max(present, export_date) as present,
+        {{ arg_max('present', 'export_date') }} as present,
         max(export_date) as changed_on
     from changes
     group by table_name, key

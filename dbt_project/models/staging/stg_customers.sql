@@ -1,15 +1,9 @@
 -- Latest version of each customer; PII dropped (first_name, last_name, phone) or hashed
 -- (email -> email_hash); marketing_opt_in defaults to false; erased customers removed.
--- Incremental: a night stages only the exports not staged yet, and rebuilds from all of raw
--- when what was staged changed (macros/incremental_staging.sql says when).
-{{ config(
-    materialized='incremental',
-    unique_key='customer_id',
-    incremental_strategy='replace_keys',
-    on_schema_change='sync_all_columns',
-    raw_table='customers',
-    post_hook="{{ record_staged_exports('customers') }}",
-) }}
+-- Incremental on DuckDB: a night stages only the exports not staged yet, and rebuilds from
+-- all of raw when what was staged changed (macros/incremental_staging.sql says when; on
+-- Spark a table rebuilt every night, macro staging_model_config says why).
+{{ config(**staging_model_config('customers', unique_key='customer_id')) }}
 
 with latest as (
     {{ latest_version(staging_source('customers'), ['customer_id']) }}

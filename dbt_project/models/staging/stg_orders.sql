@@ -3,16 +3,10 @@
 -- base currency with stg_fx_rates; orders of erased customers removed.
 -- Left unsorted, unlike the smaller models: one row per order (~9M at 1M customers), and
 -- sorting them cost ~1.2 s a night while nothing reads them in order (see docs/decisions.md).
--- Incremental: a night stages only the exports not staged yet, and rebuilds from all of raw
--- when what was staged changed (macros/incremental_staging.sql says when).
-{{ config(
-    materialized='incremental',
-    unique_key='order_id',
-    incremental_strategy='replace_keys',
-    on_schema_change='sync_all_columns',
-    raw_table='orders',
-    post_hook="{{ record_staged_exports('orders') }}",
-) }}
+-- Incremental on DuckDB: a night stages only the exports not staged yet, and rebuilds from
+-- all of raw when what was staged changed (macros/incremental_staging.sql says when; on
+-- Spark a table rebuilt every night, macro staging_model_config says why).
+{{ config(**staging_model_config('orders', unique_key='order_id')) }}
 
 with latest as (
     {{ latest_version(staging_source('orders'), ['order_id']) }}

@@ -4,16 +4,10 @@
 -- is erased (by customer_id or by email) the referral stays (it is the referrer's
 -- activity) but referee_customer_id and referee_email_hash are set to NULL and
 -- is_referee_erased = true, so it counts as sent, never as converted.
--- Incremental: a night stages only the exports not staged yet, and rebuilds from all of raw
--- when what was staged changed (macros/incremental_staging.sql says when).
-{{ config(
-    materialized='incremental',
-    unique_key='referral_id',
-    incremental_strategy='replace_keys',
-    on_schema_change='sync_all_columns',
-    raw_table='referrals',
-    post_hook="{{ record_staged_exports('referrals') }}",
-) }}
+-- Incremental on DuckDB: a night stages only the exports not staged yet, and rebuilds from
+-- all of raw when what was staged changed (macros/incremental_staging.sql says when; on
+-- Spark a table rebuilt every night, macro staging_model_config says why).
+{{ config(**staging_model_config('referrals', unique_key='referral_id')) }}
 
 with latest as (
     {{ latest_version(staging_source('referrals'), ['referral_id']) }}

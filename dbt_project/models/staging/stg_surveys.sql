@@ -1,14 +1,8 @@
 -- Latest version of each survey response; responses of erased customers removed.
--- Incremental: a night stages only the exports not staged yet, and rebuilds from all of raw
--- when what was staged changed (macros/incremental_staging.sql says when).
-{{ config(
-    materialized='incremental',
-    unique_key='response_id',
-    incremental_strategy='replace_keys',
-    on_schema_change='sync_all_columns',
-    raw_table='surveys',
-    post_hook="{{ record_staged_exports('surveys') }}",
-) }}
+-- Incremental on DuckDB: a night stages only the exports not staged yet, and rebuilds from
+-- all of raw when what was staged changed (macros/incremental_staging.sql says when; on
+-- Spark a table rebuilt every night, macro staging_model_config says why).
+{{ config(**staging_model_config('surveys', unique_key='response_id')) }}
 
 with latest as (
     {{ latest_version(staging_source('surveys'), ['response_id'], has_updated_at=false) }}

@@ -7,7 +7,7 @@ select
     table_schema,
     table_name,
     column_name
-from information_schema.columns
+from {{ schema_columns(['staging', 'intermediate', 'marts']) }}
 where
     (
         lower(table_schema) in ('staging', 'intermediate', 'marts')

@@ -45,7 +45,7 @@ purchases as (
 gap_lists as (
     select
         customer_id,
-        list_sort(list(gap_days)) as sorted_gaps
+        {{ sorted_list_agg('gap_days') }} as sorted_gaps
     from purchase_gaps
     where gap_days is not null
     group by customer_id
@@ -54,10 +54,16 @@ gap_lists as (
 median_gaps as (
     select
         customer_id,
-        cast(sorted_gaps[(len(sorted_gaps) + 1) // 2] as {{ type_double() }})
+        {%- set lower_middle = list_element(
+            'sorted_gaps', integer_divide('(' ~ list_size('sorted_gaps') ~ ' + 1)', 2)
+        ) -%}
+        {%- set upper_middle = list_element(
+            'sorted_gaps', integer_divide(list_size('sorted_gaps'), 2) ~ ' + 1'
+        ) %}
+        cast({{ lower_middle }} as {{ type_double() }})
         + (
-            cast(sorted_gaps[len(sorted_gaps) // 2 + 1] as {{ type_double() }})
-            - cast(sorted_gaps[(len(sorted_gaps) + 1) // 2] as {{ type_double() }})
+            cast({{ upper_middle }} as {{ type_double() }})
+            - cast({{ lower_middle }} as {{ type_double() }})
         ) * 0.5 as median_gap_days
     from gap_lists
 ),
@@ -186,12 +192,12 @@ select
     -- behavioural loyalty: purchase days per year of observation
     case
         when customer_orders.purchase_days is null then null
-        else round(
-            cast(customer_orders.purchase_days as {{ type_double() }})
-            / (case when customer_orders.t_days > 1 then customer_orders.t_days else 1 end)
-            * 365,
+        else {{ round_double(
+            'cast(customer_orders.purchase_days as ' ~ type_double() ~ ')'
+            ~ ' / (case when customer_orders.t_days > 1 then customer_orders.t_days else 1 end)'
+            ~ ' * 365',
             6
-        )
+        ) }}
     end as purchase_days_per_year,
     {{ safe_ratio(
         'customer_orders.refunded_orders',
@@ -199,7 +205,7 @@ select
     ) }} as refund_rate,
     {{ safe_ratio('customer_orders.completed_discount', 'customer_orders.completed_gross') }}
         as discount_share,
-    round(customer_orders.median_gap_days, 6) as median_gap_days,
+    {{ round_double('customer_orders.median_gap_days', 6) }} as median_gap_days,
     case
         when
             customer_orders.purchase_days >= 2

@@ -35,8 +35,8 @@ survey_stats as (
 select
     customer_id,
     nps_latest,
-    round(nps_avg, 6) as nps_avg,
-    round(csat_avg, 6) as csat_avg,
+    {{ round_double('nps_avg', 6) }} as nps_avg,
+    {{ round_double('csat_avg', 6) }} as csat_avg,
     case
         when nps_latest is null then null
         when nps_latest >= 9 then 'promoter'

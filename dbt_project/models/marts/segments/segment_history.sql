@@ -27,9 +27,10 @@ centroids as (
     from {{ source('history', 'segment_centroids') }}
 ),
 
--- `not materialized`: read twice (the spell and its predecessor); DuckDB would otherwise
--- materialise it in memory, as it did with the per-run history at 10M (bench/README.md).
-kept as not materialized (
+-- `not materialized` (DuckDB; macro cte_not_materialized): read twice (the spell and its
+-- predecessor); DuckDB would otherwise materialise it in memory, as it did with the per-run
+-- history at 10M (bench/README.md).
+kept as {{ cte_not_materialized() }} (
     select spells.*
     from spells
     left join erased on spells.customer_id = erased.customer_id
