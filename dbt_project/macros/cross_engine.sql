@@ -151,10 +151,14 @@
 {% macro spark__schema_columns(schemas) -%}
     {%- set rows = [] -%}
     {%- if execute -%}
-        {%- for schema in schemas -%}
-            {%- for relation in adapter.list_relations(database=none, schema=schema_prefix() ~ schema) -%}
+        {%- set existing = run_query('show databases').columns[0].values() | map('lower') | list -%}
+        {%- for schema in schemas if (schema_prefix() ~ schema) in existing -%}
+            {%- for table in run_query('show tables in `' ~ schema_prefix() ~ schema ~ '`')
+                if not table['isTemporary'] -%}
+                {%- set relation = api.Relation.create(
+                    schema=schema_prefix() ~ schema, identifier=table['tableName']) -%}
                 {%- for column in adapter.get_columns_in_relation(relation) -%}
-                    {%- do rows.append("('" ~ schema ~ "', '" ~ relation.identifier ~ "', '"
+                    {%- do rows.append("('" ~ schema ~ "', '" ~ table['tableName'] ~ "', '"
                         ~ column.name | replace("'", "\\'") ~ "')") -%}
                 {%- endfor -%}
             {%- endfor -%}

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import duckdb
 
@@ -218,36 +219,31 @@ def create_table_sql(landed: LandedTable, database: str) -> str:
     return ddl + f" LOCATION {sql_literal(landed.path.resolve().as_uri())}"
 
 
+def _declared(spark: SparkSession, name: str) -> tuple[list[tuple[str, str]], str | None]:
+    """(columns, location path) of a declared table."""
+    columns = [(field.name, field.dataType.simpleString()) for field in spark.table(name).schema]
+    details = spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
+    location = next((str(row[1]) for row in details if row[0] == "Location"), None)
+    return columns, None if location is None else urlparse(location).path.rstrip("/")
+
+
 def register_table(spark: SparkSession, landed: LandedTable, schema_prefix: str = "") -> str:
     """Declare `landed` as `<schema_prefix><schema>.<table>` and make Spark see its files
     as landed last; returns the qualified name.
 
-    An existing declaration is kept when it has the landed columns and location, else
-    replaced (DROP of an external table leaves its files alone)."""
+    A declaration with the landed columns and folder is kept; another one is replaced
+    (dropping an external table leaves its files alone)."""
     database = f"{schema_prefix}{landed.schema}"
     name = _name(database, landed.table)
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`").collect()
-    if spark.catalog.tableExists(landed.table, database):
-        declared = [
-            (field.name, field.dataType.simpleString()) for field in spark.table(name).schema
-        ]
-        location = next(
-            (
-                row[1]
-                for row in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
-                if row[0] == "Location"
-            ),
-            None,
-        )
-        same_place = location is not None and location.rstrip(
-            "/"
-        ) == landed.path.resolve().as_uri().rstrip("/")
-        if declared != list(landed.columns) or not same_place:
+    if spark.catalog.tableExists(f"{database}.{landed.table}"):
+        wanted = (list(landed.columns), str(landed.path.resolve()).rstrip("/"))
+        if _declared(spark, name) != wanted:
             spark.sql(f"DROP TABLE {name}").collect()
     spark.sql(create_table_sql(landed, database)).collect()
     if landed.partition_column:
         # The catalog lists a partitioned table's partitions: export folders landed since
-        # it was declared are unknown to it until repaired, and dropped ones stay listed.
+        # it was declared are unknown to it until repaired, and removed ones stay listed.
         spark.sql(f"MSCK REPAIR TABLE {name} SYNC PARTITIONS").collect()
     # Spark caches file listings: a re-landed table is listed anew.
     spark.sql(f"REFRESH TABLE {name}").collect()
