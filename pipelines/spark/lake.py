@@ -213,7 +213,7 @@ def _name(database: str, table: str) -> str:
 def create_table_sql(landed: LandedTable, database: str) -> str:
     """CREATE TABLE of `landed` as an external Parquet table over its folder."""
     columns = ", ".join(f"`{column}` {kind}" for column, kind in landed.columns)
-    ddl = f"CREATE TABLE IF NOT EXISTS {_name(database, landed.table)} ({columns}) USING parquet"
+    ddl = f"CREATE TABLE {_name(database, landed.table)} ({columns}) USING parquet"
     if landed.partition_column:
         ddl += f" PARTITIONED BY (`{landed.partition_column}`)"
     return ddl + f" LOCATION {sql_literal(landed.path.resolve().as_uri())}"
@@ -228,25 +228,26 @@ def _declared(spark: SparkSession, name: str) -> tuple[list[tuple[str, str]], st
 
 
 def register_table(spark: SparkSession, landed: LandedTable, schema_prefix: str = "") -> str:
-    """Declare `landed` as `<schema_prefix><schema>.<table>` and make Spark see its files
-    as landed last; returns the qualified name.
+    """Declare `landed` as `<schema_prefix><schema>.<table>` (its database must exist) and
+    make Spark see its files as landed last; returns the qualified name.
 
-    A declaration with the landed columns and folder is kept; another one is replaced
+    A declaration with the landed columns and folder is kept, another one replaced
     (dropping an external table leaves its files alone)."""
     database = f"{schema_prefix}{landed.schema}"
     name = _name(database, landed.table)
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`").collect()
-    if spark.catalog.tableExists(f"{database}.{landed.table}"):
-        wanted = (list(landed.columns), str(landed.path.resolve()).rstrip("/"))
-        if _declared(spark, name) != wanted:
-            spark.sql(f"DROP TABLE {name}").collect()
-    spark.sql(create_table_sql(landed, database)).collect()
+    declared = spark.catalog.tableExists(f"{database}.{landed.table}")
+    if declared and _declared(spark, name) != (list(landed.columns), str(landed.path.resolve())):
+        spark.sql(f"DROP TABLE {name}").collect()
+        declared = False
+    if not declared:
+        spark.sql(create_table_sql(landed, database)).collect()
     if landed.partition_column:
         # The catalog lists a partitioned table's partitions: export folders landed since
         # it was declared are unknown to it until repaired, and removed ones stay listed.
         spark.sql(f"MSCK REPAIR TABLE {name} SYNC PARTITIONS").collect()
-    # Spark caches file listings: a re-landed table is listed anew.
-    spark.sql(f"REFRESH TABLE {name}").collect()
+    if declared:
+        # Spark caches a table's file listing: files landed again are listed anew.
+        spark.sql(f"REFRESH TABLE {name}").collect()
     return f"{database}.{landed.table}"
 
 
@@ -260,6 +261,8 @@ def register_parquet_tables(
     external table `<schema_prefix><schema>.<table>` (where dbt's var `schema_prefix`
     reads its sources) and make Spark see the files landed last.  Idempotent.  Returns
     the qualified names, in the order given."""
+    for database in dict.fromkeys(f"{schema_prefix}{schema}" for schema, _ in tables):
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`").collect()
     return [
         register_table(spark, read_landed(Path(lake_dir), schema, table), schema_prefix)
         for schema, table in tables

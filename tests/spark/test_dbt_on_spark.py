@@ -170,7 +170,7 @@ def test_lake_types_read_back_in_spark(both_engines: BothEngines, tmp_path: Path
     try:
         con.execute("create schema raw")
         con.execute(
-            "create table raw.typed (id bigint, flag boolean, day date, at timestamp, "
+            "create table raw.typed (id bigint, flag boolean, day date, seen_at timestamp, "
             "amount decimal(18,4), rate decimal(18,8), doc json, _row_hash ubigint, "
             "_export_date date)"
         )
@@ -191,7 +191,7 @@ def test_lake_types_read_back_in_spark(both_engines: BothEngines, tmp_path: Path
         ("id", "bigint"),
         ("flag", "boolean"),
         ("day", "date"),
-        ("at", "timestamp_ntz"),
+        ("seen_at", "timestamp_ntz"),
         ("amount", "decimal(18,4)"),
         ("rate", "decimal(18,8)"),
         ("doc", "string"),
@@ -218,7 +218,7 @@ def test_lake_types_read_back_in_spark(both_engines: BothEngines, tmp_path: Path
     con = duckdb.connect(str(source))
     try:
         con.execute(
-            "insert into raw.typed select 2, false, day, at, amount, rate, doc, 0, "
+            "insert into raw.typed select 2, false, day, seen_at, amount, rate, doc, 0, "
             "date '2026-11-21' from raw.typed"
         )
     finally:
