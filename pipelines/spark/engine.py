@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
+from pipelines.spark.lake import land_table, register_table
 from pipelines.sql import quote_ident, sql_literal
 
 if TYPE_CHECKING:
@@ -138,59 +139,18 @@ def land_sources(
     prefix: str,
     tables: Iterable[tuple[str, str]],
 ) -> dict[str, int]:
-    """Copy each store table to `lake/<prefix>/<schema>/<table>/` as Parquet (a raw table
-    in one folder per export date, `_export_date=YYYY-MM-DD`) and register it in Spark as
-    `<prefix><schema>.<table>`; returns the rows landed per table.
+    """Copy each store table to `lake/<prefix>/<schema>/<table>/` as Parquet and register
+    it in Spark as `<prefix><schema>.<table>` (pipelines/spark/lake.py: types, the raw
+    tables' folders per export date); returns the rows landed per table.
 
     Each night lands into its own folder, so what an erasure or retention removed from the
     store is gone from the lake once that night publishes (older nights' folders are then
-    deleted), and a failed night never changes what the published views read.  UBIGINT
-    (the row hash, which no model reads) becomes DECIMAL(20,0): Spark has no unsigned type."""
+    deleted), and a failed night never changes what the published views read."""
     landed: dict[str, int] = {}
     for schema, table in sorted(set(tables)):
-        folder = lake / prefix / schema / table
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        columns = con.execute(
-            "SELECT column_name, data_type FROM duckdb_columns() "
-            "WHERE database_name = current_database() AND schema_name = ? AND table_name = ? "
-            "ORDER BY column_index",
-            [schema, table],
-        ).fetchall()
-        if not columns:
-            raise LookupError(f"the store has no table {schema}.{table} for dbt to read")
-        items = ", ".join(
-            f"{quote_ident(c)}::DECIMAL(20,0) AS {quote_ident(c)}"
-            if t == "UBIGINT"
-            else quote_ident(c)
-            for c, t in columns
-        )
-        names = [c for c, _ in columns]
-        partitioned = "_export_date" in names
+        register_table(spark, land_table(con, lake / prefix, schema, table), prefix)
         relation = f"{quote_ident(schema)}.{quote_ident(table)}"
-        options = "FORMAT parquet" + (", PARTITION_BY (_export_date)" if partitioned else "")
-        target = folder if partitioned else folder / "part-0.parquet"
-        if not partitioned:
-            folder.mkdir()
-        con.execute(
-            f"COPY (SELECT {items} FROM {relation} ORDER BY ALL) "
-            f"TO {sql_literal(str(target))} ({options})"
-        )
         landed[f"{schema}.{table}"] = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS {prefix}{schema}")
-        name = f"{prefix}{schema}.{table}"
-        spark.sql(f"DROP TABLE IF EXISTS {name}")
-        if partitioned and not any(folder.iterdir()):
-            # an empty table writes no partition folder: Spark needs one file to know the
-            # columns, so an empty one with them (types as landed)
-            con.execute(
-                f"COPY (SELECT {items} FROM {relation} LIMIT 0) "
-                f"TO {sql_literal(str(folder / 'part-0.parquet'))} (FORMAT parquet)"
-            )
-            partitioned = False
-        spark.sql(f"CREATE TABLE {name} USING parquet LOCATION {sql_literal(str(folder))}")
-        if partitioned:
-            spark.sql(f"MSCK REPAIR TABLE {name}")
     return landed
 
 

@@ -43,6 +43,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlparse
 
 import duckdb
 
@@ -212,45 +213,41 @@ def _name(database: str, table: str) -> str:
 def create_table_sql(landed: LandedTable, database: str) -> str:
     """CREATE TABLE of `landed` as an external Parquet table over its folder."""
     columns = ", ".join(f"`{column}` {kind}" for column, kind in landed.columns)
-    ddl = f"CREATE TABLE IF NOT EXISTS {_name(database, landed.table)} ({columns}) USING parquet"
+    ddl = f"CREATE TABLE {_name(database, landed.table)} ({columns}) USING parquet"
     if landed.partition_column:
         ddl += f" PARTITIONED BY (`{landed.partition_column}`)"
     return ddl + f" LOCATION {sql_literal(landed.path.resolve().as_uri())}"
 
 
-def register_table(spark: SparkSession, landed: LandedTable, schema_prefix: str = "") -> str:
-    """Declare `landed` as `<schema_prefix><schema>.<table>` and make Spark see its files
-    as landed last; returns the qualified name.
+def _declared(spark: SparkSession, name: str) -> tuple[list[tuple[str, str]], str | None]:
+    """(columns, location path) of a declared table."""
+    columns = [(field.name, field.dataType.simpleString()) for field in spark.table(name).schema]
+    details = spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
+    location = next((str(row[1]) for row in details if row[0] == "Location"), None)
+    return columns, None if location is None else urlparse(location).path.rstrip("/")
 
-    An existing declaration is kept when it has the landed columns and location, else
-    replaced (DROP of an external table leaves its files alone)."""
+
+def register_table(spark: SparkSession, landed: LandedTable, schema_prefix: str = "") -> str:
+    """Declare `landed` as `<schema_prefix><schema>.<table>` (its database must exist) and
+    make Spark see its files as landed last; returns the qualified name.
+
+    A declaration with the landed columns and folder is kept, another one replaced
+    (dropping an external table leaves its files alone)."""
     database = f"{schema_prefix}{landed.schema}"
     name = _name(database, landed.table)
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`").collect()
-    if spark.catalog.tableExists(landed.table, database):
-        declared = [
-            (field.name, field.dataType.simpleString()) for field in spark.table(name).schema
-        ]
-        location = next(
-            (
-                row[1]
-                for row in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()
-                if row[0] == "Location"
-            ),
-            None,
-        )
-        same_place = location is not None and location.rstrip(
-            "/"
-        ) == landed.path.resolve().as_uri().rstrip("/")
-        if declared != list(landed.columns) or not same_place:
-            spark.sql(f"DROP TABLE {name}").collect()
-    spark.sql(create_table_sql(landed, database)).collect()
+    declared = spark.catalog.tableExists(f"{database}.{landed.table}")
+    if declared and _declared(spark, name) != (list(landed.columns), str(landed.path.resolve())):
+        spark.sql(f"DROP TABLE {name}").collect()
+        declared = False
+    if not declared:
+        spark.sql(create_table_sql(landed, database)).collect()
     if landed.partition_column:
         # The catalog lists a partitioned table's partitions: export folders landed since
-        # it was declared are unknown to it until repaired, and dropped ones stay listed.
+        # it was declared are unknown to it until repaired, and removed ones stay listed.
         spark.sql(f"MSCK REPAIR TABLE {name} SYNC PARTITIONS").collect()
-    # Spark caches file listings: a re-landed table is listed anew.
-    spark.sql(f"REFRESH TABLE {name}").collect()
+    if declared:
+        # Spark caches a table's file listing: files landed again are listed anew.
+        spark.sql(f"REFRESH TABLE {name}").collect()
     return f"{database}.{landed.table}"
 
 
@@ -264,6 +261,8 @@ def register_parquet_tables(
     external table `<schema_prefix><schema>.<table>` (where dbt's var `schema_prefix`
     reads its sources) and make Spark see the files landed last.  Idempotent.  Returns
     the qualified names, in the order given."""
+    for database in dict.fromkeys(f"{schema_prefix}{schema}" for schema, _ in tables):
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`").collect()
     return [
         register_table(spark, read_landed(Path(lake_dir), schema, table), schema_prefix)
         for schema, table in tables

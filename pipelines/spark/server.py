@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
+JAVA_OPTIONS_KEY = "spark.driver.extraJavaOptions"
 SERVER_CLASS = "org.apache.spark.sql.connect.service.SparkConnectServer"
 DEFAULT_MASTER = "local[2]"
 DEFAULT_DRIVER_MEMORY = "3g"
@@ -134,7 +135,12 @@ def server_command(
             f"jdbc:derby:;databaseName={derby / 'metastore_db'};create=true"
         )
         settings["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={derby}"
+    java_options = " ".join(
+        v for v in (settings.get(JAVA_OPTIONS_KEY), (conf or {}).get(JAVA_OPTIONS_KEY)) if v
+    )
     settings.update(conf or {})
+    if java_options:  # the caller's JVM options join the metastore's, not replace them
+        settings[JAVA_OPTIONS_KEY] = java_options
     command = [str(spark_submit()), "--class", SERVER_CLASS, "--master", master]
     command += ["--driver-memory", driver_memory, "--name", f"spark-connect-{port}"]
     for key, value in settings.items():

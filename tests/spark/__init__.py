@@ -1,0 +1,1 @@
+"""Tests of the pipeline's Spark engine (pipelines/spark, dbt's `spark` target)."""

@@ -31,13 +31,6 @@ WHOLE = SegmentationConfig(sample_size=500)
 FIVE = {"champions": 700, "new": 800, "detractors": 600, "big_spenders": 400, "bargain": 300}
 
 
-@pytest.fixture(scope="module")
-def spark(spark_url):
-    from pipelines.spark.server import connect
-
-    return connect(spark_url)
-
-
 def customers(sizes: dict[str, int], seed: int, prospects: int) -> pd.DataFrame:
     """Groups plus prospects, with NULLs: no frequency (a prospect despite its orders), no
     survey answers (imputed; left out of the profile means)."""
