@@ -94,11 +94,9 @@ def main() -> NoReturn:
     spark_remote, args = split_spark_remote(args)
     if spark_remote:
         os.environ["SPARK_REMOTE"] = spark_remote
-        # dbt-spark's session method asks for Hive support, which a Connect client cannot
-        # set (the server's catalog decides): one warning per connection, nothing wrong.
-        os.environ["PYTHONWARNINGS"] = (
-            "ignore:Failed to set spark.sql.catalogImplementation:UserWarning"
-        )
+        # dbt-spark's session method asks a Connect client for server settings (Hive
+        # support, memory) it cannot set: warnings per connection, nothing wrong.
+        os.environ["PYTHONWARNINGS"] = "ignore:Failed to set spark.:UserWarning"
     exec_bound(venv_dbt(), args, parent)
 
 
