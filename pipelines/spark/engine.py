@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 
-from pipelines.spark.lake import land_table, register_table
+from pipelines.spark.lake import land_table, register_parquet_tables
 from pipelines.sql import quote_ident, sql_literal
 
 if TYPE_CHECKING:
@@ -146,11 +146,13 @@ def land_sources(
     Each night lands into its own folder, so what an erasure or retention removed from the
     store is gone from the lake once that night publishes (older nights' folders are then
     deleted), and a failed night never changes what the published views read."""
+    tables = sorted(set(tables))
     landed: dict[str, int] = {}
-    for schema, table in sorted(set(tables)):
-        register_table(spark, land_table(con, lake / prefix, schema, table), prefix)
+    for schema, table in tables:
+        land_table(con, lake / prefix, schema, table)
         relation = f"{quote_ident(schema)}.{quote_ident(table)}"
         landed[f"{schema}.{table}"] = con.execute(f"SELECT count(*) FROM {relation}").fetchone()[0]
+    register_parquet_tables(spark, lake / prefix, tables, schema_prefix=prefix)
     return landed
 
 
