@@ -21,9 +21,13 @@ import pytest
 from pipelines.spark.lake import land_duckdb_tables, register_parquet_tables
 from tests.spark.conftest import SPARK_PREFIX, BothEngines
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("java") is None, reason="Spark needs java (17+) on PATH"
-)
+pytestmark = [
+    pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs java (17+) on PATH"),
+    # dbt-spark asks every statement's session for the profile's settings, and a Spark
+    # Connect session refuses the server's own (catalog, memory, warehouse folder), with a
+    # warning each time
+    pytest.mark.filterwarnings("ignore:Failed to set spark:UserWarning"),
+]
 
 
 def normalised(value: Any) -> tuple:
