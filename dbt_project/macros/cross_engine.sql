@@ -68,8 +68,7 @@
     element_at({{ list_expr }}, cast({{ index }} as int))
 {%- endmacro %}
 
-{#- Integer division of two integers (rounded towards minus infinity for positive
-    operands, as every use here has). -#}
+{#- Integer division of two integers >= 0 (where DuckDB's `//` and Spark's `div` agree). -#}
 {% macro integer_divide(numerator, denominator) -%}
     {{ return(adapter.dispatch('integer_divide', 'referral_segments')(numerator, denominator)) }}
 {%- endmacro %}

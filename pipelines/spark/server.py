@@ -24,7 +24,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -42,6 +42,7 @@ STOP_TIMEOUT_S = 30.0
 LOG_TAIL_LINES = 40
 # A port taken between `free_port` and the server's bind is retried with another one.
 START_ATTEMPTS = 3
+_PR_SET_PDEATHSIG = 1
 
 # Settings every local server gets (the caller's `conf` may override them).
 # - shuffle partitions: Spark's default (200) makes every small join and aggregation
@@ -99,13 +100,25 @@ def log_tail(log_file: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: the kernel sends SIGTERM when the process that started
-    the server dies (Linux's PR_SET_PDEATHSIG, kept across spark-submit's exec into java),
-    so a killed test or run never leaves a JVM holding a port and gigabytes of memory."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(AttributeError, OSError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+def _death_signal_setter() -> Callable[[], None] | None:
+    """A function for the child to run before it execs: the kernel then sends it SIGTERM
+    when the thread that started it exits (Linux's PR_SET_PDEATHSIG, kept across
+    spark-submit's exec into java), so a killed test or run never leaves a JVM holding a
+    port and gigabytes of memory.  libc's prctl is looked up here, in the parent: the
+    child, between fork and exec, only calls it.  None where there is no prctl."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (AttributeError, OSError):
+        return None
+    set_death_signal, sigterm = ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGTERM)
+    zero = ctypes.c_ulong(0)
+
+    def set_signal() -> None:
+        prctl(set_death_signal, sigterm, zero, zero, zero)
+
+    return set_signal
 
 
 def server_command(
@@ -248,7 +261,7 @@ def start_spark_connect(
                 cwd=log_file.parent,
                 env=env,
                 start_new_session=True,  # its own process group: stop() signals all of it
-                preexec_fn=_die_with_parent if die_with_parent else None,
+                preexec_fn=_death_signal_setter() if die_with_parent else None,
             )
         server = LocalSparkConnect(process=process, port=chosen, log_file=log_file)
         try:
