@@ -52,6 +52,82 @@ def _prepare(features: pd.DataFrame, config: SegmentationConfig) -> pd.DataFrame
     return df
 
 
+def initial_metadata(n_customers: int, n_clustered: int, config: SegmentationConfig) -> dict:
+    """A run's metadata before any clustering (what a run of prospects only reports)."""
+    return {
+        "n_customers": n_customers,
+        "n_prospects": n_customers - n_clustered,
+        "n_clustered": n_clustered,
+        "features": list(config.features),
+        "seed": config.seed,
+        "k": 0,
+        "silhouette": None,
+        "davies_bouldin": None,
+        "k_scan": [],
+        "fit_on_sample": False,
+        "matching": {},
+    }
+
+
+def prospect_labels() -> tuple[dict[str, str], dict[str, str]]:
+    """Segment id -> name and -> incentive, holding the never-clustered prospects."""
+    return {PROSPECTS_ID: PROSPECTS_NAME}, {PROSPECTS_ID: INCENTIVES["prospect"]}
+
+
+def name_segments(
+    centers: np.ndarray,
+    original: np.ndarray,
+    ids: list[str],
+    feats: tuple[str, ...] | list[str],
+    names: dict[str, str],
+    incentive: dict[str, str],
+) -> tuple[list[str], list[tuple]]:
+    """Each clustered segment's unique name and incentive (added to `names` and
+    `incentive`) and its centroid rows in original units; returns (names, rows) by label."""
+    k = len(centers)
+    arche = [
+        archetype_of(
+            dict(zip(feats, centers[i], strict=True)),
+            dict(zip(feats, original[i], strict=True)),
+        )
+        for i in range(k)
+    ]
+    unique = unique_names([a[0] for a in arche], centers, feats)
+    rows: list[tuple] = []
+    for i in range(k):
+        names[ids[i]] = unique[i]
+        incentive[ids[i]] = INCENTIVES[arche[i][1]]
+        rows += [
+            (ids[i], unique[i], f, round(float(v), ROUND))
+            for f, v in zip(feats, original[i], strict=True)
+        ]
+    return unique, rows
+
+
+def finish_profiles(
+    prof: pd.DataFrame,
+    names: dict[str, str],
+    incentive: dict[str, str],
+    centroid_rows: list[tuple],
+    meta: dict,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Profiles (segment_id, customers, share, means) named, with persona and incentive,
+    rounded; the centroids as a frame; the sizes and names in `meta`."""
+    prof["segment_name"] = prof["segment_id"].map(names)
+    prof["recommended_incentive"] = prof["segment_id"].map(incentive)
+    prof["persona"] = [persona_for(p) for p in prof.to_dict("records")]
+    prof = prof[list(PROFILE_COLUMNS)]
+    num = prof.select_dtypes("float").columns
+    prof[num] = prof[num].round(ROUND)
+    centroids = pd.DataFrame(
+        centroid_rows, columns=["segment_id", "segment_name", "feature", "value"]
+    )
+    centroids = centroids.sort_values(["segment_id", "feature"], kind="mergesort")
+    meta["sizes"] = {str(r.segment_id): int(r.customers) for r in prof.itertuples()}
+    meta["names"] = dict(sorted(names.items()))
+    return prof.reset_index(drop=True), centroids.reset_index(drop=True)
+
+
 def segment_customers(
     features: pd.DataFrame,
     previous_centroids: pd.DataFrame | None,
@@ -67,21 +143,8 @@ def segment_customers(
         has_order &= df["frequency"].notna().to_numpy()
     clustered = df[has_order]
     seg = pd.Series(PROSPECTS_ID, index=df.index, dtype=object)
-    names = {PROSPECTS_ID: PROSPECTS_NAME}
-    incentive = {PROSPECTS_ID: INCENTIVES["prospect"]}
-    meta: dict = {
-        "n_customers": len(df),
-        "n_prospects": int((~has_order).sum()),
-        "n_clustered": len(clustered),
-        "features": list(feats),
-        "seed": config.seed,
-        "k": 0,
-        "silhouette": None,
-        "davies_bouldin": None,
-        "k_scan": [],
-        "fit_on_sample": False,
-        "matching": {},
-    }
+    names, incentive = prospect_labels()
+    meta = initial_metadata(len(df), len(clustered), config)
     centroid_rows = []
     if len(clustered):
         rng = np.random.default_rng(config.seed)
@@ -114,22 +177,8 @@ def segment_customers(
                 meta["davies_bouldin"] = round(float(davies_bouldin_score(X, labels)), ROUND)
             ids, meta["matching"] = match_ids(centers, previous_centroids, pre, config, used_ids)
             original = to_original(pre, centers, feats)
-        arche = [
-            archetype_of(
-                dict(zip(feats, centers[i], strict=True)),
-                dict(zip(feats, original[i], strict=True)),
-            )
-            for i in range(k)
-        ]
-        unique = unique_names([a[0] for a in arche], centers, feats)
+        _, centroid_rows = name_segments(centers, original, ids, feats, names, incentive)
         seg.iloc[np.flatnonzero(has_order)] = np.asarray(ids, dtype=object)[labels]
-        for i in range(k):
-            names[ids[i]] = unique[i]
-            incentive[ids[i]] = INCENTIVES[arche[i][1]]
-            centroid_rows += [
-                (ids[i], unique[i], f, round(float(v), ROUND))
-                for f, v in zip(feats, original[i], strict=True)
-            ]
     assignments = pd.DataFrame(
         {
             "customer_id": df["customer_id"].astype(object),
@@ -137,19 +186,7 @@ def segment_customers(
             "segment_name": seg.map(names),
         }
     )
-    prof = build_profiles(df, seg)
-    prof["segment_name"] = prof["segment_id"].map(names)
-    prof["recommended_incentive"] = prof["segment_id"].map(incentive)
-    prof["persona"] = [persona_for(p) for p in prof.to_dict("records")]
-    prof = prof[list(PROFILE_COLUMNS)]
-    num = prof.select_dtypes("float").columns
-    prof[num] = prof[num].round(ROUND)
-    centroids = pd.DataFrame(
-        centroid_rows, columns=["segment_id", "segment_name", "feature", "value"]
+    prof, centroids = finish_profiles(
+        build_profiles(df, seg), names, incentive, centroid_rows, meta
     )
-    centroids = centroids.sort_values(["segment_id", "feature"], kind="mergesort")
-    meta["sizes"] = {str(r.segment_id): int(r.customers) for r in prof.itertuples()}
-    meta["names"] = dict(sorted(names.items()))
-    return SegmentationResult(
-        assignments, prof.reset_index(drop=True), centroids.reset_index(drop=True), meta
-    )
+    return SegmentationResult(assignments, prof, centroids, meta)

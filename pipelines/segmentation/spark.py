@@ -78,8 +78,13 @@ from pipelines.segmentation.model import (
     to_original,
     transform,
 )
-from pipelines.segmentation.naming import INCENTIVES, archetype_of, persona_for, unique_names
-from pipelines.segmentation.profiles import PROFILE_COLUMNS, PROFILE_MEANS
+from pipelines.segmentation.profiles import PROFILE_MEANS
+from pipelines.segmentation.segment import (
+    finish_profiles,
+    initial_metadata,
+    name_segments,
+    prospect_labels,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -455,21 +460,8 @@ def segment_on_spark(
     value_columns = [PROFILE_PREFIX + out for out in PROFILE_MEANS]
     n_customers, n_clustered, some_ids = _totals(base)
     clustered = base.filter(F.col(HAS_ORDER))
-    names = {PROSPECTS_ID: PROSPECTS_NAME}
-    incentive = {PROSPECTS_ID: INCENTIVES["prospect"]}
-    meta: dict = {
-        "n_customers": n_customers,
-        "n_prospects": n_customers - n_clustered,
-        "n_clustered": n_clustered,
-        "features": list(config.features),
-        "seed": config.seed,
-        "k": 0,
-        "silhouette": None,
-        "davies_bouldin": None,
-        "k_scan": [],
-        "fit_on_sample": False,
-        "matching": {},
-    }
+    names, incentive = prospect_labels()
+    meta = initial_metadata(n_customers, n_clustered, config)
     centroid_rows = []
     k, pre, km, centers_x, ids, unique = 0, None, None, None, [], []
     remap = np.zeros(0, dtype=np.int64)
@@ -510,21 +502,9 @@ def segment_on_spark(
                 centers_x[remap[present]] = sums[k][present] / sizes[present][:, None]
             ids, meta["matching"] = match_ids(centers, previous_centroids, pre, config, used_ids)
             original = to_original(pre, centers, config.features)
-        arche = [
-            archetype_of(
-                dict(zip(feats, centers[i], strict=True)),
-                dict(zip(feats, original[i], strict=True)),
-            )
-            for i in range(k)
-        ]
-        unique = unique_names([a[0] for a in arche], centers, config.features)
-        for i in range(k):
-            names[ids[i]] = unique[i]
-            incentive[ids[i]] = INCENTIVES[arche[i][1]]
-            centroid_rows += [
-                (ids[i], unique[i], f, round(float(v), ROUND))
-                for f, v in zip(feats, original[i], strict=True)
-            ]
+        unique, centroid_rows = name_segments(
+            centers, original, ids, config.features, names, incentive
+        )
 
     # Profiles (and Davies-Bouldin's intra-cluster distances) in one pass over all rows.
     worker = _final_worker(pre, km, remap, feats, value_columns, centers_x)
@@ -559,18 +539,5 @@ def segment_on_spark(
         meta["davies_bouldin"] = round(db, ROUND)
 
     prof["share"] = prof["customers"] / n_customers
-    prof["segment_name"] = prof["segment_id"].map(names)
-    prof["recommended_incentive"] = prof["segment_id"].map(incentive)
-    prof["persona"] = [persona_for(p) for p in prof.to_dict("records")]
-    prof = prof[list(PROFILE_COLUMNS)]
-    num = prof.select_dtypes("float").columns
-    prof[num] = prof[num].round(ROUND)
-    centroids = pd.DataFrame(
-        centroid_rows, columns=["segment_id", "segment_name", "feature", "value"]
-    )
-    centroids = centroids.sort_values(["segment_id", "feature"], kind="mergesort")
-    meta["sizes"] = {str(r.segment_id): int(r.customers) for r in prof.itertuples()}
-    meta["names"] = dict(sorted(names.items()))
-    return SparkSegmentation(
-        assignments, prof.reset_index(drop=True), centroids.reset_index(drop=True), meta
-    )
+    prof, centroids = finish_profiles(prof, names, incentive, centroid_rows, meta)
+    return SparkSegmentation(assignments, prof, centroids, meta)
