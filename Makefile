@@ -45,9 +45,9 @@ dagster-home:
 	@test -f "$(DAGSTER_HOME)/dagster.yaml" || cp deploy/dagster.yaml "$(DAGSTER_HOME)/dagster.yaml"
 
 # dbt's manifest, read by Dagster when the definitions load (`dg dev` parses again itself);
-# the profile's default database, as under `dg dev`, so partial parsing serves both.
+# with a night's vars, as under `dg dev`, so every stage's dbt starts from its partial parse.
 parse: install
-	cd dbt_project && env -u DBT_DUCKDB_PATH ../$(BIN)/dbt parse --quiet --profiles-dir .
+	$(BIN)/python -m pipelines.dbt
 
 # WAREHOUSE_ENGINE=spark make run: the same night with dbt on Spark (docs/spark.md).
 run: install $(if $(filter spark,$(WAREHOUSE_ENGINE)),install-spark) dagster-home parse

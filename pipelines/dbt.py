@@ -37,9 +37,9 @@ from packaging import version
 from pydantic import Field
 
 from pipelines.catalog import MARTS_OWNERS, PIPELINE_OWNERS
-from pipelines.dbt_child import PARENT_OPTION, SPARK_REMOTE_OPTION
+from pipelines.dbt_child import PARENT_OPTION, SPARK_REMOTE_OPTION, WORKDIR_OPTION
 from pipelines.dbt_metadata import published_table_name
-from pipelines.resources import DBT_PROJECT_DIR
+from pipelines.resources import DBT_PROJECT_DIR, STORE_FILE
 
 # The console script of pipelines/dbt_child.py, installed next to this interpreter.
 DBT_LAUNCHER = str(Path(sysconfig.get_path("scripts")) / "referral-segments-dbt")
@@ -65,9 +65,17 @@ class LauncherPreparer(DbtProjectPreparer):
             self.prepare(project)
 
     def prepare(self, project: DbtProject) -> None:
-        DbtCliResource(project_dir=project, dbt_executable=DBT_LAUNCHER).cli(
-            ["parse", "--quiet"], target_path=project.target_path
+        NightlyDbtResource.for_project(project).cli(
+            parse_args(project), target_path=project.target_path
         ).wait()
+
+
+def parse_args(project: DbtProject) -> list[str]:
+    """`dbt parse` with the vars of a night on the default settings: dagster-dbt copies
+    the partial parse file this writes into each stage's new target folder, and dbt uses
+    it only if the vars and profile are the same (a full parse costs ~7 s a stage)."""
+    default = NightlyDbtResource.for_project(project)
+    return ["parse", "--quiet", "--vars", json.dumps(default.dbt_vars(Path(STORE_FILE)))]
 
 
 @functools.cache
@@ -253,9 +261,10 @@ class NightlyDbtResource(DbtCliResource):
             if not isinstance(parsed, dict):
                 raise ValueError("DBT_VARS must be a JSON object, e.g. '{\"gross_margin\": 0.6}'")
             values.update(parsed)
-        # Read by profiles.yml.  The same path every night keeps dbt's profile, and so its
-        # partial parsing, from one night to the next.
-        values["duckdb_path"] = str(database)
+        # Read by profiles.yml, relative to the folder dbt runs in (the launcher's
+        # --workdir, build_args): the same profile for every store keeps dbt's partial
+        # parsing from `make parse` on.
+        values["duckdb_path"] = database.name
         values["duckdb_memory_limit"] = self.memory_limit
         return values
 
@@ -287,6 +296,8 @@ class NightlyDbtResource(DbtCliResource):
             "--vars",
             dbt_vars,
             *target,
+            WORKDIR_OPTION,
+            str(database.parent),
             PARENT_OPTION,
             str(os.getpid()),
         ]
@@ -298,3 +309,12 @@ class SparkTarget:
 
     url: str
     schema_prefix: str
+
+
+def main() -> None:
+    """`make parse`: the manifest that Dagster reads, parsed as a night's stages parse."""
+    LauncherPreparer().prepare(dbt_project())
+
+
+if __name__ == "__main__":
+    main()

@@ -159,7 +159,7 @@ def test_without_settings_every_resource_takes_the_readme_default(monkeypatch):
     assert r["segmentation"].config().k_min == 3
     assert r["dbt"].dbt_vars(Path("/w/pipeline/store.duckdb")) == {
         "base_currency": "USD",
-        "duckdb_path": "/w/pipeline/store.duckdb",
+        "duckdb_path": "store.duckdb",
         "duckdb_memory_limit": "1GB",
     }
     assert r["alerts"].url == ""
@@ -255,7 +255,7 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
     assert dbt.dbt_vars(Path("/w/pipeline/store.duckdb")) == {
         "base_currency": "GBP",
         "gross_margin": 0.6,
-        "duckdb_path": "/w/pipeline/store.duckdb",
+        "duckdb_path": "store.duckdb",
         "duckdb_memory_limit": "2GB",
     }
     assert dbt.dbt_executable == DBT_LAUNCHER
@@ -337,28 +337,31 @@ def test_dbt_vars_take_base_currency_then_dbt_vars_then_the_run_database():
         "--full-refresh",
         "--vars",
         '{"base_currency": "EUR", "duckdb_memory_limit": "1GB", '
-        '"duckdb_path": "/w/pipeline/store.duckdb", "gross_margin": 0.6}',
+        '"duckdb_path": "store.duckdb", "gross_margin": 0.6}',
+        "--workdir",  # the launcher's: dbt runs in the store's folder
+        "/w/pipeline",
         "--bind-to-parent",  # the launcher's: this process, which starts dbt
         str(os.getpid()),
     ]
     plain = NightlyDbtResource.for_project(project, base_currency="gbp")
-    assert plain.dbt_vars(Path("/b")) == {
+    assert plain.dbt_vars(Path("/s/store.duckdb")) == {
         "base_currency": "GBP",
-        "duckdb_path": "/b",
+        "duckdb_path": "store.duckdb",
         "duckdb_memory_limit": "1GB",
     }
     with pytest.raises(ValueError, match="JSON object"):
         NightlyDbtResource.for_project(project, vars_json="[1]").dbt_vars(Path("/b"))
     # WAREHOUSE_ENGINE=spark: the profile's spark target, told the URL and the night's prefix
     on_spark = plain.build_args(
-        Path("/b"), spark=SparkTarget(url="sc://h:15002", schema_prefix="n0123456789ab_")
+        Path("/s/store.duckdb"),
+        spark=SparkTarget(url="sc://h:15002", schema_prefix="n0123456789ab_"),
     )
     assert on_spark[5] == "--vars"
     assert on_spark[7:9] == ["--spark-remote", "sc://h:15002"]
     assert (plain.on_spark().target, plain.target) == ("spark", "dev")
     assert json.loads(on_spark[6]) == {
         "base_currency": "GBP",
-        "duckdb_path": "/b",
+        "duckdb_path": "store.duckdb",
         "duckdb_memory_limit": "1GB",
         "schema_prefix": "n0123456789ab_",
     }

@@ -6,6 +6,7 @@ calendar-day differences, e.g. 2025-02-01 -> 2026-10-22 = 628 days.
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -478,3 +479,17 @@ def test_no_personal_data_in_any_mart(warehouse):
             assert not found, f"marts.{table} holds {found}"
     finally:
         con.close()
+
+
+def test_each_dbt_stage_starts_from_the_partial_parse_of_make_parse(hand_night):
+    """The night's dbt parses nothing again (a full parse costs ~7 s a stage): its profile
+    and vars are those of `make parse`, whatever the store's folder (pipelines/dbt.py)."""
+    from pipelines.assets import _dbt_target
+    from pipelines.resources import WarehouseResource
+
+    warehouse = WarehouseResource(path=str(hand_night / "warehouse.duckdb"))
+    for stage in ("dbt_customer_features", "dbt_referral_roi"):
+        log = (_dbt_target(warehouse, stage) / "dbt.log").read_text().splitlines()
+        events = [json.loads(line)["info"]["name"] for line in log]
+        assert "UnableToPartialParse" not in events, stage
+        assert events.count("PartialParsingSkipParsing") == 1, stage
