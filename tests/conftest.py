@@ -39,29 +39,18 @@ HAND_EXPORT = Path(__file__).parent / "fixtures" / "hand_export"
 # runs on one worker only; but the tests of SPREAD_MODULES share no module-scoped fixture
 # (each runs its own nights on a copy of `hand_night`), so each is a unit of its own.
 SPREAD_MODULES = ("tests/test_safety.py", "tests/test_refused_exports.py")
-# test_definitions.py rewrites dbt_project/target/manifest.json (`dbt parse`, as under
-# `dg dev`) and these tests' child processes read it as they load the definitions: one
-# unit, run by one worker one test after the other, so no child reads it half written.
-MANIFEST_GROUP = "dbt_project_manifest"
-MANIFEST_TESTS = (
-    "tests/test_definitions.py::",
-    "tests/test_safety.py::test_dbt_dies_with_the_run_that_started_it",
-    "tests/test_safety.py::test_a_dbt_whose_run_is_already_gone_never_starts",
-    "tests/test_safety.py::test_killed_run_leaves_marts_unchanged_and_next_run_is_green",
-    "tests/test_safety.py::test_two_runs_at_once_both_end_cleanly",
-    "tests/test_stores.py::test_kill_9_during_publish_then_the_next_night_is_green",
-)
 # The Spark tests share one local Spark server per worker (tests/spark/conftest.py): one
 # unit, so one server starts.
 SPARK_GROUP = "tests/spark/"
 # Roughly how many whole nightly runs a unit costs (first match by prefix; others 0): the
 # dearest units are handed out first, so both workers finish at about the same time.
 SCOPE_COST = {
-    SPARK_GROUP: 14.0,  # a whole night and the dbt build on Spark, Spark's segmentation
-    "tests/test_pipeline_sample.py": 8.0,  # four runs on 3000 customers
-    MANIFEST_GROUP: 13.0,  # killed runs and two concurrent runs, each with a rerun
-    "tests/test_refused_exports.py::test_refused_full_export": 4.0,
-    "tests/test_stores.py": 3.0,
+    SPARK_GROUP: 12.0,  # a whole night and the dbt unit tests on Spark, Spark's segmentation
+    "tests/test_stores.py": 7.0,  # a night, then kill -9 during publish twice, each rerun
+    "tests/test_pipeline_sample.py": 6.0,  # four runs on 3000 customers
+    "tests/test_safety.py::test_two_runs_at_once": 4.0,  # two launches, one after the other
+    "tests/test_refused_exports.py::test_refused_full_export": 3.5,
+    "tests/test_safety.py::test_killed_run": 3.0,  # a killed night, then a whole one
     "tests/test_sample_layouts.py": 2.5,
     "tests/test_sources_hubspot.py": 2.0,
     "tests/test_refused_exports.py": 1.5,
@@ -71,6 +60,7 @@ SCOPE_COST = {
     "tests/dbt/": 1.0,
     "tests/test_hand_fixture.py": 1.0,  # the first to ask runs `hand_night`
     "tests/test_report.py": 1.0,
+    "tests/test_definitions.py": 1.0,
     "tests/test_dagster_operations.py": 3.0,  # good, refused and recovered nights
     "tests/test_dagster_catalog.py": 1.0,  # a second night on a copy of `hand_night`
     "tests/test_readme_queries.py": 0.2,  # queries on a copy of `hand_night`
@@ -78,9 +68,7 @@ SCOPE_COST = {
 
 
 def xdist_scope(nodeid: str) -> str:
-    """The unit of work of a test (see SPREAD_MODULES, MANIFEST_TESTS and SPARK_GROUP)."""
-    if nodeid.startswith(MANIFEST_TESTS):
-        return MANIFEST_GROUP
+    """The unit of work of a test (see SPREAD_MODULES and SPARK_GROUP)."""
     if nodeid.startswith(SPARK_GROUP):
         return SPARK_GROUP
     if nodeid.startswith(SPREAD_MODULES):
@@ -148,18 +136,6 @@ def hand_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
             assert result.success, failure_messages(result)
             (root / ".done").touch()
     return root
-
-
-@pytest.fixture(scope="session", autouse=True)
-def dbt_manifest_read_first() -> None:
-    """Each process reads dbt's manifest once (dagster-dbt caches it): here, as the worker
-    starts, long before test_definitions.py's `dbt parse` (on whichever worker) rewrites
-    the file, so no worker ever reads it half written."""
-    from dagster_dbt.dbt_manifest import read_manifest_path
-
-    from pipelines.dbt import dbt_project
-
-    read_manifest_path(dbt_project().manifest_path)
 
 
 @pytest.fixture(scope="session", autouse=True)

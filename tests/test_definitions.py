@@ -432,34 +432,43 @@ def test_importing_the_code_location_starts_no_process_and_changes_no_environmen
     assert ours == []
 
 
-def test_code_location_loads_like_dg_dev_without_an_activated_venv():
+def test_code_location_loads_like_dg_dev_without_an_activated_venv(tmp_path):
     """Under `dg dev` the definitions parse the dbt project again, with the venv's dbt even
-    when the venv is not on PATH."""
+    when the venv is not on PATH.  In a copy of the code, so the project's own manifest,
+    which the runs of other tests read as they start, is never rewritten under them."""
+    repo = tmp_path / "repo"
+    skip = shutil.ignore_patterns("target", "logs", "__pycache__", "*.duckdb")
+    for part in ("pipelines", "dbt_project", "expectations"):
+        shutil.copytree(ROOT / part, repo / part, ignore=skip)
+    manifest = repo / "dbt_project" / "target" / "manifest.json"
+    manifest.parent.mkdir()
+    shutil.copyfile(dbt_project().manifest_path, manifest)
+    before = manifest.stat().st_mtime_ns
     env_vars = {
         "PATH": "/usr/bin:/bin",
         "DAGSTER_IS_DEV_CLI": "1",
-        "HOME": str(ROOT),
+        "HOME": str(repo),
         "DAGSTER_HOME": os.environ["DAGSTER_HOME"],
         "GX_ANALYTICS_ENABLED": "false",
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
-    manifest = dbt_project().manifest_path
-    before = manifest.stat().st_mtime_ns
     done = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import pipelines.definitions as d; "
+            "import pipelines, pipelines.definitions as d; print(pipelines.__file__); "
             "print(len(d.defs().resolve_asset_graph().materializable_asset_keys))",
         ],
-        cwd=ROOT,
+        cwd=repo,
         env=env_vars,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert int(done.stdout.strip().splitlines()[-1]) >= 30
+    *_, loaded_from, assets = done.stdout.strip().splitlines()
+    assert Path(loaded_from).is_relative_to(repo)  # the copy's code, the copy's project
+    assert int(assets) >= 30
     assert manifest.stat().st_mtime_ns > before  # parsed again, through the launcher
 
 
