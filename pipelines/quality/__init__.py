@@ -2,8 +2,9 @@
 
 One GX 1.x suite per raw table and per mart lives in ``expectations/<suite>.json``
 (``raw_<table>``, ``marts_<mart>``).  Suites are validated against pandas DataFrames read
-from DuckDB (GX's SQL datasource does not work against DuckDB), in one lazily created
-ephemeral GX context per process.
+from DuckDB (GX's SQL datasource does not work against DuckDB) or, for the mart checks on
+the Spark engine, selected in Spark, in one lazily created ephemeral GX context per
+process.
 
 Rules that need context GX cannot see on one frame (a date after the export date, a
 customer unknown to every export up to this one, "converted_at required when status =
@@ -23,10 +24,12 @@ asset checks give GX only the rows that may break an expectation (see "compact f
 at 10M rows a full copy of a raw table into pandas is expensive.
 
 Modules: `suites` (expectations/*.json, suite columns, the GX context), `validation`
-(`validate_frame`, ValidationOutcome, ExpectationResult), `frames` (raw and mart frames from
-DuckDB, derived columns), `compact` (compact frames: SQL pre-selection of the rows that may
-break an expectation), `results` (`record_results` to raw.validation_results), `checks`
-(the Dagster asset checks: raw check specs evaluated by the ingest step, mart asset checks).
+(`validate_frame`, ValidationOutcome, ExpectationResult), `frames` (the SQL of raw and mart
+frames, derived columns), `compact` (compact frames: SQL pre-selection of the rows that may
+break an expectation, run by a `FrameEngine`; DuckDB's), `dialect` (what differs between
+DuckDB's and Spark's SQL), `spark` (mart frames selected in Spark), `results`
+(`record_results` to raw.validation_results), `checks` (the Dagster asset checks: raw check
+specs evaluated by the ingest step, mart asset checks).
 """
 
 from pipelines.quality.checks import (

@@ -2,7 +2,10 @@
 
 The raw checks are evaluated by the ingest step itself (check specs of its assets), so a
 night's ingest run is one step whether the export is refused, checked or loaded; the mart
-checks are asset checks of their own, in the refresh run."""
+checks are asset checks of their own, in the refresh run.  On the Spark engine a mart
+check selects its frame in Spark, from the night's table (pipelines/quality/spark.py); the
+raw checks always read the store, which alone holds raw.  Either way GX validates the frame
+on pandas and the results are logged in the store."""
 
 import datetime as dt
 import warnings
@@ -23,7 +26,7 @@ from dagster import (
     asset_check,
 )
 
-from pipelines.quality.compact import mart_check_frame, raw_check_frame
+from pipelines.quality.compact import Frame, mart_check_frame, raw_check_frame
 from pipelines.quality.results import record_results
 from pipelines.quality.suites import MART_TABLES, RAW_TABLES, suite_spec
 from pipelines.quality.validation import ValidationOutcome, validate_frame
@@ -33,10 +36,14 @@ from pipelines.warehouse_tables import latest_export_date
 # the asset check's parameter types to find the context and the resource.
 
 
-def _check_metadata(outcome: ValidationOutcome, export_date: dt.date) -> dict[str, Any]:
+def _check_metadata(
+    outcome: ValidationOutcome, export_date: dt.date, origin: Mapping[str, str]
+) -> dict[str, Any]:
     return {
         "suite": outcome.suite,
         "export_date": export_date.isoformat(),
+        # where the frame was selected (engine, table), so an operator sees what GX read
+        **origin,
         "evaluated": outcome.evaluated,
         "failed": outcome.failed,
         "failed_expectations": MetadataValue.json(
@@ -83,6 +90,7 @@ def _run_check(
             metadata={"suite": suite},
         )
     outcome = validate_frame(suite, frame.df, element_count=frame.rows if frame.compact else None)
+    origin = dict(frame.origin)
     del frame
     with warehouse.connect() as con:
         record_results(con, run_id, export_date, outcome)
@@ -97,7 +105,7 @@ def _run_check(
         description=f"{outcome.failed} of {outcome.evaluated} expectations failed: {failed}"
         if failed
         else f"all {outcome.evaluated} expectations passed",
-        metadata=_check_metadata(outcome, export_date),
+        metadata=_check_metadata(outcome, export_date, origin),
     )
 
 
@@ -108,6 +116,9 @@ def _make_check(
     description: str,
     pool: str | None,
 ) -> AssetChecksDefinition:
+    """``build_frame(spark, warehouse)``: the frame builder of this run's engine (see
+    `_mart_builder`)."""
+
     @asset_check(
         asset=asset_key,
         name=f"gx_{suite_name}",
@@ -116,15 +127,19 @@ def _make_check(
         pool=pool,
     )
     def _check(
-        context: AssetCheckExecutionContext, warehouse: ConfigurableResource
+        context: AssetCheckExecutionContext,
+        warehouse: ConfigurableResource,
+        spark: ConfigurableResource,
     ) -> AssetCheckResult:
         # `warehouse` is duck-typed: anything with .connect() -> context manager of a
-        # DuckDB connection to the pipeline's store.
+        # DuckDB connection to the pipeline's store (and .store_path on Spark); `spark`:
+        # the SparkResource (pipelines/spark/engine.py), which says which engine built the
+        # night.
         return _run_check(
             context.run.run_id,
             warehouse,
             AssetCheckKey(asset_key, f"gx_{suite_name}"),
-            build_frame,
+            build_frame(spark, warehouse),
         )
 
     return _check
@@ -139,7 +154,33 @@ def _raw_builder(table: str) -> Any:
 
 
 def _mart_builder(mart: str) -> Any:
-    return lambda con, export_date, min_rows: mart_check_frame(con, mart, min_rows)
+    """A mart check's frame: selected in Spark from the night's table on the Spark engine
+    (what Spark built, not the store's mirror of it), else in the store."""
+
+    def bind(spark: Any, warehouse: Any) -> Any:
+        if spark is not None and spark.enabled:
+            return lambda con, export_date, min_rows: _spark_mart_frame(
+                spark, warehouse, con, mart, min_rows
+            )
+        return lambda con, export_date, min_rows: mart_check_frame(con, mart, min_rows)
+
+    return bind
+
+
+def _spark_mart_frame(
+    spark: Any, warehouse: Any, con: Any, mart: str, min_rows: int | None
+) -> Frame:
+    """The frame of `<night_prefix>marts.<mart>` selected in Spark.  A mart the Python
+    segmentation wrote into the store is landed first (as the next dbt stage lands it):
+    its check runs before that stage, so Spark has no copy of this night's table yet."""
+    from pipelines.dbt import dbt_manifest
+    from pipelines.quality.spark import land_python_mart, python_marts, spark_mart_check_frame
+
+    store = warehouse.store_path.parent
+    session, prefix = spark.session(store), spark.night_prefix
+    if mart in python_marts(dbt_manifest()):
+        land_python_mart(session, con, spark.lake(store), prefix, mart)
+    return spark_mart_check_frame(session, mart, prefix, min_rows)
 
 
 def describe_suite(suite_name: str) -> str:

@@ -1,7 +1,10 @@
-"""DuckDB frames for raw and mart checks: a suite's columns plus its derived booleans."""
+"""Frames for raw and mart checks: a suite's columns plus its derived booleans.
+
+Raw frames are DuckDB SQL (raw lives only in the store); a mart frame's SQL is built in
+either engine's quoting (`suite_frame_sql`), so on Spark the mart checks select there."""
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import duckdb
@@ -12,7 +15,7 @@ from pipelines.schemas import CUSTOMER_TABLE, RAW_META_COLUMNS, TABLES
 from pipelines.sql import quote_ident
 
 
-def _table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str]:
+def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> dict[str, str]:
     """lower-cased name -> actual name of a table's columns; LookupError if it is missing."""
     rows = con.execute(
         "SELECT column_name FROM information_schema.columns "
@@ -52,21 +55,26 @@ def _derived_column(table: str, name: str) -> tuple[str, tuple[str, ...]]:
     raise KeyError(f"unknown derived column {name!r} (table {table})")
 
 
-def _select_list(columns: Iterable[str], existing: Mapping[str, str], derive: Any) -> list[str]:
+def _select_list(
+    columns: Iterable[str],
+    existing: Mapping[str, str],
+    derive: Any,
+    quote: Callable[[str], str] = quote_ident,
+) -> list[str]:
     """SELECT items for the columns a suite needs.
 
     A column missing from the table is left out, so the suite reports it as missing rather
     than this query failing.  Derived columns (``_`` prefix, not bookkeeping) come from
-    ``derive(name)``.
+    ``derive(name)``.  ``quote``: the engine's identifier quoting (pipelines/quality/dialect.py).
     """
     items = []
     for name in columns:
         if name.lower() in existing:
-            items.append(f"t.{quote_ident(existing[name.lower()])} AS {quote_ident(name)}")
+            items.append(f"t.{quote(existing[name.lower()])} AS {quote(name)}")
         elif name.startswith("_") and name not in RAW_META_COLUMNS and derive is not None:
             sql, inputs = derive(name)
             if all(i.lower() in existing for i in inputs):
-                items.append(f"{sql} AS {quote_ident(name)}")
+                items.append(f"{sql} AS {quote(name)}")
     return items
 
 
@@ -78,35 +86,68 @@ def as_date(value: dt.date | str) -> dt.date:
     return dt.date.fromisoformat(value)
 
 
-def raw_frame_sql(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[str], str, str]:
-    """(select items, FROM/WHERE clause with $export_date, ORDER BY items) of a raw frame."""
+def raw_frame_sql(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[str], str, list[str]]:
+    """(select items, FROM/WHERE clause with $export_date, ORDER BY expressions) of a raw
+    frame."""
     if table not in RAW_TABLES:
         raise KeyError(f"no raw suite for table {table!r}")
-    existing = _table_columns(con, "raw", table)
+    existing = table_columns(con, "raw", table)
     items = _select_list(
         suite_columns(f"raw_{table}"), existing, lambda n: _derived_column(table, n)
     )
-    order = "t._line_number" if "_line_number" in existing else ""
+    order = ["t._line_number"] if "_line_number" in existing else []
     return items, f"FROM raw.{quote_ident(table)} t WHERE t._export_date = $export_date", order
 
 
-def mart_frame_sql(con: duckdb.DuckDBPyConnection, mart: str) -> tuple[list[str], str, str]:
+def suite_frame_sql(
+    suite_name: str,
+    relation: str,
+    existing: Mapping[str, str],
+    quote: Callable[[str], str] = quote_ident,
+) -> tuple[list[str], str, list[str]]:
+    """(select items, FROM clause, ORDER BY expressions) of a table's frame for a suite
+    without derived columns (the marts'): the suite's columns of ``relation`` (its columns
+    are ``existing``: lower-cased name -> name), in either engine's quoting.
+
+    Ordered by the suite's key, then by every other selected column: rows that share a key
+    (a duplicate GX must report) then come in the same order from DuckDB and from Spark,
+    whose sorts order ties arbitrarily."""
+    items = _select_list(suite_columns(suite_name), existing, None, quote)
+    key = [k.lower() for k in suite_spec(suite_name).get("meta", {}).get("key", [])]
+    chosen = [c.lower() for c in suite_columns(suite_name)]
+    by = [c for c in dict.fromkeys([*key, *chosen]) if c in existing]
+    return items, f"FROM {relation} t", ["t." + quote(existing[c]) for c in by]
+
+
+def check_mart(mart: str) -> str:
+    """The mart's suite name; KeyError for a mart without a suite."""
     if mart not in MART_TABLES:
         raise KeyError(f"no mart suite for {mart!r}")
-    suite_name = f"marts_{mart}"
-    existing = _table_columns(con, "marts", mart)
-    items = _select_list(suite_columns(suite_name), existing, None)
-    key = [k for k in suite_spec(suite_name).get("meta", {}).get("key", []) if k in existing]
-    return (
-        items,
-        f"FROM marts.{quote_ident(mart)} t",
-        ", ".join("t." + quote_ident(existing[k]) for k in key),
-    )
+    return f"marts_{mart}"
 
 
-def query_frame(con, items, source, order, params) -> pd.DataFrame:
+def mart_frame_sql(con: duckdb.DuckDBPyConnection, mart: str) -> tuple[list[str], str, list[str]]:
+    """`suite_frame_sql` of the store's marts.<mart>."""
+    suite_name = check_mart(mart)
+    existing = table_columns(con, "marts", mart)
+    return suite_frame_sql(suite_name, f"marts.{quote_ident(mart)}", existing)
+
+
+def select_sql(items: list[str], source: str, order: list[str]) -> str:
+    """The whole frame's query, in either engine's SQL (nulls last on both: Spark's default
+    is nulls first, DuckDB's nulls last)."""
     sql = f"SELECT {', '.join(items) or 'NULL AS _none'} {source}"
-    sql += f" ORDER BY {order}" if order else ""
+    return sql + (f" ORDER BY {', '.join(o + ' NULLS LAST' for o in order)}" if order else "")
+
+
+def query_frame(
+    con: duckdb.DuckDBPyConnection,
+    items: list[str],
+    source: str,
+    order: list[str],
+    params: Mapping[str, Any],
+) -> pd.DataFrame:
+    sql = select_sql(items, source, order)
     return con.execute(sql, params).df().drop(columns=["_none"], errors="ignore")
 
 

@@ -142,3 +142,55 @@ def test_dbt_unit_tests_pass_on_spark(spark_night, spark_url, tmp_path, monkeypa
     ran = sorted(r["unique_id"] for r in results if r["status"] == "pass")
     assert ran == sorted(manifest["unit_tests"])
     assert len(ran) >= 20  # the project's 22 unit tests as of this writing
+
+
+def _mart_results(warehouse: Path) -> dict[str, list[tuple]]:
+    """Every mart expectation's result logged in the night's store, per suite: type,
+    column, success, element count, unexpected count (raw.validation_results)."""
+    store = duckdb.connect(str(store_of(warehouse)), read_only=True)
+    try:
+        rows = store.execute(
+            "SELECT suite, expectation, column_name, success, element_count, unexpected_count "
+            "FROM raw.validation_results WHERE suite LIKE 'marts_%' ORDER BY ALL"
+        ).fetchall()
+    finally:
+        store.close()
+    results: dict[str, list[tuple]] = {}
+    for suite, *result in rows:
+        results.setdefault(suite, []).append(tuple(result))
+    return results
+
+
+def test_mart_checks_validate_what_spark_selects(hand_night, spark_night, spark_url):
+    """Each GX mart check of the Spark night took its frame from the night's Spark table
+    (the segmentation's two marts included: landed for it) and gave the outcome of the
+    DuckDB night's check on the same export."""
+    from pipelines.quality import MART_TABLES
+    from pipelines.spark.server import connect
+
+    root, result = spark_night
+    prefix = _night_prefix(connect(spark_url))
+    checks = {
+        e.asset_check_key.name: e
+        for e in result.get_asset_check_evaluations()
+        if e.asset_check_key.name.startswith("gx_marts_")
+    }
+    assert sorted(checks) == sorted(f"gx_marts_{m}" for m in MART_TABLES)
+    for mart in MART_TABLES:
+        metadata = checks[f"gx_marts_{mart}"].metadata
+        assert metadata["frame_engine"].value == "spark", mart
+        assert metadata["frame_table"].value == f"{prefix}marts.{mart}", mart
+    duck, spark = (
+        _mart_results(hand_night / "warehouse.duckdb"),
+        _mart_results(root / "warehouse.duckdb"),
+    )
+    assert sorted(spark) == sorted(f"marts_{m}" for m in MART_TABLES)
+    assert spark == duck
+    for mart in MART_TABLES:
+        evaluation = checks[f"gx_marts_{mart}"]
+        failed = [r for r in duck[f"marts_{mart}"] if not r[2]]
+        assert evaluation.passed == (not failed), mart
+        assert evaluation.metadata["failed"].value == len(failed), mart
+        assert evaluation.metadata["unexpected_count"].value == sum(r[4] or 0 for r in failed)
+    # the hand fixture's marts are not empty: the counts compared are real ones
+    assert {r[3] for r in duck["marts_customer_segments"]} != {0}
