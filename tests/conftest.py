@@ -16,7 +16,7 @@ import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -113,10 +113,12 @@ def _session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
-@pytest.fixture(scope="session")
-def hand_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The hand fixture's first night, run once for the whole session (by whichever worker
-    asks first): a folder with `exports/`, `warehouse.duckdb` and the run's store.
+def _shared_night(
+    tmp_path_factory: pytest.TempPathFactory, name: str, write_exports: Callable[[Path], None]
+) -> Path:
+    """A first night run once for the whole session, by whichever worker asks first: a
+    folder `name` with `exports/` (written by `write_exports`), `warehouse.duckdb` and the
+    run's store.
 
     Read only: a test that runs another night or writes copies it first (`copy_night` in
     tests/pipeline_runner.py), as do the modules that only read it, so no test holds a lock
@@ -127,15 +129,39 @@ def hand_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tests.pipeline_runner import failure_messages, run_job
 
     shared = _session_folder(tmp_path_factory)
-    root = shared / "hand_night"
-    with FileLock(str(shared / "hand_night.lock")):
+    root = shared / name
+    with FileLock(str(shared / f"{name}.lock")):
         if not (root / ".done").exists():
             shutil.rmtree(root, ignore_errors=True)
-            shutil.copytree(HAND_EXPORT, root / "exports")
+            write_exports(root / "exports")
             result = run_job(root / "exports", root / "warehouse.duckdb")
             assert result.success, failure_messages(result)
             (root / ".done").touch()
     return root
+
+
+@pytest.fixture(scope="session")
+def hand_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The hand fixture's first night (see `_shared_night`)."""
+    return _shared_night(
+        tmp_path_factory, "hand_night", lambda exports: shutil.copytree(HAND_EXPORT, exports)
+    )
+
+
+@pytest.fixture(scope="session")
+def sample_night(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated sample export's first night (see `_shared_night`): the DuckDB night
+    that tests/test_pipeline_sample.py goes on from and tests/spark compares Spark with."""
+    from pipelines.sample import generate_export
+    from tests.pipeline_runner import SAMPLE_AS_OF, SAMPLE_CUSTOMERS, SAMPLE_SEED
+
+    return _shared_night(
+        tmp_path_factory,
+        "sample_night",
+        lambda exports: generate_export(
+            exports, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED, as_of=SAMPLE_AS_OF
+        ),
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

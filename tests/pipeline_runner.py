@@ -3,11 +3,18 @@ folders."""
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from pathlib import Path
 from typing import Any
 
 import duckdb
+
+# The session's generated sample export (`sample_night`, tests/conftest.py): `make sample`'s
+# contract layout, smaller.
+SAMPLE_CUSTOMERS = 3000
+SAMPLE_SEED = 7
+SAMPLE_AS_OF = dt.date(2026, 11, 21)
 
 MART_TABLES = (
     "customer_features",

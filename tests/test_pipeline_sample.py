@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -10,9 +9,13 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from pipelines.sample import generate_export, generate_next_day
+from pipelines.sample import generate_next_day
 from tests.pipeline_runner import (
     MART_TABLES,
+    SAMPLE_AS_OF,
+    SAMPLE_CUSTOMERS,
+    SAMPLE_SEED,
+    copy_night,
     copy_warehouse,
     failure_messages,
     run_job,
@@ -20,25 +23,21 @@ from tests.pipeline_runner import (
     table_bytes,
 )
 
-CUSTOMERS = 3000
-AS_OF = date(2026, 11, 21)
-
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """Run 1 and run 2 on the same export, then run 3 after a next-day export."""
+def runs(sample_night, tmp_path_factory):
+    """Run 1 (the session's `sample_night`) and run 2 on the same export, then run 3 after
+    a next-day export."""
     root = tmp_path_factory.mktemp("sample")
+    wh = copy_night(sample_night, root)
     exports = root / "exports"
-    generate_export(exports, customers=CUSTOMERS, seed=7, as_of=AS_OF)
-    wh = root / "warehouse.duckdb"
-    snapshots = {}
-    for name in ("first", "second"):
-        result = run_job(exports, wh)
-        assert result.success, failure_messages(result)
-        snapshots[name] = root / name / "warehouse.duckdb"
-        snapshots[name].parent.mkdir()
-        copy_warehouse(wh, snapshots[name])
-    generate_next_day(exports, customers=CUSTOMERS, seed=7, as_of=AS_OF)
+    snapshots = {"first": sample_night / "warehouse.duckdb"}
+    result = run_job(exports, wh)
+    assert result.success, failure_messages(result)
+    snapshots["second"] = root / "second" / "warehouse.duckdb"
+    snapshots["second"].parent.mkdir()
+    copy_warehouse(wh, snapshots["second"])
+    generate_next_day(exports, customers=SAMPLE_CUSTOMERS, seed=SAMPLE_SEED, as_of=SAMPLE_AS_OF)
     result = run_job(exports, wh)
     assert result.success, failure_messages(result)
     snapshots["next_day"] = wh
@@ -100,8 +99,8 @@ def test_next_day_records_migrations(runs):
     finally:
         con.close()
     assert pairs == 1
-    assert total == CUSTOMERS  # customers of the first day (new ones come from '(none)')
-    assert 0 < moved <= 0.1 * CUSTOMERS
+    assert total == SAMPLE_CUSTOMERS  # customers of the first day (new ones come from '(none)')
+    assert 0 < moved <= 0.1 * SAMPLE_CUSTOMERS
 
 
 def segments(warehouse: Path) -> pd.DataFrame:
@@ -118,7 +117,7 @@ def test_next_day_keeps_segment_ids(runs):
     before = segments(runs["first"]).set_index("customer_id")["segment_id"]
     after = segments(runs["next_day"]).set_index("customer_id")["segment_id"]
     common = before.index.intersection(after.index)
-    assert len(common) == CUSTOMERS
+    assert len(common) == SAMPLE_CUSTOMERS
     kept = (before[common] == after[common]).mean()
     assert kept >= 0.90, f"only {kept:.1%} kept their segment_id"
 
@@ -144,10 +143,10 @@ def test_segment_ids_are_never_reused_for_another_centroid(runs):
 
 
 def test_segments_recover_the_behaviour_groups(runs):
-    truth = pd.read_csv(runs["exports"] / "_ground_truth" / f"{AS_OF}.csv", dtype=str)
+    truth = pd.read_csv(runs["exports"] / "_ground_truth" / f"{SAMPLE_AS_OF}.csv", dtype=str)
     seg = segments(runs["first"])
     merged = truth.merge(seg, on="customer_id")
-    assert len(merged) == CUSTOMERS
+    assert len(merged) == SAMPLE_CUSTOMERS
     clustered = merged[merged["behaviour_group"] != "prospects"]
     ari = adjusted_rand_score(clustered["behaviour_group"], clustered["segment_id"])
     print(f"adjusted Rand index (clustered customers): {ari:.3f}")
@@ -190,7 +189,7 @@ def test_purchase_columns_equal_lifetimes(runs):
         "customer_id",
         "day",
         monetary_value_col="amount",
-        observation_period_end=pd.Timestamp(AS_OF),
+        observation_period_end=pd.Timestamp(SAMPLE_AS_OF),
         freq="D",
     ).sort_index()
     assert list(ours.index) == list(ref.index)

@@ -1,8 +1,9 @@
 """The whole nightly job with WAREHOUSE_ENGINE=spark gives the DuckDB run's marts.
 
-The hand fixture's export (tests/fixtures/hand_export) is run once on DuckDB (the session's
-`hand_night`) and once here on a local Spark Connect server this module starts; every
-table analysts get (marts and audit) must hold the same rows.  Skipped only without Java
+The session's generated sample export (3,000 customers in `make sample`'s contract layout)
+is run once on DuckDB (`sample_night`, tests/conftest.py) and once here on the local Spark
+Connect server of tests/spark/conftest.py; every table analysts get (marts and audit, the
+segments and their ids included) must hold the same rows.  Skipped only without Java
 (`make test` installs it).
 """
 
@@ -29,11 +30,11 @@ PLACES = 6
 
 
 @pytest.fixture(scope="module")
-def spark_night(hand_night: Path, spark_url: str, tmp_path_factory: pytest.TempPathFactory):
+def spark_night(sample_night: Path, spark_url: str, tmp_path_factory: pytest.TempPathFactory):
     from pipelines.spark.engine import SparkResource
 
     root = tmp_path_factory.mktemp("spark_night")
-    shutil.copytree(hand_night / "exports", root / "exports")
+    shutil.copytree(sample_night / "exports", root / "exports")
     result = run_job(
         root / "exports",
         root / "warehouse.duckdb",
@@ -77,14 +78,14 @@ def _rows(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
     return sorted((tuple(_value(v) for v in row) for row in rows), key=repr)
 
 
-def test_every_published_table_equals_the_duckdb_run(hand_night, spark_night):
+def test_every_published_table_equals_the_duckdb_run(sample_night, spark_night):
     root, _ = spark_night
-    duck = _tables(hand_night / "warehouse.duckdb")
+    duck = _tables(sample_night / "warehouse.duckdb")
     spark = _tables(root / "warehouse.duckdb")
     assert sorted(spark) == sorted(duck)
     differing = [name for name in duck if spark[name] != duck[name]]
     assert not differing, {name: (duck[name][:3], spark[name][:3]) for name in differing}
-    # the hand fixture's segments and the ROI rows are there, not only empty tables
+    # the sample's segments and ROI rows are there, not only empty tables
     assert len(duck["marts.customer_segments"]) > 0
     assert len(duck["marts.referral_roi_by_segment"]) > 0
 
@@ -161,7 +162,7 @@ def _mart_results(warehouse: Path) -> dict[str, list[tuple]]:
     return results
 
 
-def test_mart_checks_validate_what_spark_selects(hand_night, spark_night, spark_url):
+def test_mart_checks_validate_what_spark_selects(sample_night, spark_night, spark_url):
     """Each GX mart check of the Spark night took its frame from the night's Spark table
     (the segmentation's two marts included: landed for it) and gave the outcome of the
     DuckDB night's check on the same export."""
@@ -181,7 +182,7 @@ def test_mart_checks_validate_what_spark_selects(hand_night, spark_night, spark_
         assert metadata["frame_engine"].value == "spark", mart
         assert metadata["frame_table"].value == f"{prefix}marts.{mart}", mart
     duck, spark = (
-        _mart_results(hand_night / "warehouse.duckdb"),
+        _mart_results(sample_night / "warehouse.duckdb"),
         _mart_results(root / "warehouse.duckdb"),
     )
     assert sorted(spark) == sorted(f"marts_{m}" for m in MART_TABLES)
@@ -192,5 +193,5 @@ def test_mart_checks_validate_what_spark_selects(hand_night, spark_night, spark_
         assert evaluation.passed == (not failed), mart
         assert evaluation.metadata["failed"].value == len(failed), mart
         assert evaluation.metadata["unexpected_count"].value == sum(r[4] or 0 for r in failed)
-    # the hand fixture's marts are not empty: the counts compared are real ones
+    # the sample's marts are not empty: the counts compared are real ones
     assert {r[3] for r in duck["marts_customer_segments"]} != {0}
