@@ -57,8 +57,11 @@ def run_job(
     from pipelines.nightly import run_night
 
     defs = nightly_definitions(exports_dir, warehouse, **resources)
-    instance = instance if instance is not None else DagsterInstance.ephemeral()
-    return run_night(defs, instance, Path(exports_dir), run_config)
+    if instance is not None:
+        return run_night(defs, instance, Path(exports_dir), run_config)
+    # closed here: left to the garbage collector, its temporary folder warns in a later test
+    with DagsterInstance.ephemeral() as own:
+        return run_night(defs, own, Path(exports_dir), run_config)
 
 
 def table_bytes(warehouse: Path, table: str) -> bytes:
