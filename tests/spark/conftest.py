@@ -25,7 +25,12 @@ TEST_SERVER_CONF = {
     "spark.sql.adaptive.enabled": "false",
     "spark.sql.codegen.wholeStage": "false",
     "spark.sql.codegen.factoryMode": "NO_CODEGEN",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    # C1 only: the JVM then reserves 48 MB for compiled code by default, which the whole
+    # sample night on Spark filled once ("Out of space in CodeCache", which stops Spark's
+    # context): reserved as with tiered compilation.
+    "spark.driver.extraJavaOptions": (
+        "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -XX:ReservedCodeCacheSize=240m"
+    ),
 }
 
 
