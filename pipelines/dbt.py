@@ -65,17 +65,8 @@ class LauncherPreparer(DbtProjectPreparer):
             self.prepare(project)
 
     def prepare(self, project: DbtProject) -> None:
-        NightlyDbtResource.for_project(project).cli(
-            parse_args(project), target_path=project.target_path
-        ).wait()
-
-
-def parse_args(project: DbtProject) -> list[str]:
-    """`dbt parse` with the vars of a night on the default settings: dagster-dbt copies
-    the partial parse file this writes into each stage's new target folder, and dbt uses
-    it only if the vars and profile are the same (a full parse costs ~7 s a stage)."""
-    default = NightlyDbtResource.for_project(project)
-    return ["parse", "--quiet", "--vars", json.dumps(default.dbt_vars(Path(STORE_FILE)))]
+        dbt = NightlyDbtResource.for_project(project)  # a night's settings: their defaults
+        dbt.cli(dbt.parse_args(), target_path=project.target_path).wait()
 
 
 @functools.cache
@@ -268,6 +259,16 @@ class NightlyDbtResource(DbtCliResource):
         values["duckdb_memory_limit"] = self.memory_limit
         return values
 
+    def parse_args(self) -> list[str]:
+        """`dbt parse` with this resource's vars for a store: dagster-dbt copies the partial
+        parse file this writes into each stage's new target folder, and dbt uses it only if
+        the vars and profile are the same (a full parse costs ~7 s a stage)."""
+        return ["parse", "--quiet", "--vars", self._vars_json(self.dbt_vars(Path(STORE_FILE)))]
+
+    @staticmethod
+    def _vars_json(values: Mapping[str, Any]) -> str:
+        return json.dumps(values, sort_keys=True)
+
     def on_spark(self) -> NightlyDbtResource:
         """The same dbt on the profile's `spark` target (dagster-dbt adds `--target` from
         the resource, after the arguments it is given)."""
@@ -289,12 +290,11 @@ class NightlyDbtResource(DbtCliResource):
         if spark is not None:
             values["schema_prefix"] = spark.schema_prefix
             target = [SPARK_REMOTE_OPTION, spark.url]
-        dbt_vars = json.dumps(values, sort_keys=True)
         return [
             *BUILD_ARGS,
             *refresh,
             "--vars",
-            dbt_vars,
+            self._vars_json(values),
             *target,
             WORKDIR_OPTION,
             str(database.parent),

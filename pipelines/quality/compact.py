@@ -17,12 +17,10 @@ from pipelines.quality.frames import (
     as_date,
     check_mart,
     raw_frame_sql,
-    select_sql,
-    suite_frame_sql,
-    table_columns,
+    table_frame_sql,
+    whole_frame,
 )
 from pipelines.quality.suites import suite_spec
-from pipelines.sql import quote_ident
 
 # At a million customers a suite's frame is millions of rows, and GX on pandas costs
 # seconds and gigabytes per suite.  Every expectation of the large tables' suites is a
@@ -198,13 +196,6 @@ class DuckDBFrames:
         return self.con.execute(sql, self.params).df()
 
 
-def _whole_frame(
-    engine: FrameEngine, items: list[str], source: str, order: list[str]
-) -> pd.DataFrame:
-    df = engine.frame(select_sql(items, source, order))
-    return df.drop(columns=["_none"], errors="ignore")
-
-
 def select_frame(
     engine: FrameEngine,
     suite_name: str,
@@ -219,7 +210,7 @@ def select_frame(
     min_rows = COMPACT_MIN_ROWS if min_rows is None else min_rows
     rows = engine.count(source)
     if rows < min_rows or not items:
-        return Frame(_whole_frame(engine, items, source, order), rows)
+        return Frame(whole_frame(engine.frame, items, source, order), rows)
     q = engine.dialect.quote
     keys = [f"__order_{i}" for i in range(len(order))]
     ordered = [f"{o} AS {k}" for o, k in zip(order, keys, strict=True)]
@@ -257,7 +248,7 @@ def select_frame(
         for exp in suite_spec(suite_name)["expectations"]:
             pred = _may_fail_sql(exp, types, dup_table, mismatch_table, engine.dialect)
             if pred is None:
-                return Frame(_whole_frame(engine, items, source, order), rows)
+                return Frame(whole_frame(engine.frame, items, source, order), rows)
             if pred != "FALSE":
                 preds.append(pred)
         where = " OR ".join(preds) or "FALSE"
@@ -307,8 +298,7 @@ def duckdb_check_frame(
     """`suite_name`'s frame of the store's table `schema.table` (a suite without derived
     columns), compacted when large; the DuckDB twin of pipelines/quality/spark.py
     `spark_check_frame`."""
-    relation = f"{quote_ident(schema)}.{quote_ident(table)}"
-    items, source, order = suite_frame_sql(suite_name, relation, table_columns(con, schema, table))
+    items, source, order = table_frame_sql(con, schema, table, suite_name)
     frame = compact_frame(con, suite_name, items, source, order, {}, min_rows)
     frame.origin = {"frame_engine": "duckdb", "frame_table": f"{schema}.{table}"}
     return frame

@@ -126,11 +126,17 @@ def check_mart(mart: str) -> str:
     return f"marts_{mart}"
 
 
+def table_frame_sql(
+    con: duckdb.DuckDBPyConnection, schema: str, table: str, suite_name: str
+) -> tuple[list[str], str, list[str]]:
+    """`suite_frame_sql` of the store's table `schema.table`."""
+    relation = f"{quote_ident(schema)}.{quote_ident(table)}"
+    return suite_frame_sql(suite_name, relation, table_columns(con, schema, table))
+
+
 def mart_frame_sql(con: duckdb.DuckDBPyConnection, mart: str) -> tuple[list[str], str, list[str]]:
     """`suite_frame_sql` of the store's marts.<mart>."""
-    suite_name = check_mart(mart)
-    existing = table_columns(con, "marts", mart)
-    return suite_frame_sql(suite_name, f"marts.{quote_ident(mart)}", existing)
+    return table_frame_sql(con, "marts", mart, check_mart(mart))
 
 
 def select_sql(items: list[str], source: str, order: list[str]) -> str:
@@ -140,6 +146,13 @@ def select_sql(items: list[str], source: str, order: list[str]) -> str:
     return sql + (f" ORDER BY {', '.join(o + ' NULLS LAST' for o in order)}" if order else "")
 
 
+def whole_frame(
+    run: Callable[[str], pd.DataFrame], items: list[str], source: str, order: list[str]
+) -> pd.DataFrame:
+    """Every row of the frame, `run` executing `select_sql` in its engine."""
+    return run(select_sql(items, source, order)).drop(columns=["_none"], errors="ignore")
+
+
 def query_frame(
     con: duckdb.DuckDBPyConnection,
     items: list[str],
@@ -147,8 +160,7 @@ def query_frame(
     order: list[str],
     params: Mapping[str, Any],
 ) -> pd.DataFrame:
-    sql = select_sql(items, source, order)
-    return con.execute(sql, params).df().drop(columns=["_none"], errors="ignore")
+    return whole_frame(lambda sql: con.execute(sql, params).df(), items, source, order)
 
 
 def frame_for_raw_check(

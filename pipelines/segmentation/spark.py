@@ -150,6 +150,13 @@ def _fsum_parts(his, los) -> np.ndarray:
 # -------------------------------------------------------------- executor-side workers
 
 
+def _task_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """A task's non-empty batches, with BLAS on one thread: Spark already runs one task
+    per core."""
+    with threadpool_limits(limits=1):
+        yield from (pdf for pdf in batches if len(pdf))
+
+
 def _scan_worker(
     pre: Pipeline, models: list[KMeans], feats: list[str]
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
@@ -158,20 +165,16 @@ def _scan_worker(
     means, needed only for the k chosen, which is not known yet)."""
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        # Spark already runs one task per core: one thread per task.
-        with threadpool_limits(limits=1):
-            for pdf in batches:
-                if not len(pdf):
-                    continue
-                X = pre.transform(pdf[feats])
-                rows = []
-                for km in models:
-                    labels = km.predict(X)
-                    for label in np.unique(labels):
-                        hi, lo = _sum_parts(X[labels == label])
-                        n = int((labels == label).sum())
-                        rows.append((km.n_clusters, int(label), n, hi, lo))
-                yield pd.DataFrame(rows, columns=["k", "label", "n", "hi", "lo"])
+        for pdf in _task_batches(batches):
+            X = pre.transform(pdf[feats])
+            rows = []
+            for km in models:
+                labels = km.predict(X)
+                for label in np.unique(labels):
+                    hi, lo = _sum_parts(X[labels == label])
+                    n = int((labels == label).sum())
+                    rows.append((km.n_clusters, int(label), n, hi, lo))
+            yield pd.DataFrame(rows, columns=["k", "label", "n", "hi", "lo"])
 
     return run
 
@@ -202,30 +205,26 @@ def _final_worker(
     k = len(remap)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        with threadpool_limits(limits=1):
-            for pdf in batches:
-                if not len(pdf):
-                    continue
-                seg, has, X = _labels(pre, km, remap, pdf, feats, k)
-                dist = np.full(len(pdf), np.nan)
-                if X is not None and centers_x is not None:
-                    # sklearn's formula (davies_bouldin_score calls pairwise_distances)
-                    own = seg[has]
-                    d = pairwise_distances(X, centers_x)
-                    dist[has] = d[np.arange(len(own)), own]
-                values = np.column_stack(
-                    [pdf[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in value_columns]
-                    + [dist]
-                )
-                valid = ~np.isnan(values)
-                filled = np.where(valid, values, 0.0)  # adding zeros leaves a sum exact
-                rows = []
-                for s in np.unique(seg):
-                    mask = seg == s
-                    hi, lo = _sum_parts(filled[mask])
-                    cnt = valid[mask].sum(axis=0).astype(np.int64)
-                    rows.append((int(s), int(mask.sum()), cnt, hi, lo))
-                yield pd.DataFrame(rows, columns=["seg", "n", "cnt", "hi", "lo"])
+        for pdf in _task_batches(batches):
+            seg, has, X = _labels(pre, km, remap, pdf, feats, k)
+            dist = np.full(len(pdf), np.nan)
+            if X is not None and centers_x is not None:
+                # sklearn's formula (davies_bouldin_score calls pairwise_distances)
+                own = seg[has]
+                d = pairwise_distances(X, centers_x)
+                dist[has] = d[np.arange(len(own)), own]
+            values = np.column_stack(
+                [pdf[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in value_columns] + [dist]
+            )
+            valid = ~np.isnan(values)
+            filled = np.where(valid, values, 0.0)  # adding zeros leaves a sum exact
+            rows = []
+            for s in np.unique(seg):
+                mask = seg == s
+                hi, lo = _sum_parts(filled[mask])
+                cnt = valid[mask].sum(axis=0).astype(np.int64)
+                rows.append((int(s), int(mask.sum()), cnt, hi, lo))
+            yield pd.DataFrame(rows, columns=["seg", "n", "cnt", "hi", "lo"])
 
     return run
 
@@ -244,18 +243,15 @@ def _assign_worker(
     name_of = np.asarray([*names, PROSPECTS_NAME], dtype=object)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        with threadpool_limits(limits=1):
-            for pdf in batches:
-                if not len(pdf):
-                    continue
-                seg, _, _ = _labels(pre, km, remap, pdf, feats, k)
-                yield pd.DataFrame(
-                    {
-                        "customer_id": pdf["customer_id"].to_numpy(dtype=object),
-                        "segment_id": id_of[seg],
-                        "segment_name": name_of[seg],
-                    }
-                )
+        for pdf in _task_batches(batches):
+            seg, _, _ = _labels(pre, km, remap, pdf, feats, k)
+            yield pd.DataFrame(
+                {
+                    "customer_id": pdf["customer_id"].to_numpy(dtype=object),
+                    "segment_id": id_of[seg],
+                    "segment_name": name_of[seg],
+                }
+            )
 
     return run
 
