@@ -198,7 +198,11 @@ def definitions_from_env() -> Definitions:
             raw_retention_days=_env("RAW_RETENTION_DAYS"),
         ),
         published=PublishedWarehouse(path=_env("WAREHOUSE_PATH")),
-        reports=ReportsResource(path=_env("REPORTS_DIR"), base_currency=currency),
+        reports=ReportsResource(
+            path=_env("REPORTS_DIR"),
+            base_currency=currency,
+            memory_limit=_env("WAREHOUSE_MEMORY_LIMIT"),
+        ),
         dbt=NightlyDbtResource.for_project(
             dbt_project(),
             base_currency=currency,

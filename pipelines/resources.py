@@ -77,6 +77,9 @@ class ReportsResource(ConfigurableResource):
 
     path: str = "data/reports"  # REPORTS_DIR
     base_currency: str = "USD"  # BASE_CURRENCY
+    # DuckDB's buffer pool while the extracts are written (sorted copies of every mart):
+    # without it DuckDB may take 80% of RAM (~1 GB per million customers).
+    memory_limit: str = "1GB"  # WAREHOUSE_MEMORY_LIMIT
 
     @property
     def folder(self) -> Path:

@@ -149,6 +149,7 @@ def test_without_settings_every_resource_takes_the_readme_default(monkeypatch):
     assert r["exports"].email_hash_salt == "referral-segments-sample-salt"
     assert r["published"].published_path == PROJECT_ROOT / "data" / "warehouse.duckdb"
     assert r["reports"].folder == PROJECT_ROOT / "data" / "reports"
+    assert r["reports"].memory_limit == "1GB"
     warehouse = r["warehouse"]
     assert (warehouse.path, warehouse.lock_timeout_s, warehouse.memory_limit) == (
         "data/warehouse.duckdb",
@@ -220,6 +221,7 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
     # Dagster resolves these when a run starts; the UI shows the variable, not the value.
     assert warehouse.path.env_var_name == "WAREHOUSE_PATH"
     assert warehouse.memory_limit.env_var_name == "WAREHOUSE_MEMORY_LIMIT"
+    assert r["reports"].memory_limit.env_var_name == "WAREHOUSE_MEMORY_LIMIT"
     assert warehouse.gx_compact_min_rows.env_var_name == "GX_COMPACT_MIN_ROWS"
     assert r["alerts"].url.env_var_name == "ALERT_WEBHOOK_URL"
     assert r["exports"].email_hash_salt.env_var_name == "EMAIL_HASH_SALT"  # a secret

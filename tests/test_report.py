@@ -185,3 +185,22 @@ def test_asset_writes_to_reports_dir(warehouse, tmp_path):
     assert (tmp_path / "reports" / "latest.html").exists()
     assert warehouse.read_bytes() == before  # the published file is only read
     assert store.read_bytes() == store_before  # nor the pipeline's store
+
+
+def test_the_extracts_are_written_within_the_memory_limit(report, warehouse, tmp_path, monkeypatch):
+    """The report's DuckDB takes WAREHOUSE_MEMORY_LIMIT (DuckDB's default is 80% of RAM:
+    ~1 GB per million customers went to the sorted copies); a small pool spills, and the
+    files are the same bytes."""
+    configs = []
+    connect = duckdb.connect
+
+    def spy(*args, **kwargs):
+        configs.append(kwargs.get("config"))
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", spy)
+    again = build_report(warehouse, tmp_path, memory_limit="32MB")
+    assert configs == [{"memory_limit": "32MB"}]
+    first, second = report.report_path.parent.parent, again.report_path.parent.parent
+    for path in sorted(first.rglob("*.parquet")):
+        assert (second / path.relative_to(first)).read_bytes() == path.read_bytes(), path.name

@@ -19,5 +19,10 @@ def report_asset(published: PublishedWarehouse, reports: ReportsResource) -> Mat
 
     It reads only the published file, so it needs neither the run's lock nor the pipeline's store:
     materialised on its own it leaves the warehouse as it found it."""
-    result = build_report(published.published_path, reports.folder, currency=reports.currency)
+    result = build_report(
+        published.published_path,
+        reports.folder,
+        currency=reports.currency,
+        memory_limit=reports.memory_limit,
+    )
     return MaterializeResult(metadata=result.metadata())

@@ -150,12 +150,17 @@ def _prune_customer_rows(out_dir: Path, per_customer: set[str]) -> None:
                 (folder / f"{table}.parquet").unlink(missing_ok=True)
 
 
-def build_report(warehouse_path: Path, out_dir: Path, currency: str = "") -> ReportResult:
-    """Write the dated report, the Parquet extracts and latest.html; see the package doc."""
+def build_report(
+    warehouse_path: Path, out_dir: Path, currency: str = "", memory_limit: str = "1GB"
+) -> ReportResult:
+    """Write the dated report, the Parquet extracts and latest.html; see the package doc.
+
+    `memory_limit`: DuckDB's buffer pool for the sorted copies (larger sorts spill to disk);
+    DuckDB's own default, 80% of RAM, let the report take ~1 GB per million customers."""
     warehouse_path, out_dir = Path(warehouse_path), Path(out_dir)
     if not warehouse_path.exists():
         raise FileNotFoundError(f"No published warehouse at {warehouse_path}")
-    con = duckdb.connect(str(warehouse_path), read_only=True)
+    con = duckdb.connect(str(warehouse_path), read_only=True, config={"memory_limit": memory_limit})
     try:
         con.execute("SET TimeZone = 'UTC'")
         as_of = con.execute("SELECT max(as_of_date) FROM marts.segment_profiles").fetchone()[0]
