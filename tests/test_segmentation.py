@@ -26,6 +26,7 @@ from pipelines.segmentation import (
     segment_customers,
     silhouettes,
 )
+from pipelines.segmentation.segment import _prepare
 from pipelines.sql import transaction
 from pipelines.warehouse_tables import create_python_owned_tables
 
@@ -241,6 +242,25 @@ def test_deterministic_and_independent_of_row_order(four_groups):
     pd.testing.assert_frame_equal(result.centroids, again.centroids)
     assert result.metadata == again.metadata
     assert json.loads(json.dumps(result.metadata)) == result.metadata
+
+
+def test_the_warehouse_frame_is_segmented_without_a_copy_and_left_as_it_was(four_groups):
+    """Read from the warehouse, the features are text ids in order and DOUBLE columns: used
+    as they are (a copy costs ~0.4 GB per million customers), and the caller's frame is not
+    changed; other frames are copied, sorted and converted, with the same segments."""
+    df, result = four_groups
+    ordered = df.sort_values("customer_id").reset_index(drop=True)
+    numbers = ordered.select_dtypes("number").columns
+    ordered[numbers] = ordered[numbers].astype("float64")  # the warehouse read's DOUBLEs
+    before = ordered.copy()
+    assert _prepare(ordered, CFG) is ordered
+    again = segment_customers(ordered, None, set(), CFG)
+    pd.testing.assert_frame_equal(ordered, before)
+    pd.testing.assert_frame_equal(result.assignments, again.assignments)
+    shuffled = ordered.sample(frac=1.0, random_state=7)
+    assert _prepare(shuffled, CFG)["customer_id"].tolist() == ordered["customer_id"].tolist()
+    numbered = ordered.assign(customer_id=range(len(ordered)))
+    assert _prepare(numbered, CFG)["customer_id"].tolist() == sorted(map(str, range(len(df))))
 
 
 def test_decimal_money_columns_are_accepted(four_groups):

@@ -89,10 +89,14 @@ def to_original(pre: Pipeline, scaled: np.ndarray, features: tuple[str, ...]) ->
     return out
 
 
-def transform(pre: Pipeline, df: pd.DataFrame, batch: int) -> np.ndarray:
-    out = np.empty((len(df), len(pre.named_steps["scale"].mean_)))
-    for start in range(0, len(df), batch):
-        out[start : start + batch] = pre.transform(df.iloc[start : start + batch])
+def transform(
+    pre: Pipeline, df: pd.DataFrame, batch: int, rows: np.ndarray | None = None
+) -> np.ndarray:
+    """`pre.transform` of the frame's `rows` (default: all), a batch at a time."""
+    rows = np.arange(len(df)) if rows is None else rows
+    out = np.empty((len(rows), len(pre.named_steps["scale"].mean_)))
+    for start in range(0, len(rows), batch):
+        out[start : start + batch] = pre.transform(df.iloc[rows[start : start + batch]])
     return out
 
 

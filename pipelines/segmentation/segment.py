@@ -42,13 +42,26 @@ def _prepare(features: pd.DataFrame, config: SegmentationConfig) -> pd.DataFrame
     ]
     if missing:
         raise ValueError(f"customer_features lacks columns {missing}")
-    df = features.assign(customer_id=features["customer_id"].astype(str))
-    df = df.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
+    # The warehouse's read (text ids in order, DOUBLE features) is used as it is: a copy
+    # costs ~0.4 GB per million customers, and the caller still holds the frame.
+    df = features
+    if not pd.api.types.is_string_dtype(df["customer_id"]):
+        df = df.assign(customer_id=df["customer_id"].astype(str))
+    if not df["customer_id"].is_monotonic_increasing:
+        df = df.sort_values("customer_id", kind="mergesort")
+    if not df.index.equals(pd.RangeIndex(len(df))):
+        df = df.reset_index(drop=True)
     if df["customer_id"].duplicated().any():
         raise ValueError("customer_id is not unique in customer_features")
-    for c in sorted(set(config.features) | MEAN_SOURCES):
-        if c in df.columns and df[c].dtype != np.float64:  # DECIMAL: Decimal objects
-            df[c] = pd.to_numeric(df[c].astype(object), errors="coerce").astype("float64")
+    decimals = [
+        c
+        for c in sorted(set(config.features) | MEAN_SOURCES)
+        if c in df.columns and df[c].dtype != np.float64  # DECIMAL: Decimal objects
+    ]
+    if decimals and df is features:
+        df = df.copy()
+    for c in decimals:
+        df[c] = pd.to_numeric(df[c].astype(object), errors="coerce").astype("float64")
     return df
 
 
@@ -141,7 +154,7 @@ def segment_customers(
     has_order = df["orders_count"].fillna(0).to_numpy() > 0
     if "frequency" in df.columns:
         has_order &= df["frequency"].notna().to_numpy()
-    clustered = df[has_order]
+    clustered = np.flatnonzero(has_order)  # row numbers, not a copy of their rows
     seg = pd.Series(PROSPECTS_ID, index=df.index, dtype=object)
     names, incentive = prospect_labels()
     meta = initial_metadata(len(df), len(clustered), config)
@@ -156,8 +169,8 @@ def segment_customers(
                 else np.arange(n)
             )
             meta["fit_on_sample"] = bool(n > config.fit_sample_size)
-            pre = build_preprocessor(feats).fit(clustered.iloc[fit_idx])
-            X = transform(pre, clustered, config.batch_size)
+            pre = build_preprocessor(feats).fit(df.iloc[clustered[fit_idx]])
+            X = transform(pre, df, config.batch_size, clustered)
             sil_idx = np.sort(rng.choice(n, min(n, config.sample_size), replace=False))
             (km, labels), meta["k_scan"] = choose_k(X, X[fit_idx], sil_idx, config)
             if km is None:  # fewer distinct customers than k_min: one segment
@@ -178,7 +191,7 @@ def segment_customers(
             ids, meta["matching"] = match_ids(centers, previous_centroids, pre, config, used_ids)
             original = to_original(pre, centers, feats)
         _, centroid_rows = name_segments(centers, original, ids, feats, names, incentive)
-        seg.iloc[np.flatnonzero(has_order)] = np.asarray(ids, dtype=object)[labels]
+        seg.iloc[clustered] = np.asarray(ids, dtype=object)[labels]
     assignments = pd.DataFrame(
         {
             "customer_id": df["customer_id"].astype(object),

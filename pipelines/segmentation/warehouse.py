@@ -78,9 +78,9 @@ def run_segmentation(
     used = used_segment_ids(con, as_of)
     previous = previous if len(previous) else None
     if spark is None:
-        features = con.execute(
-            f"SELECT {', '.join(select)} FROM marts.customer_features ORDER BY customer_id"
-        ).df()
+        # In stored order: the model writes it by customer_id, and `_prepare` sorts only
+        # when it is not (DuckDB's sort for ORDER BY took ~0.2 GB per million customers).
+        features = con.execute(f"SELECT {', '.join(select)} FROM marts.customer_features").df()
         result = segment_customers(features, previous, used, config)
         assignments = result.assignments
     else:
