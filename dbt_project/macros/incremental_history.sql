@@ -126,18 +126,21 @@
     {{ return({'mode': 'incremental', 'reason': none, 'watermark': row[1], 'built_as_of': row[2]}) }}
 {%- endmacro %}
 
-{#- In the model's WHERE clause: `and <customer_id> in (the affected customers)` on an
-    incremental night, nothing on a build from all of stg_orders; logs which. -#}
+{#- A condition of the model's WHERE clause: `<customer_id> in (the affected customers)`
+    on an incremental night, `true` on a build from all of stg_orders; logs which. -#}
 {% macro order_history_scope(customer_id) -%}
     {%- set plan = order_history_plan() -%}
     {%- if plan.mode == 'incremental' -%}
         {{ log(this.identifier ~ ': incremental: the customers of the orders staged after '
             ~ plan.watermark ~ ' or dated after ' ~ plan.built_as_of, info=true) }}
-        and {{ customer_id }} in (
+        {{ customer_id }} in (
             select affected.customer_id from {{ suffixed_relation(this, '__affected') }} as affected
         )
-    {%- elif plan.mode == 'rebuild' -%}
-        {{ log(this.identifier ~ ': rebuilt from all of stg_orders: ' ~ plan.reason, info=true) }}
+    {%- else -%}
+        {%- if plan.mode == 'rebuild' -%}
+            {{ log(this.identifier ~ ': rebuilt from all of stg_orders: ' ~ plan.reason, info=true) }}
+        {%- endif -%}
+        true
     {%- endif -%}
 {%- endmacro %}
 

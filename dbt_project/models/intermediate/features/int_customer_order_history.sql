@@ -25,7 +25,7 @@ orders as (
     cross join as_of
     where
         stg_orders.order_day <= as_of.as_of_date
-        {{ order_history_scope('stg_orders.customer_id') }}
+        and {{ order_history_scope('stg_orders.customer_id') }}
 ),
 
 purchase_days as (
