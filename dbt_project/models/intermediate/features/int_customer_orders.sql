@@ -1,122 +1,35 @@
 -- Orders domain of customer_features: one row per customer with an order on or before
--- as_of (any status). Lifetimes columns, classic RFM, order mix and churn risk; purchases
--- are the completed orders of int_purchase_days. Definitions: int_customer_orders.yml.
+-- as_of (any status). Lifetimes columns, classic RFM, order mix and churn risk, from each
+-- customer's order history (int_customer_order_history, incremental): here only what
+-- depends on the as-of date or on all customers. Definitions: int_customer_orders.yml.
 with
 
 as_of as (
     select * from {{ ref('int_as_of') }}
 ),
 
-purchase_days as (
-    select * from {{ ref('int_purchase_days') }}
+order_history as (
+    select * from {{ ref('int_customer_order_history') }}
 ),
 
-orders as (
-    select * from {{ ref('stg_orders') }}
-),
-
-purchase_gaps as (
-    select
-        purchase_days.*,
-        {{ days_between(
-            'lag(purchase_days.purchase_date) over ('
-            ~ 'partition by purchase_days.customer_id order by purchase_days.purchase_date)',
-            'purchase_days.purchase_date'
-        ) }} as gap_days
-    from purchase_days
-),
-
-purchases as (
-    select
-        customer_id,
-        min(purchase_date) as first_purchase_date,
-        max(purchase_date) as last_purchase_date,
-        count(*) as purchase_days,
-        cast(sum(orders_count) as {{ dbt.type_bigint() }}) as orders_count,
-        sum(amount_base) as net_revenue,
-        sum(case when purchase_day_number > 1 then amount_base else 0 end) as repeat_revenue
-    from purchase_gaps
-    group by customer_id
-),
-
--- The median gap as percentile_cont(0.5) computes it (lo + (hi - lo) * 0.5 over the
--- sorted gaps, as a double), from one sorted list per customer: DuckDB's per-group
--- quantile state was the slowest part of the nightly run (~20 s at 1M customers).
-gap_lists as (
-    select
-        customer_id,
-        {{ sorted_list_agg('gap_days') }} as sorted_gaps
-    from purchase_gaps
-    where gap_days is not null
-    group by customer_id
-),
-
-median_gaps as (
-    select
-        customer_id,
-        {%- set lower_middle = list_element(
-            'sorted_gaps', integer_divide('(' ~ list_size('sorted_gaps') ~ ' + 1)', 2)
-        ) -%}
-        {%- set upper_middle = list_element(
-            'sorted_gaps', integer_divide(list_size('sorted_gaps'), 2) ~ ' + 1'
-        ) %}
-        cast({{ lower_middle }} as {{ type_double() }})
-        + (
-            cast({{ upper_middle }} as {{ type_double() }})
-            - cast({{ lower_middle }} as {{ type_double() }})
-        ) * 0.5 as median_gap_days
-    from gap_lists
-),
-
-order_mix as (
-    select
-        orders.customer_id,
-        cast(
-            sum(case when orders.status = 'completed' then 1 else 0 end)
-            as {{ dbt.type_bigint() }}
-        ) as completed_orders,
-        cast(
-            sum(case when orders.status = 'refunded' then 1 else 0 end)
-            as {{ dbt.type_bigint() }}
-        ) as refunded_orders,
-        sum(
-            case when orders.status = 'completed' then orders.discount_amount_base else 0 end
-        ) as completed_discount,
-        sum(
-            case
-                when orders.status = 'completed'
-                    then orders.amount_base + orders.discount_amount_base
-                else 0
-            end
-        ) as completed_gross
-    from orders
-    cross join as_of
-    where orders.order_day <= as_of.as_of_date
-    group by orders.customer_id
-),
-
--- Every purchaser also has an order_mix row (purchases are completed orders); the full
--- join does not rely on it.
 customer_orders as (
     select
-        coalesce(order_mix.customer_id, purchases.customer_id) as customer_id,
-        purchases.first_purchase_date,
-        purchases.last_purchase_date,
-        purchases.purchase_days,
-        purchases.repeat_revenue,
-        coalesce(purchases.orders_count, 0) as orders_count,
-        coalesce(purchases.net_revenue, 0) as net_revenue,
-        {{ days_between('purchases.last_purchase_date', 'as_of.as_of_date') }}
+        order_history.customer_id,
+        order_history.first_purchase_date,
+        order_history.last_purchase_date,
+        order_history.purchase_days,
+        order_history.repeat_revenue,
+        coalesce(order_history.orders_count, 0) as orders_count,
+        coalesce(order_history.net_revenue, 0) as net_revenue,
+        {{ days_between('order_history.last_purchase_date', 'as_of.as_of_date') }}
             as days_since_last_order,
-        {{ days_between('purchases.first_purchase_date', 'as_of.as_of_date') }} as t_days,
-        median_gaps.median_gap_days,
-        order_mix.completed_orders,
-        order_mix.refunded_orders,
-        order_mix.completed_discount,
-        order_mix.completed_gross
-    from order_mix
-    full outer join purchases on order_mix.customer_id = purchases.customer_id
-    left join median_gaps on purchases.customer_id = median_gaps.customer_id
+        {{ days_between('order_history.first_purchase_date', 'as_of.as_of_date') }} as t_days,
+        order_history.median_gap_days,
+        order_history.completed_orders,
+        order_history.refunded_orders,
+        order_history.completed_discount,
+        order_history.completed_gross
+    from order_history
     cross join as_of
 ),
 
