@@ -57,7 +57,7 @@ SCOPE_COST = {
     "tests/test_safety.py::test_refused_export": 0.1,  # refused at ingest: no dbt
     "tests/test_safety.py": 1.0,
     "tests/test_sources_": 1.0,
-    "tests/dbt/test_incremental_history.py": 2.5,  # 8 nights and their full refreshes, twice
+    "tests/dbt/test_incremental_history.py": 1.5,  # 8 nights and their full refreshes
     "tests/dbt/": 1.0,
     "tests/test_hand_fixture.py": 1.0,  # the first to ask runs `hand_night`
     "tests/test_report.py": 1.0,
