@@ -99,16 +99,10 @@
                     select 1 from staged
                     where staged.signature is distinct from (select min(signature) from built))
                     then 'stg_orders was rebuilt: its SQL or what it applies to every row changed (base currency, fx rates or erasure requests)'
-                when exists (
-                    select 1 from built
-                    left join staged on built.export_date = staged.export_date
-                    where staged.files is distinct from built.files)
-                    then 'an export staged at its last build was re-ingested'
-                when exists (
-                    select 1 from staged
-                    where staged.export_date <= (select d from newest)
-                      and staged.export_date not in (select export_date from built))
-                    then 'an export not newer than the last one it read arrived late'
+                {{ export_change_arms(
+                    'built', 'staged',
+                    reingested='an export staged at its last build was re-ingested',
+                    late='an export not newer than the last one it read arrived late') }}
                 when exists (
                     select 1 from built
                     inner join staged on built.export_date = staged.export_date
@@ -182,36 +176,9 @@
     `replace_keys_small_batch` of the rows, a new table is written instead and swapped
     in (why: `get_incremental_replace_keys_sql`). -#}
 {% macro get_incremental_replace_affected_sql(arg_dict) -%}
-    {%- set target = arg_dict['target_relation'] -%}
-    {%- set batch = arg_dict['temp_relation'] -%}
-    {%- set key = arg_dict['unique_key'] -%}
-    {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    {%- set merging = target.incorporate(path={'identifier': target.identifier ~ '__merging'}) -%}
-    {%- set affected = suffixed_relation(this, '__affected') -%}
-    {%- set rebuild = order_history_plan().mode == 'rebuild' -%}
-    {%- set small = false -%}
-    {%- if not rebuild and execute -%}
-        {%- set sizes = run_query(
-            'select (select count(*) from ' ~ affected ~ '), (select count(*) from ' ~ target ~ ')').rows[0] -%}
-        {%- set small = sizes[0] <= var('replace_keys_small_batch', 0.1) * sizes[1] -%}
-        {{ log(this.identifier ~ ': ' ~ sizes[0] ~ ' customers recomputed', info=true) }}
-    {%- endif -%}
-    {{ log(this.identifier ~ ': merged by ' ~ ('delete and insert' if small else 'a new table'), info=true) }}
-    {% if small -%}
-    delete from {{ target }} where {{ key }} in (select customer_id from {{ affected }});
-    insert into {{ target }} ({{ cols }}) select {{ cols }} from {{ batch }}
-    {%- else -%}
-    drop table if exists {{ merging }};
-    create table {{ merging }} as
-    {% if not rebuild -%}
-    select {{ cols }} from {{ target }} as built
-    where not exists (select 1 from {{ affected }} as a where a.customer_id = built.{{ key }})
-    union all
-    {% endif -%}
-    select {{ cols }} from {{ batch }};
-    drop table {{ target }};
-    alter table {{ merging }} rename to {{ adapter.quote(target.identifier) }}
-    {%- endif %}
+    {{ return(replace_rows_sql(
+        arg_dict, order_history_plan().mode == 'rebuild', suffixed_relation(this, '__affected'),
+        'customer_id', counted='customers recomputed')) }}
 {%- endmacro %}
 
 {#- Post-hook: record what this build read (stg_orders__staged as it is now, the as-of

@@ -72,6 +72,26 @@
     ) as r on r._export_date = e.export_date
 {%- endmacro %}
 
+{#- Two CASE arms of a plan's rebuild reasons, shared by the staging models and the order
+    history: the exports recorded at the last build (`recorded`: export_date, files) no
+    longer match those raw holds now (`current`, the same columns):
+    - a recorded export's files differ now (`reingested`);
+    - an export not newer than the newest recorded one is not recorded (`late`): it
+      arrived after a newer one was built on.
+    `recorded` and `current` name relations or CTEs of the calling query. -#}
+{% macro export_change_arms(recorded, current, reingested, late) -%}
+                when exists (
+                    select 1 from {{ recorded }}
+                    left join {{ current }} on {{ current }}.export_date = {{ recorded }}.export_date
+                    where {{ current }}.files is distinct from {{ recorded }}.files)
+                    then '{{ reingested }}'
+                when exists (
+                    select 1 from {{ current }}
+                    where {{ current }}.export_date <= (select max(export_date) from {{ recorded }})
+                      and {{ current }}.export_date not in (select export_date from {{ recorded }}))
+                    then '{{ late }}'
+{%- endmacro %}
+
 {#- {'mode': 'full' | 'rebuild' | 'incremental', 'reason': ..., 'watermark': date}.
     'full': not an incremental run (first build, --full-refresh, unit tests).  `table`
     defaults to the model's `raw_table` config (the strategy below has no other way to
@@ -100,16 +120,10 @@
                 when (select min(signature) from staged)
                         is distinct from {{ staging_signature(signature_sql) }}
                     then 'its SQL or what it applies to every row changed (base currency, fx rates, salt or erasure requests)'
-                when exists (
-                    select 1 from staged
-                    left join now on now.export_date = staged.export_date
-                    where now.files is distinct from staged.files)
-                    then 'a staged export was re-ingested'
-                when exists (
-                    select 1 from now
-                    where now.export_date <= (select d from newest)
-                      and now.export_date not in (select export_date from staged))
-                    then 'an export older than the newest staged one arrived'
+                {{ export_change_arms(
+                    'staged', 'now',
+                    reingested='a staged export was re-ingested',
+                    late='an export older than the newest staged one arrived') }}
             end as reason,
             cast((select d from newest) as varchar) as watermark
     {%- endset -%}
@@ -145,34 +159,50 @@
     DELETE of ~60M keys with DuckDB's 1GB pool, where an anti-join and a table write spill
     to disk like the first night's build. -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
+    {{ return(replace_rows_sql(
+        arg_dict, staging_plan().mode == 'rebuild', arg_dict['temp_relation'],
+        arg_dict['unique_key'])) }}
+{%- endmacro %}
+
+{#- The merge of both strategies (`replace_keys`, `replace_affected`): the target's rows
+    whose key is in `replaced`.`replaced_key` (tonight's batch, or the affected
+    customers) give way to the batch, by a DELETE and an INSERT when they are few, else
+    by a new table swapped in (all of the batch on a `rebuild`).  `counted`: a noun to
+    log the replaced keys' count with (`<n> <counted>`), or none. -#}
+{% macro replace_rows_sql(arg_dict, rebuild, replaced, replaced_key, counted=none) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set batch = arg_dict['temp_relation'] -%}
     {%- set key = arg_dict['unique_key'] -%}
     {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     {%- set merging = target.incorporate(path={'identifier': target.identifier ~ '__merging'}) -%}
-    {%- set rebuild = staging_plan().mode == 'rebuild' -%}
     {%- set small = false -%}
     {%- if not rebuild and execute -%}
         {%- set sizes = run_query(
-            'select (select count(*) from ' ~ batch ~ '), (select count(*) from ' ~ target ~ ')').rows[0] -%}
+            'select (select count(*) from ' ~ replaced ~ '), (select count(*) from ' ~ target ~ ')').rows[0] -%}
         {%- set small = sizes[0] <= var('replace_keys_small_batch', 0.1) * sizes[1] -%}
+        {%- if counted -%}
+            {{ log(this.identifier ~ ': ' ~ sizes[0] ~ ' ' ~ counted, info=true) }}
+        {%- endif -%}
     {%- endif -%}
     {{ log(this.identifier ~ ': merged by ' ~ ('delete and insert' if small else 'a new table'), info=true) }}
+    {%- set sql -%}
     {% if small -%}
-    delete from {{ target }} where {{ key }} in (select {{ key }} from {{ batch }});
+    delete from {{ target }} where {{ key }} in (select {{ replaced_key }} from {{ replaced }});
     insert into {{ target }} ({{ cols }}) select {{ cols }} from {{ batch }}
     {%- else -%}
     drop table if exists {{ merging }};
     create table {{ merging }} as
     {% if not rebuild -%}
-    select {{ cols }} from {{ target }} as staged
-    where not exists (select 1 from {{ batch }} as b where b.{{ key }} = staged.{{ key }})
+    select {{ cols }} from {{ target }} as kept
+    where not exists (select 1 from {{ replaced }} as r where r.{{ replaced_key }} = kept.{{ key }})
     union all
     {% endif -%}
     select {{ cols }} from {{ batch }};
     drop table {{ target }};
     alter table {{ merging }} rename to {{ adapter.quote(target.identifier) }}
     {%- endif %}
+    {%- endset -%}
+    {{ return(sql) }}
 {%- endmacro %}
 
 {#- Post-hook: record what is now staged, in the model's transaction. -#}

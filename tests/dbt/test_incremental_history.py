@@ -14,13 +14,12 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from tests.dbt import invoke_dbt
+from tests.dbt import invoke_dbt_logged, money
 from tests.dbt.test_incremental_staging import Warehouse
 
 SELECT = ["--select", "+customer_features", "+int_customer_cohort_12m"]
@@ -41,19 +40,7 @@ D1, D2, D3, D4, D5 = "2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04", "20
 class Night(Warehouse):
     def dbt(self, *extra: str, select: list[str] = SELECT) -> list[str]:
         """Runs the models; returns what the order history logged."""
-        said: list[str] = []
-
-        def listen(event) -> None:
-            if event.info.name == "JinjaLogInfo":
-                said.append(event.info.msg)
-
-        mp = pytest.MonkeyPatch()
-        mp.setenv("DBT_DUCKDB_PATH", str(self.path))
-        mp.delenv("DBT_VARS", raising=False)
-        try:
-            invoke_dbt(["run", *select, *extra], self.tmp, callbacks=[listen])
-        finally:
-            mp.undo()
+        said = invoke_dbt_logged(["run", *select, *extra], self.tmp, self.path)
         return [s for s in said if s.startswith("int_customer_order_history:")]
 
     def history(self) -> dict[str, tuple]:
@@ -93,10 +80,6 @@ def full_refresh_differences(wh: Night, tmp: Path, dbt_vars: str) -> list[str]:
             differ.append(f"{table}: row order")
     full.sql("CHECKPOINT")
     return differ
-
-
-def money(value: str) -> Decimal:
-    return Decimal(value).quantize(Decimal("0.0001"))
 
 
 # The incremental nights whose merge is forced to a DELETE and INSERT

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from pipelines.warehouse_tables import create_python_owned_tables
-from tests.dbt import invoke_dbt
+from tests.dbt import invoke_dbt_logged, money
 
 SELECT = ["--select", "+stg_orders", "+stg_events", "+stg_customers", "+stg_referrals"]
 D1, D2, D3, D4 = "2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"
@@ -92,7 +91,6 @@ class Warehouse:
     def dbt(self, *extra: str) -> list[str]:
         """Runs the staging models; returns what they logged (rebuild reasons, and how
         each incremental model merged)."""
-        said: list[str] = []
         extra = list(extra)
         given = json.loads(extra.pop(extra.index("--vars") + 1)) if "--vars" in extra else {}
         if "--vars" in extra:
@@ -101,17 +99,7 @@ class Warehouse:
         if dbt_vars:
             extra += ["--vars", json.dumps(dbt_vars)]
 
-        def listen(event) -> None:
-            if event.info.name == "JinjaLogInfo":
-                said.append(event.info.msg)
-
-        mp = pytest.MonkeyPatch()
-        mp.setenv("DBT_DUCKDB_PATH", str(self.path))
-        mp.delenv("DBT_VARS", raising=False)
-        try:
-            invoke_dbt(["run", *SELECT, *extra], self.tmp, callbacks=[listen])
-        finally:
-            mp.undo()
+        said = invoke_dbt_logged(["run", *SELECT, *extra], self.tmp, self.path)
         self.merges = [s for s in said if ": merged by " in s]
         return [s for s in said if "rebuilt from all of raw" in s]
 
@@ -125,10 +113,6 @@ class Warehouse:
     def staged_events(self) -> dict[str, str]:
         rows = self.sql("SELECT event_id, source_export_date::VARCHAR FROM staging.stg_events")
         return dict(rows)
-
-
-def money(value: str) -> Decimal:
-    return Decimal(value).quantize(Decimal("0.0001"))
 
 
 @pytest.fixture(scope="module", params=[0.1, 1.0], ids=["default-merge", "delete-insert-merge"])
