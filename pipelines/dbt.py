@@ -130,7 +130,7 @@ def describe_test(test: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
     column = f"`{test.get('column_name') or kwargs.get('column_name')}`"
     if kind == "not_null":
         rule = f"{column} of {table} is never NULL."
-    elif kind == "unique":
+    elif kind in ("unique", "staged_unique"):
         rule = f"No two rows of {table} share a {column}."
     elif kind == "accepted_values":
         rule = f"{column} of {table} is one of: {_values(kwargs.get('values'))} (NULL passes)."
@@ -144,7 +144,7 @@ def describe_test(test: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
             else f"at most {high}"
         )
         rule = f"{column} of {table} is {bounds}, bounds included (NULL passes)."
-    elif kind == "relationships":
+    elif kind in ("relationships", "staged_relationships"):
         target = kwargs.get("to", "")
         name = target.split("'")[1] if "'" in target else target
         parent = next(
@@ -159,6 +159,11 @@ def describe_test(test: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
         rule = f"No two rows of {table} share the same ({_values(kwargs.get('columns'))})."
     else:
         rule = f"dbt test {kind} on {table} with {kwargs}."
+    if kind.startswith("staged_"):
+        rule += (
+            " Checked for the rows the model's last build staged (every row after a "
+            "rebuild); earlier rows passed it when they were staged."
+        )
     severity = (test.get("config", {}).get("severity") or "error").lower()
     if severity == "error":
         return (

@@ -205,12 +205,44 @@
     {{ return(sql) }}
 {%- endmacro %}
 
-{#- Post-hook: record what is now staged, in the model's transaction. -#}
+{#- Post-hook: record what is now staged, in the model's transaction, and which exports
+    this build staged (`in_last_build`: those after the watermark on an incremental night,
+    all otherwise; the plan is still the build's: the state is written here). -#}
 {% macro record_staged_exports(table) -%}
+    {%- set plan = staging_plan(table) -%}
     create or replace table {{ staged_state_relation() }} as
-    select now.*, {{ staging_signature(staging_signature_sql(table)) }} as signature
+    select
+        now.*,
+        {{ staging_signature(staging_signature_sql(table)) }} as signature,
+        {% if plan.mode == 'incremental' -%}
+        now.export_date > date '{{ plan.watermark }}'
+        {%- else -%}
+        true
+        {%- endif %} as in_last_build
     from ({{ raw_export_counts(source('raw', table)) }}) as now
     order by now.export_date
+{%- endmacro %}
+
+{#- SQL condition on a staging model's rows (`column`: their source_export_date): the rows
+    of the exports its last build staged (`in_last_build` of `<model>__staged`), for the
+    tests `staged_unique` and `staged_relationships`.  `true` when that build staged
+    every export (a first build, a rebuild, --full-refresh), and when the model keeps no
+    such record (Spark, where it is a table rebuilt every night; a state written before
+    the column existed). -#}
+{% macro staged_rows_condition(model, column) -%}
+    {%- if not execute -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {%- set state = existing_relation(suffixed_relation(model, '__staged')) -%}
+    {%- if state is none
+        or 'in_last_build' not in (adapter.get_columns_in_relation(state) | map(attribute='name') | list) -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {%- set every = run_query('select coalesce(bool_and(in_last_build), true) from ' ~ state).rows[0][0] -%}
+    {%- if every -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {{ return(column ~ ' in (select export_date from ' ~ state ~ ' where in_last_build)') }}
 {%- endmacro %}
 
 {#- SQL expression of what a model applies to every staged row besides the raw row

@@ -52,3 +52,37 @@ def invoke_dbt_logged(args: list[str], tmp: Path, database: Path) -> list[str]:
 def money(value: str) -> Decimal:
     """A money value as the models store it (DECIMAL(18,4))."""
     return Decimal(value).quantize(Decimal("0.0001"))
+
+
+def dbt_test_failures(select: list[str], tmp: Path, database: Path) -> dict[str, int]:
+    """`dbt test --select ...` on the DuckDB file `database`: the failing rows of each data
+    test, by `<model>.<test name>` (test names repeat across models)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("DBT_DUCKDB_PATH", str(database))
+    mp.delenv("DBT_VARS", raising=False)
+    try:
+        res = dbtRunner().invoke(
+            [
+                "test",
+                "--select",
+                *select,
+                "--exclude-resource-type",
+                "unit_test",
+                "--project-dir",
+                str(PROJECT_DIR),
+                "--profiles-dir",
+                str(PROJECT_DIR),
+                "--target-path",
+                str(tmp / "target"),
+                "--log-path",
+                str(tmp / "logs"),
+            ]
+        )
+    finally:
+        mp.undo()
+    assert res.result is not None, f"dbt test did not run: {res.exception}"
+    return {
+        f"{r.node.attached_node.split('.')[-1]}.{r.node.name}": r.failures
+        for r in res.result
+        if getattr(r.node, "attached_node", None)
+    }

@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from pipelines.warehouse_tables import create_python_owned_tables
-from tests.dbt import invoke_dbt_logged, money
+from tests.dbt import dbt_test_failures, invoke_dbt_logged, money
 
 SELECT = ["--select", "+stg_orders", "+stg_events", "+stg_customers", "+stg_referrals"]
 D1, D2, D3, D4 = "2026-11-01", "2026-11-02", "2026-11-03", "2026-11-04"
@@ -304,3 +304,64 @@ def test_erasure_and_salt_reach_staged_rows(nights):
     con = duckdb.connect()
     expected = con.execute("SELECT sha256('another-salt' || 'a@x.com')").fetchone()[0]
     assert new_salt["email_hash"] == expected != referee_erased["email_hash"]
+
+
+STAGED_TESTS = ["stg_orders.order_id_unique", "stg_orders.customer_id_in_stg_customers"]
+
+
+def test_staged_tests_check_the_rows_the_last_build_staged(tmp_path):
+    """`staged_unique` and `staged_relationships` (dbt_project/tests/generic/) check every
+    row after a first build, and after an incremental night the rows of the exports it
+    staged: a key staged tonight counted over the whole table (a row the merge should have
+    replaced fails), a row staged tonight whose customer is unknown fails; rows staged on
+    earlier nights are not checked again."""
+    wh = Warehouse(tmp_path)
+
+    def failures() -> dict[str, int]:
+        found = dbt_test_failures(["stg_orders"], tmp_path, wh.path)
+        return {name: found[name] for name in STAGED_TESTS}
+
+    def order_copy(order_id: str, export_date: str, customer: str | None = None) -> None:
+        wh.sql(
+            "INSERT INTO staging.stg_orders SELECT * REPLACE (CAST(? AS DATE) AS "
+            "source_export_date, coalesce(?, customer_id) AS customer_id) "
+            "FROM staging.stg_orders WHERE order_id = ? LIMIT 1",
+            [export_date, customer, order_id],
+        )
+
+    wh.export(D1)
+    wh.eur(D1, "2")
+    for customer in ("C1", "C2"):
+        wh.customer(D1, customer, f"{customer.lower()}@x.com")
+    wh.orders(
+        ("A", "C1", "2026-10-01", 10, "USD", "completed", D1),
+        ("B", "C2", "2026-10-02", 20, "USD", "completed", D1),
+    )
+    wh.dbt()
+    state = "SELECT export_date::VARCHAR, in_last_build FROM staging.stg_orders__staged ORDER BY 1"
+    assert wh.sql(state) == [(D1, True)]
+    assert failures() == dict.fromkeys(STAGED_TESTS, 0)
+    order_copy("B", D1)  # the first build staged every row: a duplicate anywhere fails
+    assert failures()["stg_orders.order_id_unique"] == 1
+    wh.sql(
+        "CREATE OR REPLACE TABLE staging.stg_orders AS SELECT DISTINCT * FROM staging.stg_orders"
+    )
+
+    # Night 2: A changed, C new.
+    wh.export(D2)
+    wh.eur(D2, "2")
+    wh.orders(
+        ("A", "C1", "2026-10-01", 11, "USD", "completed", D2),
+        ("C", "C2", "2026-10-03", 5, "USD", "completed", D2),
+    )
+    wh.dbt()
+    assert wh.sql(state) == [(D1, False), (D2, True)]
+    assert failures() == dict.fromkeys(STAGED_TESTS, 0)
+    order_copy("B", D1, customer="C8")  # an earlier night's key and customer: not checked again
+    assert failures() == dict.fromkeys(STAGED_TESTS, 0)
+    order_copy("A", D1)  # a stale row of a key staged tonight: counted over the table
+    order_copy("C", D2, customer="C9")  # staged tonight, unknown customer
+    assert failures() == {
+        "stg_orders.order_id_unique": 2,  # A (its row of D2 and the stale copy), C
+        "stg_orders.customer_id_in_stg_customers": 1,  # the copy of C naming C9
+    }
