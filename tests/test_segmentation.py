@@ -598,7 +598,13 @@ def test_upgrade_turns_per_run_assignments_into_the_same_spells(caplog):
     assert spells(con) == SPELLS_BY_HAND == spells(written_run_by_run())
     assert "18 rows over 4 runs" in caplog.text and "became 10 rows" in caplog.text
     tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'history'")
-    assert sorted(r[0] for r in tables.fetchall()) == ["segment_centroids", "segment_spells"]
+    # segment_runs is new, and empty: the old release recorded no run's k choice
+    assert sorted(r[0] for r in tables.fetchall()) == [
+        "segment_centroids",
+        "segment_runs",
+        "segment_spells",
+    ]
+    assert con.execute("SELECT count(*) FROM history.segment_runs").fetchone() == (0,)
     create_python_owned_tables(con)  # upgraded once: a no-op now
     assert spells(con) == SPELLS_BY_HAND
 

@@ -137,10 +137,15 @@ def silhouettes(X: np.ndarray, label_sets: list[np.ndarray], chunk: int = 256) -
     return [float(t / n) for t in totals]
 
 
+def distinct_rows(x_fit) -> int:
+    """Distinct rows among the first 50,000 of the fit sample (k cannot exceed them)."""
+    return len(np.unique(x_fit[: min(len(x_fit), 50_000)].round(9), axis=0))
+
+
 def fit_candidates(x_fit, n_sil: int, config) -> list[KMeans]:
     """One KMeans per candidate k, fitted on the fit sample (k stops at the distinct rows
     and at the silhouette sample's size - 1)."""
-    n_distinct = len(np.unique(x_fit[: min(len(x_fit), 50_000)].round(9), axis=0))
+    n_distinct = distinct_rows(x_fit)
     models = []
     for k in range(config.k_min, config.k_max + 1):
         if k > min(n_distinct, n_sil - 1):
