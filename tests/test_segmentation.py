@@ -348,6 +348,11 @@ def test_config_from_the_segmentation_resource():
     assert (cfg.k_min, cfg.k_max, cfg.min_share, cfg.seed) == (2, 5, 0.05, 7)
     assert (cfg.n_init, cfg.sample_size, cfg.n_threads) == (4, 20_000, 2)
     assert SegmentationResource().config() == SegmentationConfig()
+    warm = SegmentationResource(rescan_days=0, rescan_silhouette_drop=0.1).config()
+    assert (warm.rescan_days, warm.rescan_silhouette_drop) == (0, 0.1)
+    assert (cfg.rescan_days, cfg.rescan_silhouette_drop) == (28, 0.05)
+    with pytest.raises(ValueError):
+        SegmentationResource(rescan_days=-1).config()
     with pytest.raises(ValueError):
         SegmentationResource(k_min=6, k_max=4).config()
 
