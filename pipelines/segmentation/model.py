@@ -178,18 +178,6 @@ def rank_k(models, sils, counts, n: int, config) -> tuple[int | None, list[dict]
     return (best[1] if best else None), scan
 
 
-def choose_k(X, x_fit, sil_idx, config) -> tuple[tuple, list[dict]]:
-    models = fit_candidates(x_fit, len(sil_idx), config)
-    label_sets = [km.predict(X) for km in models]
-    sils = silhouettes(X[sil_idx], [lab[sil_idx] for lab in label_sets]) if models else []
-    counts = [
-        np.bincount(lab, minlength=km.n_clusters)
-        for km, lab in zip(models, label_sets, strict=True)
-    ]
-    best, scan = rank_k(models, sils, counts, len(X), config)
-    return ((models[best], label_sets[best]) if best is not None else (None, None)), scan
-
-
 def canonical_order(km: KMeans, labels: np.ndarray) -> np.ndarray:
     """Old label -> canonical label: by size descending, then centroid values."""
     return order_by_size(km.cluster_centers_, np.bincount(labels, minlength=km.n_clusters))
