@@ -642,6 +642,7 @@ SEGMENT_KEYS = [AssetKey(["marts", "customer_segments"]), AssetKey(["marts", "se
 HISTORY_KEYS = [
     AssetKey(["history", "segment_spells"]),
     AssetKey(["history", "segment_centroids"]),
+    AssetKey(["history", "segment_runs"]),
 ]
 
 
@@ -684,6 +685,18 @@ HISTORY_KEYS = [
             kinds={"duckdb"},
             description="Every run's centroids in original feature units, for stable ids.",
         ),
+        AssetSpec(
+            HISTORY_KEYS[2],
+            deps=[CUSTOMER_FEATURES_KEY],
+            owners=PIPELINE_OWNERS,
+            group_name="segments",
+            kinds={"duckdb"},
+            description=(
+                "How every run chose its k: k_scan (the full scan over k_min..k_max) or "
+                "warm_start (the previous run's k, KMeans started from its centroids), and "
+                "the date and silhouette of the last full scan."
+            ),
+        ),
     ],
     name="customer_segmentation",
     pool=WAREHOUSE_POOL,
@@ -698,6 +711,7 @@ def customer_segmentation(
     sampled, fitted and predicted there (pipelines/segmentation/spark.py)."""
     # Imported here: scikit-learn sets KMP_* environment variables when imported.
     from pipelines.segmentation import run_segmentation
+    from pipelines.segmentation.warm import describe
 
     on_spark = {}
     if spark.enabled:
@@ -712,7 +726,9 @@ def customer_segmentation(
             for key in [*SEGMENT_KEYS, *HISTORY_KEYS]
         }
         segments = segment_table(con)
-    context.log.info(f"Segmentation: k={meta.get('k')} silhouette={meta.get('silhouette')}")
+    # Which path chose k: "warm start from <date>: ..." or "k scan: ...".
+    meta = {"k_choice_summary": describe(meta), **meta}
+    context.log.info(f"Segmentation: {meta['k_choice_summary']}")
     # The model's numbers once, on the asset that describes the segments; the others say
     # how many rows they hold.
     profile = {

@@ -67,6 +67,8 @@ SETTINGS: dict[str, str] = {
     "SEGMENT_K_MAX": "8",
     "SEGMENT_MIN_SHARE": "0.03",
     "SEGMENT_SEED": "42",
+    "SEGMENT_RESCAN_DAYS": "28",
+    "SEGMENT_RESCAN_SILHOUETTE_DROP": "0.05",
     "DBT_VARS": "",
     "WAREHOUSE_MEMORY_LIMIT": "1GB",
     "DBT_DUCKDB_MEMORY_LIMIT": "1GB",
@@ -214,6 +216,8 @@ def definitions_from_env() -> Definitions:
             k_max=_env_int("SEGMENT_K_MAX"),
             min_share=_float("SEGMENT_MIN_SHARE"),
             seed=_env_int("SEGMENT_SEED"),
+            rescan_days=_env_int("SEGMENT_RESCAN_DAYS"),
+            rescan_silhouette_drop=_float("SEGMENT_RESCAN_SILHOUETTE_DROP"),
         ),
         alerts=AlertWebhook(url=_env("ALERT_WEBHOOK_URL")),
         spark=SparkResource(

@@ -97,6 +97,8 @@ class SegmentationResource(ConfigurableResource):
     k_max: int = 8  # SEGMENT_K_MAX
     min_share: float = 0.03  # SEGMENT_MIN_SHARE
     seed: int = 42  # SEGMENT_SEED
+    rescan_days: int = 28  # SEGMENT_RESCAN_DAYS
+    rescan_silhouette_drop: float = 0.05  # SEGMENT_RESCAN_SILHOUETTE_DROP
 
     def config(self) -> SegmentationConfig:
         # scikit-learn sets environment variables (KMP_*) when imported: only a run that
@@ -104,7 +106,12 @@ class SegmentationResource(ConfigurableResource):
         from pipelines.segmentation import SegmentationConfig
 
         return SegmentationConfig(
-            k_min=self.k_min, k_max=self.k_max, min_share=self.min_share, seed=self.seed
+            k_min=self.k_min,
+            k_max=self.k_max,
+            min_share=self.min_share,
+            seed=self.seed,
+            rescan_days=self.rescan_days,
+            rescan_silhouette_drop=self.rescan_silhouette_drop,
         )
 
 

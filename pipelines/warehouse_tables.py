@@ -136,7 +136,20 @@ SEGMENTATION_DDL = (
         feature VARCHAR NOT NULL,
         value DOUBLE NOT NULL
     )""",
+    # One row per run with clustered customers: how its k was chosen (k_scan | warm_start,
+    # warm_from = the run warm-started from) and the last full k scan's date and chosen
+    # silhouette, carried forward by warm starts (pipelines/segmentation/warm.py).
+    """CREATE TABLE IF NOT EXISTS history.segment_runs (
+        as_of_date DATE NOT NULL,
+        method VARCHAR NOT NULL,
+        k INTEGER NOT NULL,
+        silhouette DOUBLE,
+        warm_from DATE,
+        last_scan_date DATE NOT NULL,
+        last_scan_silhouette DOUBLE
+    )""",
 )
+SEGMENT_RUNS = "history.segment_runs"
 
 
 def latest_export_date(con: duckdb.DuckDBPyConnection) -> date | None:

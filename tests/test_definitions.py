@@ -199,6 +199,8 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
         "SEGMENT_K_MAX": "5",
         "SEGMENT_MIN_SHARE": "0.05",
         "SEGMENT_SEED": "7",
+        "SEGMENT_RESCAN_DAYS": "7",
+        "SEGMENT_RESCAN_SILHOUETTE_DROP": "0.02",
         "DBT_VARS": '{"gross_margin": 0.6}',
         "WAREHOUSE_MEMORY_LIMIT": "3GB",
         "DBT_DUCKDB_MEMORY_LIMIT": "2GB",
@@ -244,6 +246,7 @@ def test_settings_come_from_the_environment_through_env_vars(monkeypatch, tmp_pa
     segmentation = r["segmentation"].process_config_and_initialize().config()
     assert (segmentation.k_min, segmentation.k_max, segmentation.min_share) == (2, 5, 0.05)
     assert segmentation.seed == 7
+    assert (segmentation.rescan_days, segmentation.rescan_silhouette_drop) == (7, 0.02)
     with r["spark"].process_config_and_initialize_cm() as spark:
         assert spark.enabled
         assert (spark.remote, spark.master, spark.driver_memory) == (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import duckdb
@@ -197,3 +198,24 @@ def test_purchase_columns_equal_lifetimes(runs):
         assert (ours[col].astype(int) == ref[col].astype(int)).all(), col
     diff = (ours["monetary_value"] - ref["monetary_value"]).abs().max()
     assert diff < 1e-3, f"monetary_value differs by up to {diff}"
+
+
+def test_next_day_warm_starts_from_the_first_night(runs):
+    """The first night scans k (its re-run, the second run, writes the same record); the
+    next day keeps k and starts from the first night's centroids, the last scan carried."""
+    first = table_bytes(store_of(runs["first"]), "history.segment_runs")
+    assert first == table_bytes(store_of(runs["second"]), "history.segment_runs")
+    con = duckdb.connect(str(store_of(runs["next_day"])), read_only=True)
+    try:
+        rows = con.execute("SELECT * FROM history.segment_runs ORDER BY as_of_date").fetchall()
+        k_next = con.execute(
+            "SELECT count(DISTINCT segment_id) FROM history.segment_centroids WHERE as_of_date = ?",
+            [SAMPLE_AS_OF + dt.timedelta(days=1)],
+        ).fetchone()[0]
+    finally:
+        con.close()
+    (d1, method1, k1, sil1, from1, scan1, scan_sil1), second = rows
+    assert (d1, method1, from1, scan1, scan_sil1) == (SAMPLE_AS_OF, "k_scan", None, d1, sil1)
+    assert second[:3] == (SAMPLE_AS_OF + dt.timedelta(days=1), "warm_start", k1)
+    assert second[4:] == (SAMPLE_AS_OF, SAMPLE_AS_OF, sil1)
+    assert second[3] >= sil1 - 0.05 and k_next == k1

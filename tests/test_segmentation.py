@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,7 +27,9 @@ from pipelines.segmentation import (
     segment_customers,
     silhouettes,
 )
+from pipelines.segmentation.model import build_preprocessor
 from pipelines.segmentation.segment import _prepare
+from pipelines.segmentation.warm import PreviousRun, run_record
 from pipelines.sql import transaction
 from pipelines.warehouse_tables import create_python_owned_tables
 
@@ -345,6 +348,11 @@ def test_config_from_the_segmentation_resource():
     assert (cfg.k_min, cfg.k_max, cfg.min_share, cfg.seed) == (2, 5, 0.05, 7)
     assert (cfg.n_init, cfg.sample_size, cfg.n_threads) == (4, 20_000, 2)
     assert SegmentationResource().config() == SegmentationConfig()
+    warm = SegmentationResource(rescan_days=0, rescan_silhouette_drop=0.1).config()
+    assert (warm.rescan_days, warm.rescan_silhouette_drop) == (0, 0.1)
+    assert (cfg.rescan_days, cfg.rescan_silhouette_drop) == (28, 0.05)
+    with pytest.raises(ValueError):
+        SegmentationResource(rescan_days=-1).config()
     with pytest.raises(ValueError):
         SegmentationResource(k_min=6, k_max=4).config()
 
@@ -598,7 +606,13 @@ def test_upgrade_turns_per_run_assignments_into_the_same_spells(caplog):
     assert spells(con) == SPELLS_BY_HAND == spells(written_run_by_run())
     assert "18 rows over 4 runs" in caplog.text and "became 10 rows" in caplog.text
     tables = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'history'")
-    assert sorted(r[0] for r in tables.fetchall()) == ["segment_centroids", "segment_spells"]
+    # segment_runs is new, and empty: the old release recorded no run's k choice
+    assert sorted(r[0] for r in tables.fetchall()) == [
+        "segment_centroids",
+        "segment_runs",
+        "segment_spells",
+    ]
+    assert con.execute("SELECT count(*) FROM history.segment_runs").fetchone() == (0,)
     create_python_owned_tables(con)  # upgraded once: a no-op now
     assert spells(con) == SPELLS_BY_HAND
 
@@ -621,3 +635,239 @@ def test_export_without_surveys_keeps_every_feature(four_groups):
     feats = set(result.centroids["feature"])
     assert {"nps_avg", "csat_avg"} <= feats
     assert set(result.centroids.loc[result.centroids["feature"] == "nps_avg", "value"]) == {7.5}
+
+
+# ------------------------------------------------------------------------ warm start
+
+D_FIRST = dt.date(2024, 1, 31)
+NEXT_DAY = D_FIRST + dt.timedelta(days=1)
+
+
+@pytest.fixture(scope="module")
+def first_night():
+    """Night 1: four groups, the full k scan (k=4), and its record as the next night
+    reads it from history.segment_runs."""
+    df = add_prospects(make_customers(FOUR, seed=1), 120)
+    first = segment_customers(df, None, set(), CFG, None, D_FIRST)
+    assert first.metadata["k_choice"] == "k_scan" and first.metadata["warm_start"] is None
+    record = run_record(first.metadata, D_FIRST).iloc[0]
+    previous = PreviousRun(
+        D_FIRST, record["method"], int(record["k"]), record["last_scan_date"], record["silhouette"]
+    )
+    return first, previous
+
+
+def night_two(sizes: dict[str, int], seed: int = 2) -> pd.DataFrame:
+    return add_prospects(make_customers(sizes, seed=seed), 150)
+
+
+def clustered_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The customers the model clusters, in customer_id order (as `_prepare` orders them)."""
+    rows = df[(df["orders_count"] > 0) & df["frequency"].notna()]
+    return rows.sort_values("customer_id").reset_index(drop=True)
+
+
+def without_choice(meta: dict) -> dict:
+    return {k: v for k, v in meta.items() if k not in ("k_choice", "warm_start", "last_k_scan")}
+
+
+def test_night_two_warm_starts_from_the_previous_centroids(first_night, monkeypatch):
+    """Same customers, new noise, the next day: the previous k is kept and KMeans starts
+    from the previous centroids projected by tonight's preprocessor, once. The outcome is
+    sklearn's KMeans called directly with that init on the same rows."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    from pipelines.segmentation import warm
+    from pipelines.segmentation.model import build_preprocessor, to_original
+
+    first, previous = first_night
+    df = night_two(FOUR)
+    inits = []
+
+    class SpyKMeans(KMeans):
+        def fit(self, X, y=None, sample_weight=None):
+            inits.append((self.n_clusters, self.n_init, np.array(self.init, copy=True)))
+            return super().fit(X, y, sample_weight)
+
+    monkeypatch.setattr(warm, "KMeans", SpyKMeans)
+    used = set(first.centroids["segment_id"])
+    result = segment_customers(df, first.centroids, used, CFG, previous, NEXT_DAY)
+    meta = result.metadata
+
+    # independently: tonight's preprocessor (fitted on every clustered customer: fewer
+    # than fit_sample_size), the previous centroids through it, sklearn's KMeans
+    rows = clustered_rows(df)
+    pre = build_preprocessor(CFG.features).fit(rows)
+    X = pre.transform(rows)
+    prev = first.centroids.pivot(index="segment_id", columns="feature", values="value")
+    init = pre.transform(prev.sort_index()[list(CFG.features)])
+    assert len(inits) == 1  # one KMeans, no k scan
+    assert inits[0][:2] == (4, 1)
+    np.testing.assert_array_equal(inits[0][2], init)
+    km = KMeans(n_clusters=4, init=init, n_init=1, random_state=CFG.seed).fit(X)
+    labels = km.predict(X)
+
+    assert meta["k_choice"] == "warm_start" and meta["k"] == 4 and meta["k_scan"] == []
+    assert meta["silhouette"] == round(silhouette_score(X, labels), 6) == 0.917882
+    sizes = np.bincount(labels)
+    assert meta["warm_start"] == {
+        "from": "2024-01-31",
+        "last_scan_date": "2024-01-31",
+        "last_scan_silhouette": previous.last_scan_silhouette,
+        "k": 4,
+        "silhouette": meta["silhouette"],
+        "min_share": round(sizes.min() / len(rows), 6),
+        "accepted": True,
+        "reason": None,
+    }
+    assert meta["last_k_scan"] == {"as_of_date": "2024-01-31", "silhouette": 0.920027}
+    assert meta["guard_satisfied"] is True
+    # each label of sklearn's model is one segment, with the previous id (init row j is
+    # the previous segment j in id order), and its centroid in original units
+    seg = result.assignments.set_index("customer_id").loc[rows["customer_id"], "segment_id"]
+    prev_ids = list(prev.sort_index().index)
+    for label in range(4):
+        assert set(seg[labels == label]) == {prev_ids[label]}
+    assert meta["matching"]["new_ids"] == []
+    cent = result.centroids.pivot(index="segment_id", columns="feature", values="value")
+    expected = to_original(pre, km.cluster_centers_, CFG.features).round(6)
+    np.testing.assert_allclose(
+        cent.loc[prev_ids, list(CFG.features)].to_numpy(), expected, rtol=1e-9, atol=1e-6
+    )
+
+
+def test_scan_when_the_warm_model_fails_the_guard(first_night):
+    """Big spenders shrink to 20 of 1070 clustered customers (1.9% < 3%): the warm k=4
+    keeps them as a cluster, so the night scans k and chooses as a first night would."""
+    first, previous = first_night
+    df = night_two({**FOUR, "big_spenders": 20})
+    used = set(first.centroids["segment_id"])
+    result = segment_customers(df, first.centroids, used, CFG, previous, NEXT_DAY)
+    meta = result.metadata
+    warm = meta["warm_start"]
+    assert meta["k_choice"] == "k_scan" and warm["accepted"] is False
+    assert (warm["k"], warm["min_share"]) == (4, round(20 / 1070, 6))
+    assert warm["reason"] == "min share 0.018692 under 0.03"
+    assert meta["k"] == 3 and len(meta["k_scan"]) == 6
+    assert meta["last_k_scan"] == {"as_of_date": "2024-02-01", "silhouette": meta["silhouette"]}
+    scanned = segment_customers(df, first.centroids, used, CFG)  # no record: the k scan
+    pd.testing.assert_frame_equal(result.assignments, scanned.assignments)
+    pd.testing.assert_frame_equal(result.centroids, scanned.centroids)
+    assert without_choice(meta) == without_choice(scanned.metadata)
+
+
+def test_scan_when_the_silhouette_drops_more_than_the_tolerance(first_night):
+    """A fifth group arrives: the warm k=4 must absorb it, its silhouette falls from the
+    last scan's 0.920027 to 0.772952 (> 0.05 lower), so the night scans and finds k=5.
+    With a tolerance above the drop the warm model is kept."""
+    from sklearn.metrics import silhouette_score
+
+    first, previous = first_night
+    df = night_two({**FOUR, "bargain": 300})
+    used = set(first.centroids["segment_id"])
+    result = segment_customers(df, first.centroids, used, CFG, previous, NEXT_DAY)
+    meta = result.metadata
+    assert meta["k_choice"] == "k_scan" and meta["k"] == 5
+    assert meta["warm_start"]["accepted"] is False
+    assert meta["warm_start"]["silhouette"] == 0.772952
+    assert "under the last k scan's 0.920027 - 0.05" in meta["warm_start"]["reason"]
+    assert meta["matching"]["new_ids"] == ["S05"]
+
+    lenient = replace(CFG, rescan_silhouette_drop=0.2)
+    kept = segment_customers(df, first.centroids, used, lenient, previous, NEXT_DAY)
+    assert kept.metadata["k_choice"] == "warm_start" and kept.metadata["k"] == 4
+    assert kept.metadata["silhouette"] == 0.772952
+    # the recorded silhouette is sklearn's over every clustered customer (< sample_size)
+    rows = clustered_rows(df)
+    seg = kept.assignments.set_index("customer_id").loc[rows["customer_id"], "segment_id"]
+    pre = build_preprocessor(CFG.features).fit(rows)
+    assert round(silhouette_score(pre.transform(rows), seg.to_numpy()), 6) == 0.772952
+
+
+def test_scan_when_the_last_scan_is_rescan_days_old(first_night):
+    first, previous = first_night
+    df = night_two(FOUR)
+    used = set(first.centroids["segment_id"])
+    day_27 = D_FIRST + dt.timedelta(days=27)
+    day_28 = D_FIRST + dt.timedelta(days=28)
+    warm = segment_customers(df, first.centroids, used, CFG, previous, day_27)
+    assert warm.metadata["k_choice"] == "warm_start"
+    scan = segment_customers(df, first.centroids, used, CFG, previous, day_28)
+    assert scan.metadata["k_choice"] == "k_scan"
+    assert scan.metadata["warm_start"] == {
+        "from": "2024-01-31",
+        "last_scan_date": "2024-01-31",
+        "last_scan_silhouette": 0.920027,
+        "k": None,
+        "accepted": False,
+        "reason": "last k scan 28 days ago (rescan_days=28)",
+    }
+    assert scan.metadata["last_k_scan"]["as_of_date"] == "2024-02-28"
+    assert len(scan.metadata["k_scan"]) == 6
+
+
+def test_rescan_days_zero_scans_every_night(first_night):
+    first, previous = first_night
+    df = night_two(FOUR)
+    used = set(first.centroids["segment_id"])
+    nightly = replace(CFG, rescan_days=0)
+    result = segment_customers(df, first.centroids, used, nightly, previous, NEXT_DAY)
+    assert result.metadata["k_choice"] == "k_scan"
+    assert result.metadata["warm_start"]["reason"] == "last k scan 1 days ago (rescan_days=0)"
+    scanned = segment_customers(df, first.centroids, used, nightly)  # today's behaviour
+    pd.testing.assert_frame_equal(result.assignments, scanned.assignments)
+    pd.testing.assert_frame_equal(result.profiles, scanned.profiles)
+    assert without_choice(result.metadata) == without_choice(scanned.metadata)
+
+
+def test_warm_start_config_is_validated():
+    with pytest.raises(ValueError, match="rescan_days"):
+        SegmentationConfig(rescan_days=-1)
+    with pytest.raises(ValueError, match="rescan_silhouette_drop"):
+        SegmentationConfig(rescan_silhouette_drop=-0.01)
+
+
+def segment_runs(con) -> list[tuple]:
+    return con.execute("SELECT * FROM history.segment_runs ORDER BY as_of_date").fetchall()
+
+
+def test_nights_in_the_warehouse_record_scans_and_warm_starts():
+    """Night 1 scans, nights 2 and 3 warm-start (the last scan carried forward), a re-run
+    of night 3 writes the same tables; a store without the previous run's record (the
+    release before warm starts) scans."""
+    con = duckdb.connect()
+    create_python_owned_tables(con)
+    d1, d2, d3 = D_FIRST, NEXT_DAY, NEXT_DAY + dt.timedelta(days=1)
+    for day, seed in ((d1, 1), (d2, 2), (d3, 3)):
+        load_features(con, add_prospects(make_customers(FOUR, seed=seed), 50), day.isoformat())
+        meta = run_segmentation(con, CFG)
+    runs = segment_runs(con)
+    sil1, sil2, sil3 = (r[3] for r in runs)
+    assert runs == [
+        (d1, "k_scan", 4, sil1, None, d1, sil1),
+        (d2, "warm_start", 4, sil2, d1, d1, sil1),
+        (d3, "warm_start", 4, sil3, d2, d1, sil1),
+    ]
+    assert sil1 == 0.920027 and meta["silhouette"] == sil3
+    assert meta["warm_start"]["from"] == "2024-02-01"
+    assert meta["last_k_scan"] == {"as_of_date": "2024-01-31", "silhouette": sil1}
+    # stable ids: nobody moved, so no spell was opened after night 1
+    assert spell_counts(con) == [(d1, None, 1350, 5)]
+
+    third = {**snapshot(con), "runs": segment_runs(con)}
+    assert run_segmentation(con, CFG) == meta  # night 3 again: reads only nights 1 and 2
+    assert {**snapshot(con), "runs": segment_runs(con)} == third
+
+    con.execute("DELETE FROM history.segment_runs WHERE as_of_date = ?", [d2])  # as if old
+    legacy = run_segmentation(con, CFG)
+    assert legacy["k_choice"] == "k_scan" and legacy["warm_start"] is None
+    assert segment_runs(con)[-1] == (
+        d3,
+        "k_scan",
+        4,
+        legacy["silhouette"],
+        None,
+        d3,
+        legacy["silhouette"],
+    )

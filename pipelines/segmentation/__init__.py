@@ -3,14 +3,17 @@
 `segment_customers` is pure (DataFrames in, DataFrames out); `run_segmentation` does the
 DuckDB I/O. Customers without a completed order form the fixed segment `prospects`; the
 others are clustered with KMeans on standardised features (log1p on the skewed ones), k
-chosen by silhouette on a seeded sample under a minimum-share guard. Centroids are kept in
+chosen by silhouette on a seeded sample under a minimum-share guard, or kept from the
+previous run with KMeans started from its centroids (the warm start, `warm`). Centroids are
+kept in
 ORIGINAL units (the exact inverse of the fitted transform), so the next run can project the
 previous centroids with its own fitted transformer and match them (Hungarian assignment).
 
 Modules: `config` (shared constants, SegmentationConfig), `model` (preprocessor, silhouettes,
 k scan, canonical order), `ids` (Hungarian id matching), `naming` (archetype names, personas,
 incentives), `profiles` (profile columns and aggregation), `segment` (`segment_customers`,
-SegmentationResult), `warehouse` (`run_segmentation`, table writes).
+SegmentationResult), `warm` (warm start or k scan: the policy both engines share),
+`warehouse` (`run_segmentation`, table writes).
 """
 
 from pipelines.segmentation.config import (

@@ -41,9 +41,20 @@ class SegmentationConfig:
     max_match_distance: float | None = 2.5  # Euclidean, current standardised space
     n_threads: int = 2  # <= 2 keeps KMeans' OpenMP reduction order-independent
     features: tuple[str, ...] = DEFAULT_FEATURES
+    # Warm start (pipelines/segmentation/warm.py): the previous run's k and centroids are
+    # kept unless the guard fails, the silhouette falls more than `rescan_silhouette_drop`
+    # under the last full k scan's, or that scan is `rescan_days` days old (0: scan nightly).
+    rescan_days: int = 28
+    rescan_silhouette_drop: float = 0.05
 
     def __post_init__(self):
         if not 2 <= self.k_min <= self.k_max:
             raise ValueError(f"need 2 <= k_min <= k_max, got {self.k_min}, {self.k_max}")
         if not 0 <= self.min_share < 1:
             raise ValueError(f"min_share must be in [0, 1), got {self.min_share}")
+        if self.rescan_days < 0:
+            raise ValueError(f"rescan_days must be >= 0, got {self.rescan_days}")
+        if not 0 <= self.rescan_silhouette_drop <= 2:
+            raise ValueError(
+                f"rescan_silhouette_drop must be in [0, 2], got {self.rescan_silhouette_drop}"
+            )

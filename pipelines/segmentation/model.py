@@ -137,10 +137,15 @@ def silhouettes(X: np.ndarray, label_sets: list[np.ndarray], chunk: int = 256) -
     return [float(t / n) for t in totals]
 
 
+def distinct_rows(x_fit) -> int:
+    """Distinct rows among the first 50,000 of the fit sample (k cannot exceed them)."""
+    return len(np.unique(x_fit[: min(len(x_fit), 50_000)].round(9), axis=0))
+
+
 def fit_candidates(x_fit, n_sil: int, config) -> list[KMeans]:
     """One KMeans per candidate k, fitted on the fit sample (k stops at the distinct rows
     and at the silhouette sample's size - 1)."""
-    n_distinct = len(np.unique(x_fit[: min(len(x_fit), 50_000)].round(9), axis=0))
+    n_distinct = distinct_rows(x_fit)
     models = []
     for k in range(config.k_min, config.k_max + 1):
         if k > min(n_distinct, n_sil - 1):
@@ -171,18 +176,6 @@ def rank_k(models, sils, counts, n: int, config) -> tuple[int | None, list[dict]
         if best is None or key > best[0]:
             best = (key, i)
     return (best[1] if best else None), scan
-
-
-def choose_k(X, x_fit, sil_idx, config) -> tuple[tuple, list[dict]]:
-    models = fit_candidates(x_fit, len(sil_idx), config)
-    label_sets = [km.predict(X) for km in models]
-    sils = silhouettes(X[sil_idx], [lab[sil_idx] for lab in label_sets]) if models else []
-    counts = [
-        np.bincount(lab, minlength=km.n_clusters)
-        for km, lab in zip(models, label_sets, strict=True)
-    ]
-    best, scan = rank_k(models, sils, counts, len(X), config)
-    return ((models[best], label_sets[best]) if best is not None else (None, None)), scan
 
 
 def canonical_order(km: KMeans, labels: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,12 +21,19 @@ from pipelines.segmentation.ids import match_ids
 from pipelines.segmentation.model import (
     build_preprocessor,
     canonical_order,
-    choose_k,
+    silhouettes,
     to_original,
     transform,
 )
 from pipelines.segmentation.naming import INCENTIVES, archetype_of, persona_for, unique_names
 from pipelines.segmentation.profiles import MEAN_SOURCES, PROFILE_COLUMNS, build_profiles
+from pipelines.segmentation.warm import (
+    PreviousRun,
+    choose_model,
+    chosen_row,
+    record_choice,
+    warm_init,
+)
 
 
 @dataclass
@@ -79,6 +87,9 @@ def initial_metadata(n_customers: int, n_clustered: int, config: SegmentationCon
         "k_scan": [],
         "fit_on_sample": False,
         "matching": {},
+        "k_choice": None,
+        "warm_start": None,
+        "last_k_scan": None,
     }
 
 
@@ -146,8 +157,14 @@ def segment_customers(
     previous_centroids: pd.DataFrame | None,
     used_ids: set[str],
     config: SegmentationConfig | None = None,
+    previous_run: PreviousRun | None = None,
+    as_of: dt.date | None = None,
 ) -> SegmentationResult:
-    """Segment one snapshot of customer_features. Deterministic for identical input."""
+    """Segment one snapshot of customer_features. Deterministic for identical input.
+
+    With `previous_run` (the record of the run that wrote `previous_centroids`) and
+    tonight's `as_of`, the previous model may be warm-started (pipelines/segmentation/
+    warm.py); without, k is chosen by the full k scan."""
     config = config or SegmentationConfig()
     feats = config.features
     df = _prepare(features, config)
@@ -172,22 +189,38 @@ def segment_customers(
             pre = build_preprocessor(feats).fit(df.iloc[clustered[fit_idx]])
             X = transform(pre, df, config.batch_size, clustered)
             sil_idx = np.sort(rng.choice(n, min(n, config.sample_size), replace=False))
-            (km, labels), meta["k_scan"] = choose_k(X, X[fit_idx], sil_idx, config)
+            x_fit = X[fit_idx]
+
+            def evaluate(models):
+                label_sets = [km.predict(X) for km in models]
+                sils = silhouettes(X[sil_idx], [lab[sil_idx] for lab in label_sets])
+                return [
+                    (sil, np.bincount(lab, minlength=km.n_clusters), lab)
+                    for km, sil, lab in zip(models, sils, label_sets, strict=True)
+                ]
+
+            init, warm = warm_init(
+                previous_centroids, previous_run, as_of, pre, x_fit, len(sil_idx), config
+            )
+            choice = choose_model(
+                x_fit, n, len(sil_idx), evaluate, init, warm, previous_run, config
+            )
+            km, labels, meta["k_scan"] = choice.model, choice.payload, choice.k_scan
             if km is None:  # fewer distinct customers than k_min: one segment
                 km = KMeans(n_clusters=1, n_init=1, random_state=config.seed).fit(X[fit_idx])
                 labels = km.predict(X)
             remap = canonical_order(km, labels)
             labels = remap[labels]
-            meta["guard_satisfied"] = any(
-                r["accepted"] and r["k"] == km.n_clusters for r in meta["k_scan"]
-            )
+            chosen = chosen_row(choice, km.n_clusters)
+            meta["guard_satisfied"] = bool(chosen and chosen["accepted"])
             centers = np.empty_like(km.cluster_centers_)
             centers[remap] = km.cluster_centers_
             k = len(centers)
             meta["k"] = k
             if k > 1:
-                meta["silhouette"] = next(r["silhouette"] for r in meta["k_scan"] if r["k"] == k)
+                meta["silhouette"] = chosen["silhouette"]
                 meta["davies_bouldin"] = round(float(davies_bouldin_score(X, labels)), ROUND)
+            record_choice(meta, choice, previous_run, as_of)
             ids, meta["matching"] = match_ids(centers, previous_centroids, pre, config, used_ids)
             original = to_original(pre, centers, feats)
         _, centroid_rows = name_segments(centers, original, ids, feats, names, incentive)

@@ -2,7 +2,8 @@
 
 The same model on the same rows, without bringing the table to the driver: the fit sample
 and the silhouette sample are drawn in Spark and collected; the preprocessor and every
-KMeans of the k scan are fitted on the driver exactly as `segment_customers` fits them;
+KMeans of the k scan (or the warm start's one KMeans: the policy is warm.py's, shared)
+are fitted on the driver exactly as `segment_customers` fits them;
 every prediction over all rows runs on the executors (`mapInPandas`, the fitted objects in
 the closure), and only small per-batch aggregates come back. The assignments stay a lazy
 Spark DataFrame for the caller to write.
@@ -71,9 +72,7 @@ from pipelines.segmentation.config import (
 from pipelines.segmentation.ids import match_ids
 from pipelines.segmentation.model import (
     build_preprocessor,
-    fit_candidates,
     order_by_size,
-    rank_k,
     silhouettes,
     to_original,
     transform,
@@ -85,8 +84,17 @@ from pipelines.segmentation.segment import (
     name_segments,
     prospect_labels,
 )
+from pipelines.segmentation.warm import (
+    PreviousRun,
+    choose_model,
+    chosen_row,
+    record_choice,
+    warm_init,
+)
 
 if TYPE_CHECKING:
+    import datetime as dt
+
     from pyspark.sql import Column, DataFrame, SparkSession
     from sklearn.pipeline import Pipeline
 
@@ -438,6 +446,8 @@ def segment_on_spark(
     previous_centroids: pd.DataFrame | None,
     used_ids: set[str],
     config: SegmentationConfig | None = None,
+    previous_run: PreviousRun | None = None,
+    as_of: dt.date | None = None,
 ) -> SparkSegmentation:
     """Segment one snapshot of customer_features held in Spark; the outcome of
     `segment_customers` on the same rows (see the module docstring for what is exact).
@@ -472,30 +482,38 @@ def segment_on_spark(
             X_fit = transform(pre, sample.loc[fit_idx, feats], config.batch_size)
             X_sil = transform(pre, sample.loc[sil_idx, feats], config.batch_size)
             d = X_fit.shape[1]
-            models = fit_candidates(X_fit, len(X_sil), config)
-            km, counts, sums = None, {}, {}
-            if models:
+
+            def evaluate(models):
                 sils = silhouettes(X_sil, [m.predict(X_sil) for m in models])
                 counts, sums = _scan(pre, models, clustered, feats, d)
-                best, meta["k_scan"] = rank_k(
-                    models, sils, [counts[m.n_clusters] for m in models], n, config
-                )
-                km = models[best]
+                return [
+                    (sil, counts[m.n_clusters], (counts[m.n_clusters], sums[m.n_clusters]))
+                    for m, sil in zip(models, sils, strict=True)
+                ]
+
+            init, warm = warm_init(
+                previous_centroids, previous_run, as_of, pre, X_fit, len(X_sil), config
+            )
+            choice = choose_model(X_fit, n, len(X_sil), evaluate, init, warm, previous_run, config)
+            km, meta["k_scan"] = choice.model, choice.k_scan
             if km is None:  # fewer distinct customers than k_min: one segment
                 km = KMeans(n_clusters=1, n_init=1, random_state=config.seed).fit(X_fit)
-                counts = {1: np.array([n], dtype=np.int64)}
+                sizes, k_sums = np.array([n], dtype=np.int64), None
+            else:
+                sizes, k_sums = choice.payload  # label counts, scaled sums per label
             k = km.n_clusters
-            sizes = counts[k]
             remap = order_by_size(km.cluster_centers_, sizes)
-            meta["guard_satisfied"] = any(r["accepted"] and r["k"] == k for r in meta["k_scan"])
+            chosen = chosen_row(choice, k)
+            meta["guard_satisfied"] = bool(chosen and chosen["accepted"])
             centers = np.empty_like(km.cluster_centers_)
             centers[remap] = km.cluster_centers_
             meta["k"] = k
             if k > 1:
-                meta["silhouette"] = next(r["silhouette"] for r in meta["k_scan"] if r["k"] == k)
+                meta["silhouette"] = chosen["silhouette"]
                 centers_x = np.zeros_like(centers)
                 present = sizes > 0
-                centers_x[remap[present]] = sums[k][present] / sizes[present][:, None]
+                centers_x[remap[present]] = k_sums[present] / sizes[present][:, None]
+            record_choice(meta, choice, previous_run, as_of)
             ids, meta["matching"] = match_ids(centers, previous_centroids, pre, config, used_ids)
             original = to_original(pre, centers, config.features)
         unique, centroid_rows = name_segments(

@@ -1,5 +1,6 @@
 """DuckDB I/O: `run_segmentation` reads marts.customer_features and writes marts.* and
-history.* in one transaction (the segment history as spells: pipelines/segment_spells.py)."""
+history.* in one transaction (the segment history as spells: pipelines/segment_spells.py;
+how each run chose its k: history.segment_runs, pipelines/segmentation/warm.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ from pipelines.segment_spells import check_no_later_run, used_segment_ids, write
 from pipelines.segmentation.config import SegmentationConfig
 from pipelines.segmentation.profiles import CATEGORICAL_SOURCES, MEAN_SOURCES, PROFILE_MEANS
 from pipelines.segmentation.segment import segment_customers
+from pipelines.segmentation.warm import read_previous_run, run_record
 from pipelines.sql import transaction
-from pipelines.warehouse_tables import create_python_owned_tables, latest_export_date
+from pipelines.warehouse_tables import (
+    SEGMENT_RUNS,
+    create_python_owned_tables,
+    latest_export_date,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -77,17 +83,27 @@ def run_segmentation(
     ).df()
     used = used_segment_ids(con, as_of)
     previous = previous if len(previous) else None
+    # The record of the run that wrote those centroids (none in a store of the release
+    # before warm starts: that night scans, pipelines/segmentation/warm.py).
+    previous_run = read_previous_run(
+        con.execute(
+            "SELECT as_of_date, method, k, last_scan_date, last_scan_silhouette "
+            "FROM history.segment_runs WHERE as_of_date = (SELECT max(as_of_date) "
+            "FROM history.segment_centroids WHERE as_of_date < ?)",
+            [as_of],
+        ).fetchall()
+    )
     if spark is None:
         # In stored order: the model writes it by customer_id, and `_prepare` sorts only
         # when it is not (DuckDB's sort for ORDER BY took ~0.2 GB per million customers).
         features = con.execute(f"SELECT {', '.join(select)} FROM marts.customer_features").df()
-        result = segment_customers(features, previous, used, config)
+        result = segment_customers(features, previous, used, config, previous_run, as_of)
         assignments = result.assignments
     else:
         from pipelines.segmentation.spark import segment_on_spark
 
         frame = spark.sql(f"SELECT {', '.join(select)} FROM {spark_features}".replace('"', "`"))
-        result = segment_on_spark(spark, frame, previous, used, config)
+        result = segment_on_spark(spark, frame, previous, used, config, previous_run, as_of)
         # three strings per customer, through Arrow; sorted when written
         assignments = result.assignments.toPandas()
     with transaction(con):
@@ -97,4 +113,5 @@ def run_segmentation(
         _write(
             con, "history.segment_centroids", result.centroids, as_of, True, "segment_id, feature"
         )
+        _write(con, SEGMENT_RUNS, run_record(result.metadata, as_of), as_of, True, "as_of_date")
     return {"as_of_date": as_of.isoformat(), **result.metadata}

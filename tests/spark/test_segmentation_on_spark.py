@@ -5,13 +5,15 @@ Spark Connect server as DOUBLE columns, as warehouse.py selects them; `segment_o
 must return every assignment, profile, centroid and metadata value the pandas path does.
 A small `fit_sample_size` and `sample_size` exercise the sampled path (positions drawn on
 the driver, found in Spark); a second run, fitted on every clustered customer, checks
-previous centroids and used ids. Three segmentations in all: each costs a few Spark jobs.
+previous centroids and used ids; a night 2 warm-started, and one whose warm model fails the
+guard. Five segmentations in all: each costs a few Spark jobs.
 
 The server: the Spark tests' own (tests/spark/conftest.py). Skipped only without `java`.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from dataclasses import replace
 
@@ -21,6 +23,7 @@ import pytest
 
 from pipelines.segmentation import SegmentationConfig, segment_customers
 from pipelines.segmentation.spark import segment_on_spark
+from pipelines.segmentation.warm import PreviousRun
 from tests.test_segmentation import add_prospects, make_customers
 
 pytestmark = pytest.mark.skipif(shutil.which("java") is None, reason="Spark needs java")
@@ -95,3 +98,21 @@ def test_only_prospects(spark):
     got = segment_on_spark(spark, to_spark(spark, df), None, set(), SAMPLED)
     assert got.metadata["k"] == 0 and got.profiles["segment_id"].tolist() == ["prospects"]
     assert_same(got, segment_customers(df, None, set(), SAMPLED))
+
+
+def test_warm_start_and_its_rejection_equal_pandas(spark, sampled):
+    """Night 2 the next day, sampled fit: the same customers with new noise warm-start
+    from night 1 (k kept, no scan); with a group shrunk under the min-share guard the warm
+    model is rejected and the k scan runs, as on pandas."""
+    _, first = sampled
+    d1 = dt.date(2024, 1, 31)
+    previous = PreviousRun(d1, "k_scan", 5, d1, first.metadata["silhouette"])
+    used = set(first.profiles["segment_id"])
+    night = d1 + dt.timedelta(days=1)
+    for sizes, method in ((FIVE, "warm_start"), ({**FIVE, "bargain": 40}, "k_scan")):
+        df = customers(sizes, seed=2, prospects=150)
+        args = (first.centroids, used, SAMPLED, previous, night)
+        got = segment_on_spark(spark, to_spark(spark, df), *args)
+        assert got.metadata["k_choice"] == method
+        assert got.metadata["warm_start"]["accepted"] is (method == "warm_start")
+        assert_same(got, segment_customers(df, *args))
