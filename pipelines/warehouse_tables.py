@@ -194,8 +194,8 @@ def _add_superseded_marker(con: duckdb.DuckDBPyConnection, table: str) -> None:
 
 def create_python_owned_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every Python-written table that does not exist yet, add the columns a
-    warehouse of an older release lacks, and turn its per-run segment history into spells
-    (idempotent)."""
+    warehouse of an older release lacks (`_superseded_on` with its values), and turn its
+    per-run segment history into spells (idempotent)."""
     for schema in ("raw", "marts", "history"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for table in TABLES:
