@@ -163,19 +163,25 @@ def find_changes(
     )
     # the effective version of each key: its version before this export that no version
     # before this export superseded (a filter, `mark_superseded`)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _effective AS
+    effective = f"""
         SELECT {", ".join(f"v.{k}" for k in keys)}, v._row_hash
         FROM {raw} v {narrow}
         WHERE v._export_date < {day}
           AND (v._superseded_on IS NULL OR v._superseded_on >= {day})
         """
-    )
-    (stored,) = con.execute("SELECT count(*) FROM _effective").fetchone()
-    if stored == 0:
-        con.execute("DROP TABLE _effective")
-        return False
+    if mode == "full":  # (nearly) every stored key: joined as it is read
+        (stored,) = con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {raw} WHERE _export_date < {day} LIMIT 1)"
+        ).fetchone()
+        if stored == 0:
+            return False
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _effective AS {effective}")
+    else:  # the few keys delivered: narrowed once
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _effective AS {effective}")
+        (stored,) = con.execute("SELECT count(*) FROM _effective").fetchone()
+        if stored == 0:
+            con.execute("DROP TABLE _effective")
+            return False
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _diff AS
@@ -188,7 +194,7 @@ def find_changes(
         WHERE i._row_hash IS DISTINCT FROM e._row_hash
         """
     )
-    con.execute("DROP TABLE _effective")
+    con.execute(f"DROP {'VIEW' if mode == 'full' else 'TABLE'} _effective")
     _find_returned(con, table, export_date, delivered)
     return True
 
