@@ -459,3 +459,22 @@ def test_erasure_marks_again_the_versions_it_leaves(con, tmp_path):
     assert removed["raw.orders"] > 1
     assert [(d.day, m) for k, d, m in markers(con, "orders") if k == "O002"] == [(21, None)]
     assert_markers_right(con)
+
+
+def test_an_export_older_than_every_stored_one_is_superseded_at_once(con, tmp_path):
+    """The 21st arrives after the 22nd: stored as the tables' first export, its versions
+    are superseded by the 22nd's before the 22nd is ingested again."""
+    export(tmp_path, "2026-11-22", edit=change("customers", "customer_id", "city", "Houston"))
+    ingest(con, tmp_path)
+    export(tmp_path, "2026-11-21")
+    late, again = exports_to_ingest(con, discover_exports(tmp_path))
+    ingest_export(con, late, 0.5, "USD")
+    assert {m for _, d, m in markers(con, "customers") if d.day == 21} == {date(2026, 11, 22)}
+    assert_markers_right(con)
+    ingest_export(con, again, 0.5, "USD")
+    assert_markers_right(con)
+    assert [(d.day, m and m.day) for k, d, m in markers(con, "customers") if k == "002"] == [
+        (21, 22),
+        (22, None),
+    ]
+    assert {d.day for _, d, _ in markers(con, "orders")} == {21}
