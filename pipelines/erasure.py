@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import duckdb
 
+from pipelines.ingest.versions import mark_superseded
 from pipelines.maintenance import request_compaction
 from pipelines.schemas import CUSTOMER_TABLE, TABLES
 from pipelines.sql import quote_ident, sql_literal, transaction
@@ -58,7 +59,21 @@ def apply_erasure(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
             erased_in = " OR ".join(
                 f"{quote_ident(c)} IN (SELECT customer_id FROM _erased)" for c in columns
             )
+            spec = TABLES.get(table.removeprefix("raw."))
+            # An order's key is not its customer: a changed order may lose some versions
+            # only, and the versions it keeps get their `_superseded_on` again.
+            partly = spec is not None and bool(spec.key) and set(columns) != set(spec.key)
+            if partly:
+                keys = ", ".join(quote_ident(k) for k in spec.key)
+                con.execute(
+                    f"CREATE OR REPLACE TEMP TABLE _erased_keys AS "
+                    f"SELECT DISTINCT {keys} FROM {table} WHERE {erased_in}"
+                )
             removed[table] = con.execute(f"DELETE FROM {table} WHERE {erased_in}").fetchone()[0]
+            if partly:
+                if removed[table]:
+                    mark_superseded(con, spec, "SELECT * FROM _erased_keys")
+                con.execute("DROP TABLE _erased_keys")
         # A referral to an erased friend stays (it was sent) but loses who the friend was.
         removed["raw.referrals (referee cleared)"] = con.execute(
             """

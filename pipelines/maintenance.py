@@ -83,18 +83,18 @@ def drop_superseded_versions(
     con: duckdb.DuckDBPyConnection, as_of: date, retention_days: int
 ) -> dict[str, int]:
     """Delete raw versions superseded by a newer version dated before as_of minus
-    `retention_days`; returns rows dropped per table."""
+    `retention_days`; returns rows dropped per table.
+
+    A version's next newer one is dated `_superseded_on` (pipelines/ingest/versions.py):
+    some newer version is dated before the limit exactly when that one is.  The versions
+    dropped of a key are its oldest ones, so the markers of those kept stay true."""
     cutoff = sql_literal((as_of - timedelta(days=retention_days)).isoformat())
     dropped = {}
     for table in TABLES.values():
         if not table.key:
             continue
         raw = f"raw.{quote_ident(table.name)}"
-        same_key = " AND ".join(f"n.{quote_ident(k)} = v.{quote_ident(k)}" for k in table.key)
-        (n,) = con.execute(
-            f"DELETE FROM {raw} v WHERE EXISTS (SELECT 1 FROM {raw} n WHERE {same_key} "
-            f"AND n._export_date > v._export_date AND n._export_date < DATE {cutoff})"
-        ).fetchone()
+        (n,) = con.execute(f"DELETE FROM {raw} WHERE _superseded_on < DATE {cutoff}").fetchone()
         if n:
             dropped[table.name] = n
     return dropped

@@ -9,10 +9,14 @@ from datetime import date
 
 import duckdb
 
+from pipelines.ingest.versions import mark_superseded
 from pipelines.maintenance import REQUESTS_DDL
 from pipelines.schemas import DUCKDB_TYPES, RAW_META_COLUMNS, TABLES
 from pipelines.segment_spells import upgrade_assignments
-from pipelines.sql import quote_ident
+from pipelines.sql import quote_ident, transaction
+
+# Added after `_row_hash`, with its values (`_add_superseded_marker`).
+SUPERSEDED = "_superseded_on"
 
 EXPORTS_DDL = """
 CREATE TABLE IF NOT EXISTS raw.exports (
@@ -166,12 +170,9 @@ def raw_table_ddl(table: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS raw.{table} ({', '.join(cols)})"
 
 
-def _add_missing_columns(
-    con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]
-) -> None:
-    """Columns a warehouse made by an older release lacks (appended, so in DDL order)."""
+def _columns_of(con: duckdb.DuckDBPyConnection, table: str) -> set[str]:
     schema, name = table.split(".")
-    have = {
+    return {
         r[0]
         for r in con.execute(
             "SELECT column_name FROM information_schema.columns "
@@ -179,20 +180,42 @@ def _add_missing_columns(
             [schema, name],
         ).fetchall()
     }
+
+
+def _add_missing_columns(
+    con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, str]
+) -> None:
+    """Columns a warehouse made by an older release lacks (appended, so in DDL order)."""
+    have = _columns_of(con, table)
     for column, typ in columns.items():
         if column not in have:
             con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {quote_ident(column)} {typ}")
 
 
+def _add_superseded_marker(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """`_superseded_on` for a raw table of an older release: the column and its values
+    for every stored version, together or not at all (pipelines/ingest/versions.py)."""
+    relation = f"raw.{table}"
+    if SUPERSEDED in _columns_of(con, relation):
+        return
+    with transaction(con):
+        typ = RAW_META_COLUMNS[SUPERSEDED]
+        con.execute(f"ALTER TABLE {relation} ADD COLUMN {SUPERSEDED} {typ}")
+        if TABLES[table].key:
+            mark_superseded(con, TABLES[table], None)
+
+
 def create_python_owned_tables(con: duckdb.DuckDBPyConnection) -> None:
     """Create every Python-written table that does not exist yet, add the columns a
-    warehouse of an older release lacks, and turn its per-run segment history into spells
-    (idempotent)."""
+    warehouse of an older release lacks (`_superseded_on` with its values), and turn its
+    per-run segment history into spells (idempotent)."""
     for schema in ("raw", "marts", "history"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for table in TABLES:
         con.execute(raw_table_ddl(table))
-        _add_missing_columns(con, f"raw.{table}", RAW_META_COLUMNS)
+        added = {c: t for c, t in RAW_META_COLUMNS.items() if c != SUPERSEDED}
+        _add_missing_columns(con, f"raw.{table}", added)
+        _add_superseded_marker(con, table)
     con.execute(EXPORTS_DDL)
     _add_missing_columns(con, "raw.exports", EXPORTS_ADDED_COLUMNS)
     con.execute(EXPORT_SOURCES_DDL)

@@ -172,7 +172,7 @@ def test_a_later_full_export_checks_and_stores_only_its_changed_rows(tmp_path, m
     # crosswalk reads every delivered customer).
     assert compared == {"2026-11-22/orders.csv", "2026-11-22/referrals.csv"}
     raw, _ = _ingest(tmp_path, monkeypatch, fast=True)
-    night_2 = [r for r in raw["orders"] if str(r[-6]) == "2026-11-22"]
+    night_2 = [r for r in raw["orders"] if str(r[-7]) == "2026-11-22"]  # _export_date
     assert [(r[0], r[3]) for r in night_2] == [("0002", Decimal("999")), ("0005", Decimal("3"))]
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from pipelines.erasure import apply_erasure
 from pipelines.ingest import ExportRefused, discover_exports, exports_to_ingest, ingest_export
 from pipelines.ingest.versions import hash_signature
 from pipelines.maintenance import drop_superseded_versions
@@ -273,3 +274,207 @@ def test_retention_drops_only_versions_superseded_before_the_limit(con, tmp_path
     assert drop_superseded_versions(con, date(2026, 11, 26), 0) == {"customers": 1}
     assert latest(con, "customers", "customer_id", "city")["002"] == "Dallas"
     assert count(con, "customers") == 8
+
+
+def markers(con, table: str) -> list[tuple]:
+    """(key, export date, `_superseded_on`) of every version, in order."""
+    key = TABLE_SPECS[table].key[0]
+    return con.execute(
+        f"SELECT {key}, _export_date, _superseded_on FROM raw.{table} ORDER BY 1, 2"
+    ).fetchall()
+
+
+def expected_markers(con, table: str) -> list[tuple]:
+    """The same, each version's marker worked out here: the next version's date."""
+    key = TABLE_SPECS[table].key[0]
+    rows = con.execute(f"SELECT {key}, _export_date FROM raw.{table} ORDER BY 1, 2").fetchall()
+    return [
+        (k, d, rows[i + 1][1] if i + 1 < len(rows) and rows[i + 1][0] == k else None)
+        for i, (k, d) in enumerate(rows)
+    ]
+
+
+def assert_markers_right(con) -> None:
+    for table in TABLES:
+        assert markers(con, table) == expected_markers(con, table), table
+        # and SQL's own lead() over every version agrees
+        key = TABLE_SPECS[table].key[0]
+        (wrong,) = con.execute(
+            f"SELECT count(*) FROM (SELECT _superseded_on, lead(_export_date) OVER "
+            f"(PARTITION BY {key} ORDER BY _export_date) AS next FROM raw.{table}) "
+            "WHERE _superseded_on IS DISTINCT FROM next"
+        ).fetchone()
+        assert wrong == 0, table
+
+
+def edits(*changes):
+    def edit(table, rows):
+        for one in changes:
+            rows = one(table, rows)
+        return rows
+
+    return edit
+
+
+def marker_history(con, tmp_path) -> None:
+    """A store after full, changed, late, incremental, unchanged and re-delivered exports,
+    the markers checked after each night."""
+    export(tmp_path, "2026-11-21")
+    ingest(con, tmp_path)
+    assert_markers_right(con)
+    assert {m for *_, m in markers(con, "customers")} == {None}  # first export: no marker
+    # changed: 002 moves to Houston
+    export(tmp_path, "2026-11-22", edit=change("customers", "customer_id", "city", "Houston"))
+    ingest(con, tmp_path)
+    assert_markers_right(con)
+    # and back (A -> B -> A): a third version; O002 refunded
+    export(tmp_path, "2026-11-24", edit=change("orders", "order_id", "status", "refunded"))
+    ingest(con, tmp_path)
+    assert_markers_right(con)
+    # late: the 23rd (older than the 24th) has O002 cancelled; the 24th is ingested again
+    export(tmp_path, "2026-11-23", edit=change("orders", "order_id", "status", "cancelled"))
+    (late, again) = ingest(con, tmp_path)
+    assert late.tables["orders"].versions.changed == 1
+    assert again.tables["orders"].versions.changed == 1  # refunded after cancelled
+    assert_markers_right(con)
+
+    # incremental: O001 as it is, O002 with another amount: both stored
+    def two_orders(table, rows):
+        if table == "orders":
+            rows = [r for r in rows if r["order_id"] in ("O001", "O002")]
+            rows[1]["amount"] = "99.00"
+            return rows
+        return [r for r in rows if r["customer_id"] == "001"]
+
+    export(tmp_path, "2026-11-25", mode="incremental", edit=two_orders)
+    ingest(con, tmp_path)
+    assert_markers_right(con)
+    # re-delivered unchanged (the 24th's content): only O002 changes (back from 99.00)
+    export(tmp_path, "2026-11-26", edit=change("orders", "order_id", "status", "refunded"))
+    (unchanged,) = ingest(con, tmp_path)
+    assert unchanged.tables["customers"].versions.changed == 0
+    assert unchanged.tables["orders"].versions.changed == 1
+    assert_markers_right(con)
+    # Austin, Houston, Austin again (the late 23rd delivered it first)
+    assert [(d.day, m and m.day) for k, d, m in markers(con, "customers") if k == "002"] == [
+        (21, 22),
+        (22, 23),
+        (23, None),
+    ]
+    assert [(d.day, m and m.day) for k, d, m in markers(con, "orders") if k == "O002"] == [
+        (21, 23),
+        (23, 24),
+        (24, 25),
+        (25, 26),
+        (26, None),
+    ]
+
+
+def test_superseded_on_names_the_next_version_after_every_kind_of_export(con, tmp_path):
+    marker_history(con, tmp_path)
+    # the 22nd re-delivered without its change: its version goes, and the 23rd's (Austin
+    # again) is no change any more
+    shutil.rmtree(tmp_path / "2026-11-22")
+    export(tmp_path, "2026-11-22")
+    results = ingest(con, tmp_path)
+    assert [r.export_date.day for r in results] == [22, 23, 24, 25, 26]
+    assert_markers_right(con)
+    # Austin all along now: the 21st's version is the only one, the newest
+    assert [(d.day, m and m.day) for k, d, m in markers(con, "customers") if k == "002"] == [
+        (21, None)
+    ]
+    assert latest(con, "customers", "customer_id", "city")["002"] == "Austin"
+
+
+def test_a_store_without_superseded_on_gets_it_with_its_values(con, tmp_path):
+    marker_history(con, tmp_path)
+    want = {t: markers(con, t) for t in TABLES}
+    for table in TABLE_SPECS:
+        con.execute(f"ALTER TABLE raw.{table} DROP COLUMN _superseded_on")
+    create_python_owned_tables(con)
+    assert {t: markers(con, t) for t in TABLES} == want
+    last = con.execute("DESCRIBE raw.orders").fetchall()[-1]
+    assert (last[0], last[1]) == ("_superseded_on", "DATE")
+    create_python_owned_tables(con)  # once: a no-op now
+    assert {t: markers(con, t) for t in TABLES} == want
+    # and the next night goes on from there
+    export(tmp_path, "2026-11-27", edit=change("customers", "customer_id", "city", "Boston"))
+    ingest(con, tmp_path)
+    assert_markers_right(con)
+
+
+def test_retention_by_the_marker_drops_what_a_newer_version_before_the_limit_drops(con, tmp_path):
+    marker_history(con, tmp_path)
+
+    def versions(where: str = "", args=()) -> dict[str, set]:
+        return {
+            t: set(
+                con.execute(
+                    f"SELECT v.{TABLE_SPECS[t].key[0]}, v._export_date FROM raw.{t} v "
+                    + where.format(t=t, key=TABLE_SPECS[t].key[0]),
+                    list(args),
+                ).fetchall()
+            )
+            for t in TABLES
+        }
+
+    for day in range(21, 29):
+        for days in (0, 1, 2):
+            before = versions()
+            # the rule before the marker: a newer version of the key dated before the limit
+            by_exists = versions(
+                "WHERE EXISTS (SELECT 1 FROM raw.{t} n WHERE n.{key} = v.{key} "
+                "AND n._export_date > v._export_date AND n._export_date < ?)",
+                [date(2026, 11, day - days)],
+            )
+            con.execute("BEGIN TRANSACTION")
+            dropped = drop_superseded_versions(con, date(2026, 11, day), days)
+            after = versions()
+            assert_markers_right(con)  # what is kept is still marked right
+            con.execute("ROLLBACK")
+            for t in TABLES:
+                assert before[t] - after[t] == by_exists[t], (day, days, t)
+                assert dropped.get(t, 0) == len(by_exists[t])
+    # every version but the newest of a key superseded before the 27th: 001 and 002's
+    # first, 002's second; O001's first and O002's first four
+    assert drop_superseded_versions(con, date(2026, 11, 27), 0) == {"customers": 3, "orders": 5}
+    assert_markers_right(con)
+
+
+def test_erasure_marks_again_the_versions_it_leaves(con, tmp_path):
+    """Order O002 was customer 002's, then 003's: erasing 003 removes its second version
+    only, and the first is the newest again."""
+    export(tmp_path, "2026-11-21")
+    export(tmp_path, "2026-11-22", edit=change("orders", "order_id", "customer_id", "003"))
+    ingest(con, tmp_path)
+    assert [(d.day, m and m.day) for k, d, m in markers(con, "orders") if k == "O002"] == [
+        (21, 22),
+        (22, None),
+    ]
+    con.execute(
+        "INSERT INTO raw.erasure_requests (customer_id, _export_date, _line_number) "
+        "VALUES ('003', DATE '2026-11-22', 2)"
+    )
+    removed = apply_erasure(con)
+    assert removed["raw.orders"] > 1
+    assert [(d.day, m) for k, d, m in markers(con, "orders") if k == "O002"] == [(21, None)]
+    assert_markers_right(con)
+
+
+def test_an_export_older_than_every_stored_one_is_superseded_at_once(con, tmp_path):
+    """The 21st arrives after the 22nd: stored as the tables' first export, its versions
+    are superseded by the 22nd's before the 22nd is ingested again."""
+    export(tmp_path, "2026-11-22", edit=change("customers", "customer_id", "city", "Houston"))
+    ingest(con, tmp_path)
+    export(tmp_path, "2026-11-21")
+    late, again = exports_to_ingest(con, discover_exports(tmp_path))
+    ingest_export(con, late, 0.5, "USD")
+    assert {m for _, d, m in markers(con, "customers") if d.day == 21} == {date(2026, 11, 22)}
+    assert_markers_right(con)
+    ingest_export(con, again, 0.5, "USD")
+    assert_markers_right(con)
+    assert [(d.day, m and m.day) for k, d, m in markers(con, "customers") if k == "002"] == [
+        (21, 22),
+        (22, None),
+    ]
+    assert {d.day for _, d, _ in markers(con, "orders")} == {21}

@@ -22,8 +22,20 @@ from pipelines.ingest.tables import (
     ingest_table,
     refresh_known_customers,
 )
-from pipelines.ingest.versions import INCOMING, create_incoming, store_versions
-from pipelines.schemas import CONTRACT_SOURCE, CUSTOMER_TABLE, RATE_TABLE, TABLES, load_order
+from pipelines.ingest.versions import (
+    INCOMING,
+    create_incoming,
+    mark_superseded,
+    store_versions,
+)
+from pipelines.schemas import (
+    CONTRACT_SOURCE,
+    CUSTOMER_TABLE,
+    RATE_TABLE,
+    TABLES,
+    Table,
+    load_order,
+)
 from pipelines.sources.identity import (
     DEFAULT_EMAIL_SALT,
     check_salt,
@@ -157,6 +169,17 @@ def _check_rows(folder: ExportFolder, manifest: dict, name: str, rows: int) -> N
         )
 
 
+def _delete_versions(con: duckdb.DuckDBPyConnection, table: Table, export_date: date) -> None:
+    """Delete the versions an export stored (it is ingested again); the versions they
+    superseded get their `_superseded_on` again (pipelines/ingest/versions.py)."""
+    raw = f"raw.{quote_ident(table.name)}"
+    (deleted,) = con.execute(f"DELETE FROM {raw} WHERE _export_date = ?", [export_date]).fetchone()
+    if deleted and table.key:
+        day = f"DATE {sql_literal(export_date.isoformat())}"
+        keys = ", ".join(quote_ident(k) for k in table.key)
+        mark_superseded(con, table, f"SELECT {keys} FROM {raw} WHERE _superseded_on = {day}")
+
+
 def ingest_export(
     con: duckdb.DuckDBPyConnection,
     folder: ExportFolder,
@@ -177,7 +200,7 @@ def ingest_export(
     result = ExportResult(folder.export_date, str(folder.path), manifest["mode"])
     with transaction(con):
         for name in TABLES:
-            con.execute(f"DELETE FROM raw.{name} WHERE _export_date = ?", [folder.export_date])
+            _delete_versions(con, TABLES[name], folder.export_date)
         con.execute("DELETE FROM raw.quarantine WHERE export_date = ?", [folder.export_date])
         con.execute("DELETE FROM raw.exports WHERE export_date = ?", [folder.export_date])
         for bookkeeping in ("export_sources", "record_presence"):

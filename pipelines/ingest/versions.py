@@ -17,6 +17,20 @@ table first and only what is new goes into raw.<table>:
   computed again before it is compared (`ensure_row_hashes`);
 - an incremental export's rows are all kept: they are the changes already.
 
+Which version is effective before export date d is kept in each version, so that a night
+finds it with a filter scan instead of grouping all of raw by key: `_superseded_on` is the
+`_export_date` of the key's next newer version, NULL for its newest
+(`mark_superseded`).  The version effective before d is the one with
+`_export_date < d AND (_superseded_on IS NULL OR _superseded_on >= d)`: one per key, also
+for a late export (an older d) and for a re-ingested d (its versions deleted first).
+Whatever adds or deletes versions sets the marker again for the keys it touched, recomputed
+over those keys' versions only: storing an export (`store_versions`; a table's first
+export touches nothing), deleting an export's versions before it is ingested again
+(`ingest.export`), erasure (a key's versions may go only in part).  Retention drops versions
+with `_superseded_on` before its limit, never a newest one (pipelines/maintenance.py).  A
+store of an older release gets the column and its values once
+(`warehouse_tables.create_python_owned_tables`).
+
 "Latest version over all exports" keeps its meaning: the version with the newest
 `_export_date` is the content of the newest export that delivered the key.  A late export
 (dated before one already ingested) is ingested in date order with every later export
@@ -147,21 +161,27 @@ def find_changes(
         if mode == "full"
         else f"SEMI JOIN ({delivered}) i ON {' AND '.join(f'v.{k} = i.{k}' for k in keys)}"
     )
-    # the effective version of each key: the hash of its newest version before this export
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE _effective AS
-        SELECT {", ".join(f"v.{k}" for k in keys)},
-               arg_max(v._row_hash, v._export_date) AS _row_hash
+    # the effective version of each key: its version before this export that no version
+    # before this export superseded (a filter, `mark_superseded`)
+    effective = f"""
+        SELECT {", ".join(f"v.{k}" for k in keys)}, v._row_hash
         FROM {raw} v {narrow}
         WHERE v._export_date < {day}
-        GROUP BY ALL
+          AND (v._superseded_on IS NULL OR v._superseded_on >= {day})
         """
-    )
-    (stored,) = con.execute("SELECT count(*) FROM _effective").fetchone()
-    if stored == 0:
-        con.execute("DROP TABLE _effective")
-        return False
+    if mode == "full":  # (nearly) every stored key: joined as it is read
+        (stored,) = con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM {raw} WHERE _export_date < {day} LIMIT 1)"
+        ).fetchone()
+        if stored == 0:
+            return False
+        con.execute(f"CREATE OR REPLACE TEMP VIEW _effective AS {effective}")
+    else:  # the few keys delivered: narrowed once
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _effective AS {effective}")
+        (stored,) = con.execute("SELECT count(*) FROM _effective").fetchone()
+        if stored == 0:
+            con.execute("DROP TABLE _effective")
+            return False
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE _diff AS
@@ -174,7 +194,7 @@ def find_changes(
         WHERE i._row_hash IS DISTINCT FROM e._row_hash
         """
     )
-    con.execute("DROP TABLE _effective")
+    con.execute(f"DROP {'VIEW' if mode == 'full' else 'TABLE'} _effective")
     _find_returned(con, table, export_date, delivered)
     return True
 
@@ -205,6 +225,34 @@ def _find_returned(
 CHANGED_ROWS = "(SELECT * FROM _diff WHERE change <> 'lacking')"
 
 
+def mark_superseded(con: duckdb.DuckDBPyConnection, table: Table, keys: str | None) -> int:
+    """Set `_superseded_on` of every stored version of the keys that `keys` selects (a
+    query of the key columns, duplicates allowed; None: every key of the table) to the
+    `_export_date` of the key's next newer version, NULL for its newest.  Only the rows
+    whose value changes are written.  Returns their number."""
+    raw = f"raw.{quote_ident(table.name)}"
+    key_cols = [quote_ident(k) for k in table.key]
+    narrow = (
+        ""
+        if keys is None
+        else f" SEMI JOIN ({keys}) k ON {' AND '.join(f'v.{k} = k.{k}' for k in key_cols)}"
+    )
+    (rows,) = con.execute(
+        f"""
+        UPDATE {raw} SET _superseded_on = m.next
+        FROM (
+            SELECT v.rowid AS rid, v._superseded_on AS was,
+                   lead(v._export_date) OVER (
+                       PARTITION BY {", ".join(f"v.{k}" for k in key_cols)}
+                       ORDER BY v._export_date) AS next
+            FROM {raw} v{narrow}
+        ) m
+        WHERE {raw}.rowid = m.rid AND m.next IS DISTINCT FROM m.was
+        """
+    ).fetchone()
+    return rows
+
+
 def store_versions(
     con: duckdb.DuckDBPyConnection,
     table: Table,
@@ -227,6 +275,9 @@ def store_versions(
         )
         if first:  # no key to compare, or the table's first export: every row is new
             con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING}")
+            if table.key and _has_later_versions(con, table, export_date):
+                # an export older than every stored one: its versions are superseded
+                mark_superseded(con, table, _keys_of(table, INCOMING))
             con.execute(f"DROP TABLE {INCOMING}")
             return VersionCounts(rows, 0, 0, 0, 0)
     new, changed = con.execute(
@@ -240,6 +291,10 @@ def store_versions(
         con.execute(
             f"INSERT INTO {raw} SELECT i.* FROM {INCOMING} i SEMI JOIN {CHANGED_ROWS} d ON {on}"
         )
+    # the versions these keys had before are superseded now (by the new ones or, for a
+    # late export, the new ones by later ones)
+    written = INCOMING if mode == "incremental" else CHANGED_ROWS
+    mark_superseded(con, table, _keys_of(table, written))
     absent = returned = 0
     if mode == "full":
         absent, returned = _record_presence(con, table, export_date)
@@ -247,6 +302,22 @@ def store_versions(
         con.execute(f"DROP TABLE {temp}")
     unchanged = rows - new - changed if mode == "full" else 0
     return VersionCounts(new, changed, unchanged, absent, returned)
+
+
+def _keys_of(table: Table, source: str) -> str:
+    """A query of the key columns of the rows of `source`."""
+    return f"SELECT {', '.join(quote_ident(k) for k in table.key)} FROM {source}"
+
+
+def _has_later_versions(con: duckdb.DuckDBPyConnection, table: Table, export_date: date) -> bool:
+    """Whether raw holds a version of the table dated after this export (a late export)."""
+    day = f"DATE {sql_literal(export_date.isoformat())}"
+    return bool(
+        con.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM raw.{quote_ident(table.name)} "
+            f"WHERE _export_date > {day} LIMIT 1)"
+        ).fetchone()[0]
+    )
 
 
 def _record_presence(

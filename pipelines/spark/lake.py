@@ -30,6 +30,10 @@ they are written:
 Any other type (lists, structs, blobs, ...) is refused, naming the column: the tables dbt
 reads have none.
 
+A raw table's `_superseded_on` (ingest's marker of the key's next version, set again in
+old rows when a newer version arrives: pipelines/ingest/versions.py) is not landed: no
+model reads it, and a partition's files then hold only what its export stored.
+
 Deterministic: rows are written sorted by every column, one file per partition, so the
 same DuckDB tables give the same files (DuckDB's version is written in them).
 """
@@ -54,6 +58,8 @@ if TYPE_CHECKING:
 
 PARTITION_COLUMN = "_export_date"
 PARTITIONED_SCHEMAS = ("raw",)
+# Columns of the partitioned schemas' tables that stay in the store (see above).
+NOT_LANDED = ("_superseded_on",)
 COLUMNS_FILE = "_columns.json"
 DATA_FILE_PATTERN = "data_{i}"
 
@@ -140,6 +146,8 @@ def land_table(
     """Write one DuckDB table to its lake folder, replacing what was there: written next
     to it first and swapped in by renames, so a reader never sees half a table."""
     columns = _duckdb_columns(con, schema, table)
+    if schema in PARTITIONED_SCHEMAS:
+        columns = [(name, kind) for name, kind in columns if name not in NOT_LANDED]
     partition = None
     if schema in PARTITIONED_SCHEMAS and any(name == PARTITION_COLUMN for name, _ in columns):
         partition = PARTITION_COLUMN

@@ -21,11 +21,11 @@ def test_lake_types_read_back_in_spark(spark, tmp_path: Path):
         con.execute(
             "create table raw.typed (id bigint, flag boolean, day date, seen_at timestamp, "
             "amount decimal(18,4), rate decimal(18,8), doc json, _row_hash ubigint, "
-            "_export_date date)"
+            "_export_date date, _superseded_on date)"
         )
         con.execute(
             "insert into raw.typed values (1, true, '2026-11-20', '2026-11-20 23:30:00', "
-            "12.3456, 1.23456789, '{\"a\": 1}', 18446744073709551615, '2026-11-20')"
+            "12.3456, 1.23456789, '{\"a\": 1}', 18446744073709551615, '2026-11-20', NULL)"
         )
         con.execute("create table raw.nothing (id bigint, _export_date date)")
     finally:
@@ -60,17 +60,21 @@ def test_lake_types_read_back_in_spark(spark, tmp_path: Path):
         )
     ]
     assert spark.table("lake_raw.nothing").count() == 0
-    assert (lake / "raw" / "typed" / "_export_date=2026-11-20" / "data_0.parquet").exists()
+    first_partition = lake / "raw" / "typed" / "_export_date=2026-11-20" / "data_0.parquet"
+    landed_first = first_partition.read_bytes()
 
     # the next export lands as a new partition folder; registering again makes it seen
     con = duckdb.connect(str(source))
     try:
         con.execute(
             "insert into raw.typed select 2, false, day, seen_at, amount, rate, doc, 0, "
-            "date '2026-11-21' from raw.typed"
+            "date '2026-11-21', NULL from raw.typed"
         )
+        # ingest's marker in the old rows is not landed: their files stay as they were
+        con.execute("update raw.typed set _superseded_on = date '2026-11-21' where id = 1")
     finally:
         con.close()
     land_duckdb_tables(source, lake, tables)
     register_parquet_tables(spark, lake, tables, schema_prefix="lake_")
     assert sorted(r[0] for r in spark.sql("select id from lake_raw.typed").collect()) == [1, 2]
+    assert first_partition.read_bytes() == landed_first
