@@ -104,18 +104,24 @@ def _death_signal_setter() -> Callable[[], None] | None:
     """A function for the child to run before it execs: the kernel then sends it SIGTERM
     when the thread that started it exits (Linux's PR_SET_PDEATHSIG, kept across
     spark-submit's exec into java), so a killed test or run never leaves a JVM holding a
-    port and gigabytes of memory.  libc's prctl is looked up here, in the parent: the
-    child, between fork and exec, only calls it.  None where there is no prctl."""
+    port and gigabytes of memory.  SIGTERM is set back to its default action first: an
+    ignored signal stays ignored across exec, so a parent that ignores SIGTERM would
+    otherwise leave a server that ignores its death signal.  libc's functions are looked
+    up here, in the parent: the child, between fork and exec, only calls them.  None
+    where there is no prctl."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
+        libc = ctypes.CDLL(None, use_errno=True)
+        prctl, set_action = libc.prctl, libc.signal
     except (AttributeError, OSError):
         return None
     set_death_signal, sigterm = ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(signal.SIGTERM)
     zero = ctypes.c_ulong(0)
+    term, default_action = ctypes.c_int(signal.SIGTERM), ctypes.c_void_p(int(signal.SIG_DFL))
 
     def set_signal() -> None:
+        set_action(term, default_action)
         prctl(set_death_signal, sigterm, zero, zero, zero)
 
     return set_signal

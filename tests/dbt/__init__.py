@@ -12,21 +12,24 @@ from dbt.cli.main import dbtRunner
 PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 
 
+def dbt_args(args: list[str], tmp: Path) -> list[str]:
+    """`args` against dbt_project/, with dbt's target and logs under `tmp`."""
+    return [
+        *args,
+        "--project-dir",
+        str(PROJECT_DIR),
+        "--profiles-dir",
+        str(PROJECT_DIR),
+        "--target-path",
+        str(tmp / "target"),
+        "--log-path",
+        str(tmp / "logs"),
+    ]
+
+
 def invoke_dbt(args: list[str], tmp: Path, callbacks: list[Callable] | None = None) -> None:
     """dbt `args` with target and logs under `tmp`; fails the test when dbt fails."""
-    res = dbtRunner(callbacks=callbacks or []).invoke(
-        [
-            *args,
-            "--project-dir",
-            str(PROJECT_DIR),
-            "--profiles-dir",
-            str(PROJECT_DIR),
-            "--target-path",
-            str(tmp / "target"),
-            "--log-path",
-            str(tmp / "logs"),
-        ]
-    )
+    res = dbtRunner(callbacks=callbacks or []).invoke(dbt_args(args, tmp))
     assert res.success, f"dbt {args[0]} failed: {res.exception or res.result}"
 
 
@@ -62,21 +65,7 @@ def dbt_test_failures(select: list[str], tmp: Path, database: Path) -> dict[str,
     mp.delenv("DBT_VARS", raising=False)
     try:
         res = dbtRunner().invoke(
-            [
-                "test",
-                "--select",
-                *select,
-                "--exclude-resource-type",
-                "unit_test",
-                "--project-dir",
-                str(PROJECT_DIR),
-                "--profiles-dir",
-                str(PROJECT_DIR),
-                "--target-path",
-                str(tmp / "target"),
-                "--log-path",
-                str(tmp / "logs"),
-            ]
+            dbt_args(["test", "--select", *select, "--exclude-resource-type", "unit_test"], tmp)
         )
     finally:
         mp.undo()
