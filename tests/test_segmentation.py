@@ -367,6 +367,9 @@ def test_silhouettes_match_sklearn():
     label_sets = [lab.astype(int) for lab in label_sets]
     ours = silhouettes(X, label_sets, chunk=64)
     assert ours == pytest.approx([silhouette_score(X, lab) for lab in label_sets], abs=1e-12)
+    # blocks on 1 or 3 threads: the same sums in the same order, so the same bits
+    assert silhouettes(X, label_sets, chunk=64, threads=1) == ours
+    assert silhouettes(X, label_sets, chunk=64, threads=3) == ours
 
 
 # ---------------------------------------------------------------- DuckDB round trip

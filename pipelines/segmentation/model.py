@@ -3,6 +3,9 @@ canonical cluster order."""
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 from sklearn.cluster import KMeans
@@ -100,10 +103,16 @@ def transform(
     return out
 
 
-def silhouettes(X: np.ndarray, label_sets: list[np.ndarray], chunk: int = 256) -> list[float]:
+def silhouettes(
+    X: np.ndarray, label_sets: list[np.ndarray], chunk: int = 256, threads: int | None = None
+) -> list[float]:
     """Mean silhouette of several labelings of the same points, computing the pairwise
     distances once (sklearn's silhouette_score recomputes them for every k). Singleton
-    clusters score 0, as in sklearn."""
+    clusters score 0, as in sklearn.
+
+    Blocks of rows go to `threads` threads (default: the cores, at most 4; numpy releases
+    the GIL) and their sums are added in block order, so the result does not depend on
+    the threads."""
     n = len(X)
     onehots, offsets = [], [0]
     for labels in label_sets:
@@ -113,18 +122,24 @@ def silhouettes(X: np.ndarray, label_sets: list[np.ndarray], chunk: int = 256) -
     H = np.hstack(onehots)  # n x sum(k)
     counts = H.sum(axis=0)
     sq = np.einsum("ij,ij->i", X, X)
-    totals = np.zeros(len(label_sets))
-    for start in range(0, n, chunk):
+
+    def block_sums(start: int) -> np.ndarray:
         stop = min(start + chunk, n)
-        D = sq[start:stop, None] + sq[None, :] - 2.0 * (X[start:stop] @ X.T)
+        rows = np.arange(stop - start)
+        # |x|^2 + |y|^2 - 2 x.y, in place (the same operations, so the same bits)
+        twice = X[start:stop] @ X.T
+        twice *= 2.0
+        D = np.add(sq[start:stop, None], sq[None, :])
+        D -= twice
+        del twice
         np.maximum(D, 0.0, out=D)
         np.sqrt(D, out=D)
-        D[np.arange(stop - start), np.arange(start, stop)] = 0.0
+        D[rows, np.arange(start, stop)] = 0.0
         S = D @ H  # sums of distances from each row to each cluster, for every labeling
+        sums_by_labeling = np.empty(len(label_sets))
         for j, labels in enumerate(label_sets):
             sums = S[:, offsets[j] : offsets[j + 1]]
             own = labels[start:stop]
-            rows = np.arange(stop - start)
             n_own = counts[offsets[j] + own]
             a = sums[rows, own] / np.maximum(n_own - 1, 1)
             cnt = counts[offsets[j] : offsets[j + 1]]
@@ -133,7 +148,15 @@ def silhouettes(X: np.ndarray, label_sets: list[np.ndarray], chunk: int = 256) -
             b = means.min(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 s = np.nan_to_num((b - a) / np.maximum(a, b))
-            totals[j] += np.where(n_own > 1, s, 0.0).sum()
+            sums_by_labeling[j] = np.where(n_own > 1, s, 0.0).sum()
+        return sums_by_labeling
+
+    workers = threads or min(4, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        blocks = list(pool.map(block_sums, range(0, n, chunk)))
+    totals = np.zeros(len(label_sets))
+    for block in blocks:
+        totals += block
     return [float(t / n) for t in totals]
 
 

@@ -8,12 +8,12 @@ with requests as (
     from {{ source('raw', 'erasure_requests') }}
 ),
 
-customer_emails as (
-    select distinct
-        customer_id,
-        {{ hash_email('email') }} as email_hash
-    from {{ source('raw', 'customers') }}
-    where email is not null
+-- Customers' emails are hashed only when a request names an email: with none (most
+-- nights) the join below has nothing to build and reads no customer.
+email_requests as (
+    select distinct email_hash
+    from requests
+    where email_hash is not null
 ),
 
 erased as (
@@ -26,10 +26,12 @@ erased as (
     union all
 
     select
-        customer_emails.customer_id,
+        customers.customer_id,
         'email' as matched_by
-    from customer_emails
-    inner join requests on customer_emails.email_hash = requests.email_hash
+    from {{ source('raw', 'customers') }} as customers
+    inner join email_requests
+        on {{ hash_email('customers.email') }} = email_requests.email_hash
+    where customers.email is not null
 )
 
 select
