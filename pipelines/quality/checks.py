@@ -81,10 +81,10 @@ def _run_check(
     ingest step); else one is opened to read and another to log."""
     suite = _suite_of(check)
     # Read, then validate without holding the connection (DuckDB has one writer), then log.
-    with _connection(warehouse, con) as con:
-        export_date = latest_export_date(con)
+    with _connection(warehouse, con) as reading:
+        export_date = latest_export_date(reading)
         min_rows = getattr(warehouse, "gx_compact_min_rows", None)
-        frame = build_frame(con, export_date, min_rows) if export_date is not None else None
+        frame = build_frame(reading, export_date, min_rows) if export_date is not None else None
     if frame is None:
         return AssetCheckResult(
             asset_key=check.asset_key,
@@ -96,8 +96,8 @@ def _run_check(
     outcome = validate_frame(suite, frame.df, element_count=frame.rows if frame.compact else None)
     origin = dict(frame.origin)
     del frame
-    with _connection(warehouse, con) as con:
-        record_results(con, run_id, export_date, outcome)
+    with _connection(warehouse, con) as writing:
+        record_results(writing, run_id, export_date, outcome)
     failed = ", ".join(f"{f.type}({f.column or ''})" for f in outcome.failures)
     # A failed "critical" expectation fails the check with severity ERROR, which blocks
     # everything downstream; failed "warning" expectations only give a WARN result.
