@@ -62,12 +62,7 @@ from pipelines.ingest.backlog import (
 )
 from pipelines.maintenance import drop_superseded_versions
 from pipelines.publish import published_as_of
-from pipelines.quality import (
-    prepare_gx,
-    raw_check_results,
-    raw_check_specs,
-    refused_check_results,
-)
+from pipelines.quality import raw_check_results, raw_check_specs, refused_check_results
 from pipelines.resources import (
     DBT_PROJECT_DIR,
     ExportsResource,
@@ -194,7 +189,6 @@ def ingest_exports(
             allow_retries=False,
         )
     night = _night_of_run(context, exports, folders)
-    prepare_gx()  # for the raw checks below, while ingest works
     refused_rows = warehouse.store_path.parent / REFUSED_ROWS_FILE
     with warehouse.connect() as con:
         todo = exports_to_ingest(con, folders)

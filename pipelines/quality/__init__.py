@@ -54,7 +54,6 @@ from pipelines.quality.suites import (
     RAW_TABLES,
     iter_suite_names,
     load_suite,
-    prepare_gx,
     suite_columns,
     suite_path,
 )
@@ -83,7 +82,6 @@ __all__ = [
     "load_suite",
     "mart_asset_checks",
     "mart_check_frame",
-    "prepare_gx",
     "raw_check_results",
     "refused_check_results",
     "raw_check_specs",

@@ -63,23 +63,6 @@ def _gx_context() -> Any:
         return _context
 
 
-def prepare_gx() -> threading.Thread:
-    """Import GX and create the context in a daemon thread: the ~5 s they take at a first
-    validation then overlap the work before it (ingest's DuckDB queries release the GIL).
-    A validation that comes sooner waits for it on `gx_lock`; an error here is raised
-    again there, where it belongs to a check."""
-
-    def load() -> None:
-        try:
-            _gx_context()
-        except Exception:  # noqa: BLE001 -- the first validation raises it again
-            pass
-
-    thread = threading.Thread(target=load, name="gx-import", daemon=True)
-    thread.start()
-    return thread
-
-
 def _batch_definition() -> Any:
     return (
         _gx_context()
