@@ -646,56 +646,54 @@ HISTORY_KEYS = [
 ]
 
 
+def _segmentation_spec(key: AssetKey, owners: list[str], kinds: set[str], about: str) -> AssetSpec:
+    """A table the segmentation step writes, from customer_features."""
+    return AssetSpec(
+        key,
+        deps=[CUSTOMER_FEATURES_KEY],
+        owners=owners,
+        group_name="segments",
+        kinds=kinds,
+        description=about,
+    )
+
+
 @multi_asset(
     specs=[
-        AssetSpec(
+        _segmentation_spec(
             SEGMENT_KEYS[0],
-            deps=[CUSTOMER_FEATURES_KEY],
-            owners=MARTS_OWNERS,
-            group_name="segments",
-            kinds={"scikitlearn", "duckdb"},
-            description="One row per customer: segment_id and segment_name of the latest run.",
+            MARTS_OWNERS,
+            {"scikitlearn", "duckdb"},
+            "One row per customer: segment_id and segment_name of the latest run.",
         ),
-        AssetSpec(
+        _segmentation_spec(
             SEGMENT_KEYS[1],
-            deps=[CUSTOMER_FEATURES_KEY],
-            owners=MARTS_OWNERS,
-            group_name="segments",
-            kinds={"scikitlearn", "duckdb"},
-            description="One row per segment: size, share, mean features, persona, incentive.",
+            MARTS_OWNERS,
+            {"scikitlearn", "duckdb"},
+            "One row per segment: size, share, mean features, persona, incentive.",
         ),
-        AssetSpec(
+        _segmentation_spec(
             HISTORY_KEYS[0],
-            deps=[CUSTOMER_FEATURES_KEY],
-            owners=PIPELINE_OWNERS,
-            group_name="segments",
-            kinds={"duckdb"},
-            description=(
-                "Every run's segment assignment as spells: one row per customer per unbroken "
-                "stay in one segment over consecutive runs, [valid_from, valid_to), valid_to "
-                "NULL while current. A run adds rows only for customers who moved, left or "
-                "arrived."
-            ),
+            PIPELINE_OWNERS,
+            {"duckdb"},
+            "Every run's segment assignment as spells: one row per customer per unbroken "
+            "stay in one segment over consecutive runs, [valid_from, valid_to), valid_to "
+            "NULL while current. A run adds rows only for customers who moved, left or "
+            "arrived.",
         ),
-        AssetSpec(
+        _segmentation_spec(
             HISTORY_KEYS[1],
-            deps=[CUSTOMER_FEATURES_KEY],
-            owners=PIPELINE_OWNERS,
-            group_name="segments",
-            kinds={"duckdb"},
-            description="Every run's centroids in original feature units, for stable ids.",
+            PIPELINE_OWNERS,
+            {"duckdb"},
+            "Every run's centroids in original feature units, for stable ids.",
         ),
-        AssetSpec(
+        _segmentation_spec(
             HISTORY_KEYS[2],
-            deps=[CUSTOMER_FEATURES_KEY],
-            owners=PIPELINE_OWNERS,
-            group_name="segments",
-            kinds={"duckdb"},
-            description=(
-                "How every run chose its k: k_scan (the full scan over k_min..k_max) or "
-                "warm_start (the previous run's k, KMeans started from its centroids), and "
-                "the date and silhouette of the last full scan."
-            ),
+            PIPELINE_OWNERS,
+            {"duckdb"},
+            "How every run chose its k: k_scan (the full scan over k_min..k_max) or "
+            "warm_start (the previous run's k, KMeans started from its centroids), and "
+            "the date and silhouette of the last full scan.",
         ),
     ],
     name="customer_segmentation",

@@ -169,18 +169,20 @@ def find_changes(
         WHERE v._export_date < {day}
           AND (v._superseded_on IS NULL OR v._superseded_on >= {day})
         """
-    if mode == "full":  # (nearly) every stored key: joined as it is read
+    # A full export: (nearly) every stored key, joined as it is read (a view); else the
+    # few keys delivered, narrowed once (a table).
+    kind = "VIEW" if mode == "full" else "TABLE"
+    if mode == "full":
         (stored,) = con.execute(
             f"SELECT count(*) FROM (SELECT 1 FROM {raw} WHERE _export_date < {day} LIMIT 1)"
         ).fetchone()
         if stored == 0:
             return False
-        con.execute(f"CREATE OR REPLACE TEMP VIEW _effective AS {effective}")
-    else:  # the few keys delivered: narrowed once
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _effective AS {effective}")
+    con.execute(f"CREATE OR REPLACE TEMP {kind} _effective AS {effective}")
+    if mode != "full":
         (stored,) = con.execute("SELECT count(*) FROM _effective").fetchone()
         if stored == 0:
-            con.execute("DROP TABLE _effective")
+            con.execute(f"DROP {kind} _effective")
             return False
     con.execute(
         f"""
@@ -194,7 +196,7 @@ def find_changes(
         WHERE i._row_hash IS DISTINCT FROM e._row_hash
         """
     )
-    con.execute(f"DROP {'VIEW' if mode == 'full' else 'TABLE'} _effective")
+    con.execute(f"DROP {kind} _effective")
     _find_returned(con, table, export_date, delivered)
     return True
 
