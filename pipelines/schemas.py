@@ -48,6 +48,11 @@ RAW_META_COLUMNS: dict[str, str] = {
     # (pipelines/ingest/versions.py); set again when versions come or go, so left out of
     # the Spark lake (pipelines/spark/lake.py).  NULL in a table without a key.
     "_superseded_on": "DATE",
+    # hash of the line the version was read from, with its file's header and the reading
+    # code: how a full export's unchanged lines are found without parsing them
+    # (pipelines/ingest/lines.py); NULL where no such line is known.  Given again when a
+    # line re-delivers the version unchanged, so left out of the Spark lake too.
+    "_line_hash": "UBIGINT",
 }
 
 # `_source_system` of rows read from a contract-layout file (customers.csv, ...).

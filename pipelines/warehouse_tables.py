@@ -17,6 +17,8 @@ from pipelines.sql import quote_ident, transaction
 
 # Added after `_row_hash`, with its values (`_add_superseded_marker`).
 SUPERSEDED = "_superseded_on"
+# Added after it, NULL for the versions stored before (pipelines/ingest/lines.py).
+LINE_HASH = "_line_hash"
 
 EXPORTS_DDL = """
 CREATE TABLE IF NOT EXISTS raw.exports (
@@ -213,9 +215,10 @@ def create_python_owned_tables(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for table in TABLES:
         con.execute(raw_table_ddl(table))
-        added = {c: t for c, t in RAW_META_COLUMNS.items() if c != SUPERSEDED}
+        added = {c: t for c, t in RAW_META_COLUMNS.items() if c not in (SUPERSEDED, LINE_HASH)}
         _add_missing_columns(con, f"raw.{table}", added)
         _add_superseded_marker(con, table)
+        _add_missing_columns(con, f"raw.{table}", {LINE_HASH: RAW_META_COLUMNS[LINE_HASH]})
     con.execute(EXPORTS_DDL)
     _add_missing_columns(con, "raw.exports", EXPORTS_ADDED_COLUMNS)
     con.execute(EXPORT_SOURCES_DDL)

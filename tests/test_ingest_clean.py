@@ -42,9 +42,11 @@ CLEAN_ORDERS = [
 
 
 def _snapshot(con) -> dict[str, list[tuple]]:
+    """Every raw table but `_line_hash`, which only the clean path keeps (its lines are
+    known to be whole records: pipelines/ingest/lines.py)."""
     snap = {
         name: con.execute(
-            f"SELECT * FROM raw.{name} ORDER BY _export_date, _line_number"
+            f"SELECT * EXCLUDE (_line_hash) FROM raw.{name} ORDER BY _export_date, _line_number"
         ).fetchall()
         for name in TABLES
     }

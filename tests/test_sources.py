@@ -395,9 +395,16 @@ def test_an_older_warehouse_gets_the_new_columns():
             "AND table_name = 'customers' ORDER BY ordinal_position"
         ).fetchall()
     ]
-    assert cols[-4:] == ["_source_system", "_source_file", "_row_hash", "_superseded_on"]
+    # in the order of a new store's DDL
+    assert cols[-5:] == [
+        "_source_system",
+        "_source_file",
+        "_row_hash",
+        "_superseded_on",
+        "_line_hash",
+    ]
     assert con.execute("SELECT * FROM raw.customers").fetchall() == [
-        ("C1", date(2024, 1, 1), 2, None, None, None, None, None)
+        ("C1", date(2024, 1, 1), 2, None, None, None, None, None, None)
     ]
     qcols = [r[0] for r in con.execute("DESCRIBE raw.quarantine").fetchall()]
     assert qcols[-2:] == ["source_system", "customer_id"]

@@ -20,10 +20,29 @@ import duckdb
 
 from pipelines.ingest.casting import typed_expr
 from pipelines.ingest.folders import ExportFolder
+from pipelines.ingest.lines import (
+    LINES,
+    drop_lines,
+    give_line_hashes,
+    line_numbers_sql,
+    line_signature,
+    read_line_hashes,
+    read_written_lines,
+    scratch_file,
+    split_lines,
+    write_changed_lines,
+    written_line_numbers_sql,
+)
 from pipelines.ingest.reading import match_columns, reader_sql
 from pipelines.ingest.rules import insert_raw_sql, row_checks, typed_sql
 from pipelines.ingest.sql import text_of
-from pipelines.ingest.versions import CHANGED_ROWS, delivered_sql, find_changes
+from pipelines.ingest.versions import (
+    CHANGED_ROWS,
+    delivered_sql,
+    find_changes,
+    find_line_changes,
+    keys_delivered_twice,
+)
 from pipelines.schemas import Column, Table
 from pipelines.sql import quote_ident, sql_literal
 
@@ -115,17 +134,93 @@ def ingest_clean_csv(
     already are neither checked again nor copied; they passed every check when that
     version was stored, and the checks depend on nothing but the row and the known
     customers, whom raw never loses but by erasure (which also removes their rows).
+    Their lines are not even parsed where `lines.split_lines` can tell them apart.
     """
+    lines = signature = None
+    if changed_only and table.key:
+        signature = line_signature(table, path)
+        lines = read_line_hashes(con, path, signature)
+    try:
+        if lines is not None and signature is not None:
+            loaded = _ingest_changed_lines(con, folder, table, path, signature, lines)
+            if loaded is not None:
+                return loaded
+        return _ingest_every_row(con, folder, table, path, changed_only, lines)
+    finally:
+        drop_lines(con)
+
+
+def _typed_values(table: Table, mapping: dict[str, str]) -> dict[str, tuple[str, str]]:
+    return {
+        name: _as_read(table.column(name), f"s.{quote_ident(src)}") for name, src in mapping.items()
+    }
+
+
+def _bad_rows(
+    con: duckdb.DuckDBPyConnection, table: Table, typed: str, mapping: dict[str, str]
+) -> int:
+    """Rows of `typed` that break a rule or are not in normal form (duplicate keys are
+    counted by `_duplicate_keys`)."""
+    conds = [cond for cond, _, _ in row_checks(table, table.checks_customers, duplicates=False)]
+    conds += [c for c in (_not_normal(table.column(n), n) for n in mapping) if c is not None]
+    (bad,) = con.execute(
+        f"SELECT count(*) FILTER (WHERE {' OR '.join(f'({c})' for c in conds)}) FROM {typed}"
+    ).fetchone()
+    return bad
+
+
+def _duplicate_keys(
+    con: duckdb.DuckDBPyConnection, table: Table, tmp: str, mapping: dict[str, str]
+) -> int:
+    # Text is in normal form (checked first), so keys compare as read.  A grouping, not
+    # count(DISTINCT): it spills to disk at 10M customers.
+    keys = [f"s.{quote_ident(mapping[k])}" for k in table.key]
+    (dups,) = con.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM {tmp} s "
+        f"WHERE {' AND '.join(k + ' IS NOT NULL' for k in keys)} "
+        f"GROUP BY {', '.join(keys)} HAVING count(*) > 1)"
+    ).fetchone()
+    return dups
+
+
+def _with_line_hash(query: str) -> str:
+    """Each row of a whole file's typed rows with the hash of its line (`_lines`)."""
+    return (
+        f"SELECT t.*, l.h AS _line_hash FROM ({query}) t "
+        f"LEFT JOIN ({line_numbers_sql()}) l ON l.ln = t._line_number"
+    )
+
+
+def _with_changed_line(query: str) -> str:
+    """Each row of the changed lines' file with its line's number in the export's file
+    and its hash."""
+    return (
+        f"SELECT t.* REPLACE (c.ln AS _line_number), c.h AS _line_hash FROM ({query}) t "
+        f"JOIN ({written_line_numbers_sql()}) c ON c.n = t._line_number"
+    )
+
+
+def _ingest_every_row(
+    con: duckdb.DuckDBPyConnection,
+    folder: ExportFolder,
+    table: Table,
+    path: Path,
+    changed_only: bool,
+    lines: int | None,
+) -> CleanLoad | None:
+    """The file parsed whole; each row keeps its line's hash when `_lines` (`lines` of
+    them) holds one per row."""
     has_known = table.checks_customers
     loaded = _read_typed(con, folder, path, table)
     if loaded is None:
         return None
     tmp, all_cols, mapping = loaded
-    values = {
-        name: _as_read(table.column(name), f"s.{quote_ident(src)}") for name, src in mapping.items()
-    }
-    typed = f"({typed_sql(table, tmp, all_cols, mapping, has_known, None, values)}) typed"
-    unchecked = f"({typed_sql(table, tmp, all_cols, mapping, False, None, values)}) t"
+    values = _typed_values(table, mapping)
+    typed_rows = typed_sql(table, tmp, all_cols, mapping, has_known, None, values)
+    unchecked_rows = typed_sql(table, tmp, all_cols, mapping, False, None, values)
+    (rows,) = con.execute(f"SELECT count(*) FROM {tmp}").fetchone()
+    hashed = lines is not None and lines == rows
+    unchecked = f"({unchecked_rows}) t"
     compared = (
         changed_only
         and bool(table.key)
@@ -137,32 +232,79 @@ def ingest_clean_csv(
             delivered_sql(table, unchecked, lambda c: f"v_{c}"),
         )
     )
+    checked = f"({typed_rows}) typed"
     if compared:
         keys = " AND ".join(f"d.{quote_ident(k)} = typed.v_{k}" for k in table.key)
-        typed += f" SEMI JOIN {CHANGED_ROWS} d ON {keys}"
-    # Duplicate keys are counted by a grouping below, not ranked per row.
-    conds = [cond for cond, _, _ in row_checks(table, has_known, duplicates=False)]
-    conds += [c for c in (_not_normal(table.column(n), n) for n in mapping) if c is not None]
-    rows, bad = con.execute(
-        f"SELECT count(*), count(*) FILTER (WHERE {' OR '.join(f'({c})' for c in conds)}) "
-        f"FROM {typed}"
-    ).fetchone()
-    if compared:
-        (rows,) = con.execute(f"SELECT count(*) FROM {tmp}").fetchone()
+        checked += f" SEMI JOIN {CHANGED_ROWS} d ON {keys}"
+    bad = _bad_rows(con, table, checked, mapping)
     if not bad and table.key:
-        # Text is in normal form (checked above), so keys compare as read.  A grouping,
-        # not count(DISTINCT): it spills to disk at 10M customers.
-        keys = [f"s.{quote_ident(mapping[k])}" for k in table.key]
-        (bad,) = con.execute(
-            f"SELECT count(*) FROM (SELECT 1 FROM {tmp} s "
-            f"WHERE {' AND '.join(k + ' IS NOT NULL' for k in keys)} "
-            f"GROUP BY {', '.join(keys)} HAVING count(*) > 1)"
-        ).fetchone()
+        bad = _duplicate_keys(con, table, tmp, mapping)
     if bad:
         _drop(con, tmp)
         return None
+    if compared and hashed:
+        # a new release or header: the unchanged versions get tonight's line hashes
+        parsed = delivered_sql(
+            table, f"({_with_line_hash(unchecked_rows)}) t", lambda c: f"v_{c}", "_line_hash"
+        )
+        give_line_hashes(con, table, folder.export_date, parsed)
+    source = f"({_with_line_hash(typed_rows) if hashed else typed_rows}) typed"
+    if compared:
+        keys = " AND ".join(f"d.{quote_ident(k)} = typed.v_{k}" for k in table.key)
+        source += f" SEMI JOIN {CHANGED_ROWS} d ON {keys}"
     # The changed rows are few: sorted, they keep the file's order whatever the join did.
     order = " ORDER BY _line_number" if compared else ""
-    con.execute(insert_raw_sql(table, folder.export_date, typed, order))
+    con.execute(insert_raw_sql(table, folder.export_date, source, order, line_hash=hashed))
     _drop(con, tmp)
     return CleanLoad(rows, compared)
+
+
+def _ingest_changed_lines(
+    con: duckdb.DuckDBPyConnection,
+    folder: ExportFolder,
+    table: Table,
+    path: Path,
+    signature: str,
+    lines: int,
+) -> CleanLoad | None:
+    """A full export whose unchanged lines are known by their hash (pipelines/ingest/
+    lines.py): only the other lines are parsed, checked and compared.  None (nothing
+    written to the incoming rows) where the whole file must be parsed instead."""
+    day = folder.export_date
+    split = split_lines(con, table, day, lines)
+    if split is None:
+        return None
+    with scratch_file(con, table) as out:
+        write_changed_lines(con, path, signature, out)
+        if not read_written_lines(con, out, signature, split):
+            return None
+        loaded = _read_typed(con, folder, out, table)
+    if loaded is None:
+        return None
+    tmp, all_cols, mapping = loaded
+    values = _typed_values(table, mapping)
+    typed_rows = _with_changed_line(
+        typed_sql(table, tmp, all_cols, mapping, table.checks_customers, None, values)
+    )
+    parsed = delivered_sql(
+        table,
+        f"({_with_changed_line(typed_sql(table, tmp, all_cols, mapping, False, None, values))}) t",
+        lambda c: f"v_{c}",
+        extra="_line_hash",
+    )
+    dups = _duplicate_keys(con, table, tmp, mapping) + keys_delivered_twice(
+        con, table, day, parsed, LINES
+    )
+    if dups:
+        _drop(con, tmp)
+        return None
+    find_line_changes(con, table, day, parsed, LINES)
+    keys = " AND ".join(f"d.{quote_ident(k)} = typed.v_{k}" for k in table.key)
+    changed = f"({typed_rows}) typed SEMI JOIN {CHANGED_ROWS} d ON {keys}"
+    if _bad_rows(con, table, changed, mapping):
+        _drop(con, tmp, "_diff", "_returned")
+        return None
+    give_line_hashes(con, table, day, parsed)
+    con.execute(insert_raw_sql(table, day, changed, " ORDER BY _line_number", line_hash=True))
+    _drop(con, tmp)
+    return CleanLoad(split.lines, True)

@@ -133,11 +133,23 @@ def row_hash_of(table: Table, value: Callable[[str], str]) -> str:
     return f"hash({', '.join(_as_stored(table, value).values())})"
 
 
-def delivered_sql(table: Table, source: str, value: Callable[[str], str] = quote_ident) -> str:
-    """The keys and `_row_hash` of the rows of `source`, typed as raw stores them."""
+def delivered_sql(
+    table: Table, source: str, value: Callable[[str], str] = quote_ident, extra: str = ""
+) -> str:
+    """The keys and `_row_hash` of the rows of `source`, typed as raw stores them (and the
+    columns `extra` of `source`)."""
     typed = _as_stored(table, value)
     keys = ", ".join(f"{typed[k]} AS {quote_ident(k)}" for k in table.key)
-    return f"SELECT {keys}, {row_hash_of(table, value)} AS _row_hash FROM {source}"
+    more = f", {extra}" if extra else ""
+    return f"SELECT {keys}, {row_hash_of(table, value)} AS _row_hash{more} FROM {source}"
+
+
+def effective_filter(export_date: date, alias: str = "") -> str:
+    """Whether a version of `alias` is its key's effective one before export date d: its
+    version before d that no version before d superseded (`mark_superseded`)."""
+    day = f"DATE {sql_literal(export_date.isoformat())}"
+    v = f"{alias}." if alias else ""
+    return f"{v}_export_date < {day} AND ({v}_superseded_on IS NULL OR {v}_superseded_on >= {day})"
 
 
 def find_changes(
@@ -161,13 +173,10 @@ def find_changes(
         if mode == "full"
         else f"SEMI JOIN ({delivered}) i ON {' AND '.join(f'v.{k} = i.{k}' for k in keys)}"
     )
-    # the effective version of each key: its version before this export that no version
-    # before this export superseded (a filter, `mark_superseded`)
     effective = f"""
         SELECT {", ".join(f"v.{k}" for k in keys)}, v._row_hash
         FROM {raw} v {narrow}
-        WHERE v._export_date < {day}
-          AND (v._superseded_on IS NULL OR v._superseded_on >= {day})
+        WHERE {effective_filter(export_date, "v")}
         """
     # A full export: (nearly) every stored key, joined as it is read (a view); else the
     # few keys delivered, narrowed once (a table).
@@ -199,6 +208,60 @@ def find_changes(
     con.execute(f"DROP {kind} _effective")
     _find_returned(con, table, export_date, delivered)
     return True
+
+
+def find_line_changes(
+    con: duckdb.DuckDBPyConnection, table: Table, export_date: date, parsed: str, lines: str
+) -> None:
+    """`find_changes` of a full export whose unchanged lines were not parsed
+    (pipelines/ingest/lines.py): temp tables `_diff` and `_returned`, the same as for
+    every row parsed.  `parsed` is `delivered_sql` of the changed lines' rows; `lines` a
+    table of the hashes (h) of every line of the file.
+
+    A key is delivered unchanged when its effective version holds the hash of one of the
+    lines; new or changed when a parsed row differs from its effective version; lacking
+    when neither."""
+    raw = f"raw.{quote_ident(table.name)}"
+    ensure_row_hashes(con, table)
+    keys = [quote_ident(k) for k in table.key]
+    on = " AND ".join(f"e.{k} = i.{k}" for k in keys)
+    effective = f"SELECT * FROM {raw} e WHERE {effective_filter(export_date, 'e')}"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE _diff AS
+        SELECT {", ".join(f"i.{k}" for k in keys)},
+               CASE WHEN e.{keys[0]} IS NULL THEN 'new' ELSE 'changed' END AS change
+        FROM ({parsed}) i
+        LEFT JOIN ({effective}) e ON {on}
+        WHERE i._row_hash IS DISTINCT FROM e._row_hash
+        UNION ALL
+        SELECT {", ".join(f"e.{k}" for k in keys)}, 'lacking'
+        FROM ({effective}) e
+        ANTI JOIN ({parsed}) i ON {on}
+        WHERE NOT coalesce(e._line_hash IN (SELECT h FROM {lines}), false)
+        """
+    )
+    unchanged = (
+        f"SELECT {', '.join(f'e.{k}' for k in keys)} FROM ({effective}) e "
+        f"WHERE e._line_hash IN (SELECT h FROM {lines})"
+    )
+    delivered = f"SELECT {', '.join(keys)} FROM ({parsed}) UNION ALL {unchanged}"
+    _find_returned(con, table, export_date, delivered)
+
+
+def keys_delivered_twice(
+    con: duckdb.DuckDBPyConnection, table: Table, export_date: date, parsed: str, lines: str
+) -> int:
+    """Keys of parsed rows whose effective version also holds the hash of a line of the
+    file: delivered twice, by an unchanged line and by a changed one."""
+    raw = f"raw.{quote_ident(table.name)}"
+    on = " AND ".join(f"e.{k} = i.{k}" for k in (quote_ident(k) for k in table.key))
+    (count,) = con.execute(
+        f"SELECT count(*) FROM ({parsed}) i JOIN {raw} e ON {on} "
+        f"WHERE {effective_filter(export_date, 'e')} "
+        f"AND e._line_hash IN (SELECT h FROM {lines})"
+    ).fetchone()
+    return count
 
 
 def _find_returned(
@@ -277,7 +340,7 @@ def store_versions(
         )
         if first:  # no key to compare, or the table's first export: every row is new
             con.execute(f"INSERT INTO {raw} SELECT * FROM {INCOMING}")
-            if table.key and _has_later_versions(con, table, export_date):
+            if table.key and has_later_versions(con, table, export_date):
                 # an export older than every stored one: its versions are superseded
                 mark_superseded(con, table, _keys_of(table, INCOMING))
             con.execute(f"DROP TABLE {INCOMING}")
@@ -311,7 +374,7 @@ def _keys_of(table: Table, source: str) -> str:
     return f"SELECT {', '.join(quote_ident(k) for k in table.key)} FROM {source}"
 
 
-def _has_later_versions(con: duckdb.DuckDBPyConnection, table: Table, export_date: date) -> bool:
+def has_later_versions(con: duckdb.DuckDBPyConnection, table: Table, export_date: date) -> bool:
     """Whether raw holds a version of the table dated after this export (a late export)."""
     day = f"DATE {sql_literal(export_date.isoformat())}"
     return bool(

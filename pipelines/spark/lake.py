@@ -31,8 +31,10 @@ Any other type (lists, structs, blobs, ...) is refused, naming the column: the t
 reads have none.
 
 A raw table's `_superseded_on` (ingest's marker of the key's next version, set again in
-old rows when a newer version arrives: pipelines/ingest/versions.py) is not landed: no
-model reads it, and a partition's files then hold only what its export stored.
+old rows when a newer version arrives: pipelines/ingest/versions.py) and `_line_hash`
+(given again when a later line re-delivers the version: pipelines/ingest/lines.py) are not
+landed: no model reads them, and a partition's files then hold only what its export
+stored.
 
 Deterministic: rows are written sorted by every column, one file per partition, so the
 same DuckDB tables give the same files (DuckDB's version is written in them).
@@ -59,7 +61,7 @@ if TYPE_CHECKING:
 PARTITION_COLUMN = "_export_date"
 PARTITIONED_SCHEMAS = ("raw",)
 # Columns of the partitioned schemas' tables that stay in the store (see above).
-NOT_LANDED = ("_superseded_on",)
+NOT_LANDED = ("_superseded_on", "_line_hash")
 COLUMNS_FILE = "_columns.json"
 DATA_FILE_PATTERN = "data_{i}"
 
