@@ -125,7 +125,7 @@ def _line_hash(path: Path, line_number: int) -> int:
     own reading of the file."""
     line = path.read_text().splitlines()[line_number - 1]
     signature = line_signature(TABLES["orders"], path)
-    return duckdb.connect().execute("SELECT hash(?, ?)", [signature, line]).fetchone()[0]
+    return duckdb.connect().execute("SELECT hash(?, hash(?))", [line, signature]).fetchone()[0]
 
 
 def _orders(snap: dict, day: str) -> dict[str, tuple]:

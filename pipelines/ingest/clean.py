@@ -184,7 +184,8 @@ def _duplicate_keys(
 
 
 def _with_line_hash(query: str) -> str:
-    """Each row of a whole file's typed rows with the hash of its line (`_lines`)."""
+    """Each row of a whole file's typed rows with the hash of its line (`_lines`: the
+    same line numbers; a join, since pairing by position runs on one thread)."""
     return (
         f"SELECT t.*, l.h AS _line_hash FROM ({query}) t "
         f"LEFT JOIN ({line_numbers_sql()}) l ON l.ln = t._line_number"

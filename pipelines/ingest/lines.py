@@ -107,7 +107,8 @@ def lines_sql(path: Path, rejects: bool = False) -> str:
 
 
 def hash_sql(signature: str) -> str:
-    return f"hash({sql_literal(signature)}, line)"
+    """A line's hash: of the line and of the signature (hashed once, a constant)."""
+    return f"hash(line, hash({sql_literal(signature)}))"
 
 
 def read_line_hashes(
@@ -117,11 +118,16 @@ def read_line_hashes(
 
     None (nothing left) when a record may span lines or a line is blank: a line with an
     odd number of quote characters, a blank line, or a line the reader cannot take."""
-    split = "line IS NULL OR (length(line) - length(replace(line, '\"', ''))) % 2 = 1"
+    odd = "(length(line) - length(replace(line, '\"', ''))) % 2 = 1"
+    h = hash_sql(signature)
+    # most lines have no quote: the cheap test first
+    line_hash = (
+        f"CASE WHEN line IS NULL THEN NULL WHEN NOT contains(line, '\"') THEN {h} "
+        f"WHEN {odd} THEN NULL ELSE {h} END"
+    )
     try:
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {into} AS "
-            f"SELECT CASE WHEN {split} THEN NULL ELSE {hash_sql(signature)} END AS h "
+            f"CREATE OR REPLACE TEMP TABLE {into} AS SELECT {line_hash} AS h "
             f"FROM {lines_sql(path, rejects=True)}"
         )
         count, split_lines = con.execute(

@@ -15,7 +15,10 @@ table first and only what is new goes into raw.<table>:
   collide: about 1 in 1.8e19).  `raw.row_hashes` records what the stored hashes were
   computed with (DuckDB version, columns); when that changes, the table's hashes are
   computed again before it is compared (`ensure_row_hashes`);
-- an incremental export's rows are all kept: they are the changes already.
+- an incremental export's rows are all kept: they are the changes already;
+- a full export's lines that an effective version was read from are not parsed at all
+  (`_line_hash`, pipelines/ingest/lines.py): `find_line_changes` is `find_changes` for
+  the other lines.
 
 Which version is effective before export date d is kept in each version, so that a night
 finds it with a filter scan instead of grouping all of raw by key: `_superseded_on` is the

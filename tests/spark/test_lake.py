@@ -21,11 +21,11 @@ def test_lake_types_read_back_in_spark(spark, tmp_path: Path):
         con.execute(
             "create table raw.typed (id bigint, flag boolean, day date, seen_at timestamp, "
             "amount decimal(18,4), rate decimal(18,8), doc json, _row_hash ubigint, "
-            "_export_date date, _superseded_on date)"
+            "_export_date date, _superseded_on date, _line_hash ubigint)"
         )
         con.execute(
             "insert into raw.typed values (1, true, '2026-11-20', '2026-11-20 23:30:00', "
-            "12.3456, 1.23456789, '{\"a\": 1}', 18446744073709551615, '2026-11-20', NULL)"
+            "12.3456, 1.23456789, '{\"a\": 1}', 18446744073709551615, '2026-11-20', NULL, 7)"
         )
         con.execute("create table raw.nothing (id bigint, _export_date date)")
     finally:
@@ -68,10 +68,12 @@ def test_lake_types_read_back_in_spark(spark, tmp_path: Path):
     try:
         con.execute(
             "insert into raw.typed select 2, false, day, seen_at, amount, rate, doc, 0, "
-            "date '2026-11-21', NULL from raw.typed"
+            "date '2026-11-21', NULL, 8 from raw.typed"
         )
-        # ingest's marker in the old rows is not landed: their files stay as they were
-        con.execute("update raw.typed set _superseded_on = date '2026-11-21' where id = 1")
+        # ingest's markers in the old rows are not landed: their files stay as they were
+        con.execute(
+            "update raw.typed set _superseded_on = date '2026-11-21', _line_hash = 9 where id = 1"
+        )
     finally:
         con.close()
     land_duckdb_tables(source, lake, tables)
