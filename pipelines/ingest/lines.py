@@ -175,7 +175,7 @@ def split_lines(
     con: duckdb.DuckDBPyConnection, table: Table, export_date: date, lines: int
 ) -> Split | None:
     """Temp table `_changed_lines` (ln, h): the lines of `_lines` that no effective version
-    holds, in file order.  None (nothing created) where the unchanged lines cannot be
+    holds.  None (nothing created) where the unchanged lines cannot be
     trusted or are too few (module docstring)."""
     if not table.key or has_later_versions(con, table, export_date):
         return None
@@ -184,20 +184,20 @@ def split_lines(
         f"CREATE OR REPLACE TEMP TABLE {STORED} AS SELECT _line_hash AS h FROM {raw} "
         f"WHERE {effective_filter(export_date)} AND _line_hash IS NOT NULL"
     )
-    (unchanged,) = con.execute(
-        f"SELECT count(*) FROM {LINES} WHERE h IN (SELECT h FROM {STORED})"
-    ).fetchone()
     (held,) = con.execute(
         f"SELECT count(*) FROM {STORED} WHERE h IN (SELECT h FROM {LINES})"
     ).fetchone()
-    # held < unchanged: two equal lines (one key twice), which the full path quarantines
-    if held != unchanged or unchanged < MIN_UNCHANGED_SHARE * lines:
-        con.execute(f"DROP TABLE {STORED}")
-        return None
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {CHANGED} AS SELECT ln, h FROM ({line_numbers_sql()}) "
-        f"WHERE h NOT IN (SELECT h FROM {STORED}) ORDER BY ln"
+        f"WHERE h NOT IN (SELECT h FROM {STORED})"
     )
+    (changed,) = con.execute(f"SELECT count(*) FROM {CHANGED}").fetchone()
+    unchanged = lines - changed
+    # held < unchanged: two equal lines (one key twice), which the full path quarantines
+    if held != unchanged or unchanged < MIN_UNCHANGED_SHARE * lines:
+        for name in (STORED, CHANGED):
+            con.execute(f"DROP TABLE {name}")
+        return None
     return Split(lines, unchanged)
 
 
