@@ -187,6 +187,9 @@ def split_lines(
     (held,) = con.execute(
         f"SELECT count(*) FROM {STORED} WHERE h IN (SELECT h FROM {LINES})"
     ).fetchone()
+    if held < MIN_UNCHANGED_SHARE * lines:  # e.g. the table's first export
+        con.execute(f"DROP TABLE {STORED}")
+        return None
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {CHANGED} AS SELECT ln, h FROM ({line_numbers_sql()}) "
         f"WHERE h NOT IN (SELECT h FROM {STORED})"
