@@ -3,7 +3,7 @@
 A nightly full export re-delivers nearly every record as the same line of text.  Parsing,
 typing and comparing every row to find the few that changed was most of a night's ingest
 at 1M customers (orders: 13.6 s of 31.5 s); reading each line as one text value and
-hashing it costs ~1.5 s for the same file.  So each version of a keyed table stored from
+hashing it costs ~1 s for the same file.  So each version of a keyed table stored from
 a full export's file keeps `_line_hash`: DuckDB's `hash()` of the line it was read from,
 with the *line signature* (the file's header line, the DuckDB version, the table's
 columns and the source of the code that turns text into values, `line_signature`).
