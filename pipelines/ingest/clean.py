@@ -183,6 +183,17 @@ def _duplicate_keys(
     return dups
 
 
+def _changed_rows(table: Table, rows: str) -> str:
+    """The typed rows of `rows` whose key is new or changed (`_diff`), as `typed`."""
+    keys = " AND ".join(f"d.{quote_ident(k)} = typed.v_{k}" for k in table.key)
+    return f"({rows}) typed SEMI JOIN {CHANGED_ROWS} d ON {keys}"
+
+
+def _delivered(table: Table, rows: str, extra: str = "") -> str:
+    """`delivered_sql` of typed rows (`v_<col>`)."""
+    return delivered_sql(table, f"({rows}) t", lambda c: f"v_{c}", extra)
+
+
 def _with_line_hash(query: str) -> str:
     """Each row of a whole file's typed rows with the hash of its line (`_lines`: the
     same line numbers; a join, since pairing by position runs on one thread)."""
@@ -221,22 +232,12 @@ def _ingest_every_row(
     unchecked_rows = typed_sql(table, tmp, all_cols, mapping, False, None, values)
     (rows,) = con.execute(f"SELECT count(*) FROM {tmp}").fetchone()
     hashed = lines is not None and lines == rows
-    unchecked = f"({unchecked_rows}) t"
     compared = (
         changed_only
         and bool(table.key)
-        and find_changes(
-            con,
-            table,
-            folder.export_date,
-            "full",
-            delivered_sql(table, unchecked, lambda c: f"v_{c}"),
-        )
+        and find_changes(con, table, folder.export_date, "full", _delivered(table, unchecked_rows))
     )
-    checked = f"({typed_rows}) typed"
-    if compared:
-        keys = " AND ".join(f"d.{quote_ident(k)} = typed.v_{k}" for k in table.key)
-        checked += f" SEMI JOIN {CHANGED_ROWS} d ON {keys}"
+    checked = _changed_rows(table, typed_rows) if compared else f"({typed_rows}) typed"
     bad = _bad_rows(con, table, checked, mapping)
     if not bad and table.key:
         bad = _duplicate_keys(con, table, tmp, mapping)
@@ -245,14 +246,10 @@ def _ingest_every_row(
         return None
     if compared and hashed:
         # a new release or header: the unchanged versions get tonight's line hashes
-        parsed = delivered_sql(
-            table, f"({_with_line_hash(unchecked_rows)}) t", lambda c: f"v_{c}", "_line_hash"
-        )
+        parsed = _delivered(table, _with_line_hash(unchecked_rows), "_line_hash")
         give_line_hashes(con, table, folder.export_date, parsed)
-    source = f"({_with_line_hash(typed_rows) if hashed else typed_rows}) typed"
-    if compared:
-        keys = " AND ".join(f"d.{quote_ident(k)} = typed.v_{k}" for k in table.key)
-        source += f" SEMI JOIN {CHANGED_ROWS} d ON {keys}"
+    stored_rows = _with_line_hash(typed_rows) if hashed else typed_rows
+    source = _changed_rows(table, stored_rows) if compared else f"({stored_rows}) typed"
     # The changed rows are few: sorted, they keep the file's order whatever the join did.
     order = " ORDER BY _line_number" if compared else ""
     con.execute(insert_raw_sql(table, folder.export_date, source, order, line_hash=hashed))
@@ -287,11 +284,10 @@ def _ingest_changed_lines(
     typed_rows = _with_changed_line(
         typed_sql(table, tmp, all_cols, mapping, table.checks_customers, None, values)
     )
-    parsed = delivered_sql(
+    parsed = _delivered(
         table,
-        f"({_with_changed_line(typed_sql(table, tmp, all_cols, mapping, False, None, values))}) t",
-        lambda c: f"v_{c}",
-        extra="_line_hash",
+        _with_changed_line(typed_sql(table, tmp, all_cols, mapping, False, None, values)),
+        "_line_hash",
     )
     dups = _duplicate_keys(con, table, tmp, mapping) + keys_delivered_twice(
         con, table, day, parsed, LINES
@@ -300,8 +296,7 @@ def _ingest_changed_lines(
         _drop(con, tmp)
         return None
     find_line_changes(con, table, day, parsed, LINES)
-    keys = " AND ".join(f"d.{quote_ident(k)} = typed.v_{k}" for k in table.key)
-    changed = f"({typed_rows}) typed SEMI JOIN {CHANGED_ROWS} d ON {keys}"
+    changed = _changed_rows(table, typed_rows)
     if _bad_rows(con, table, changed, mapping):
         _drop(con, tmp, "_diff", "_returned")
         return None
