@@ -14,7 +14,7 @@ import pytest
 
 from pipelines.erasure import apply_erasure
 from pipelines.ingest import ExportRefused, discover_exports, exports_to_ingest, ingest_export
-from pipelines.ingest.versions import hash_signature
+from pipelines.ingest.versions import VersionCounts, hash_signature
 from pipelines.maintenance import drop_superseded_versions
 from pipelines.schemas import TABLES as TABLE_SPECS
 from pipelines.warehouse_tables import create_python_owned_tables
@@ -108,6 +108,23 @@ def test_an_unchanged_full_export_adds_no_raw_rows(con, tmp_path):
         con.execute("SELECT tables FROM raw.exports WHERE export_date = '2026-11-22'").fetchone()[0]
     )
     assert stored["orders"]["rows_read"] == 20 and stored["orders"]["rows_unchanged"] == 20
+
+
+def test_a_tables_first_export_goes_straight_to_raw(con, tmp_path):
+    """Orders' first export is written to raw once (no incoming rows to copy); customers
+    (whose incoming rows the identity crosswalk reads) and later exports are not."""
+    export(tmp_path, "2026-11-21")
+    export(tmp_path, "2026-11-22", edit=change("orders", "order_id", "amount", "99.00"))
+    first, second = ingest(con, tmp_path)
+    assert (first.tables["orders"].stored, first.tables["customers"].stored) == (True, False)
+    assert first.tables["orders"].versions == VersionCounts(20, 0, 0, 0, 0)
+    assert second.tables["orders"].stored is False
+    assert second.tables["orders"].versions == VersionCounts(0, 1, 19, 0, 0)
+    assert count(con, "orders") == 21
+    assert latest(con, "orders", "order_id", "amount")["O002"] == 99
+    # every first version keeps its line's hash, so the next night can skip its line
+    nulls = "SELECT count(*) FROM raw.orders WHERE _line_hash IS NULL"
+    assert con.execute(nulls).fetchone()[0] == 0
 
 
 def test_a_changed_record_adds_exactly_one_version(con, tmp_path):

@@ -38,6 +38,7 @@ from pipelines.ingest.rules import insert_raw_sql, row_checks, typed_sql
 from pipelines.ingest.sql import text_of
 from pipelines.ingest.versions import (
     CHANGED_ROWS,
+    INCOMING,
     delivered_sql,
     find_changes,
     find_line_changes,
@@ -118,6 +119,8 @@ class CleanLoad(NamedTuple):
     # Whether only the new and changed rows went to the incoming table, compared already
     # (`versions.find_changes`); False: every row did.
     compared: bool
+    # Whether the rows went straight to raw.<table> (its first export): nothing incoming.
+    stored: bool = False
 
 
 def ingest_clean_csv(
@@ -252,9 +255,23 @@ def _ingest_every_row(
     source = _changed_rows(table, stored_rows) if compared else f"({stored_rows}) typed"
     # The changed rows are few: sorted, they keep the file's order whatever the join did.
     order = " ORDER BY _line_number" if compared else ""
-    con.execute(insert_raw_sql(table, folder.export_date, source, order, line_hash=hashed))
+    # A table's first export: every row is a new version, so it is written to raw once
+    # instead of to the incoming rows and then copied (~7 s of a 1M night 1).
+    direct = changed_only and bool(table.key) and not compared and _holds_nothing(con, table)
+    into = f"raw.{quote_ident(table.name)}" if direct else INCOMING
+    con.execute(
+        insert_raw_sql(table, folder.export_date, source, order, line_hash=hashed, into=into)
+    )
     _drop(con, tmp)
-    return CleanLoad(rows, compared)
+    return CleanLoad(rows, compared, stored=direct)
+
+
+def _holds_nothing(con: duckdb.DuckDBPyConnection, table: Table) -> bool:
+    """Whether raw.<table> holds no row at all (of any export)."""
+    (held,) = con.execute(
+        f"SELECT count(*) FROM (SELECT 1 FROM raw.{quote_ident(table.name)} LIMIT 1)"
+    ).fetchone()
+    return held == 0
 
 
 def _ingest_changed_lines(

@@ -246,7 +246,8 @@ def ingest_export(
                 table,
                 folder.export_date,
                 manifest["mode"],
-                table_result.rows_loaded if table_result.compared else None,
+                table_result.rows_loaded if table_result.compared or table_result.stored else None,
+                stored=table_result.stored,
             )
             result.tables[name] = table_result
             if name == CUSTOMER_TABLE:

@@ -309,6 +309,7 @@ def insert_raw_sql(
     tail: str = "",
     lineage: Lineage | None = None,
     line_hash: bool = False,
+    into: str = INCOMING,
 ) -> str:
     """INSERT of `v_<col>`, `_line_number`, `_extra`, lineage and `_row_hash` of the rows
     of `source` into the export's incoming rows (shaped as raw.<table>, tagged with the
@@ -318,7 +319,8 @@ def insert_raw_sql(
     ``lineage``: a file's name and system, or mapped rows (their own lineage columns);
     None takes them from the session variables `ingest_source_system`/`_file`, which
     `tables.ingest_table` sets for the clean path.  ``line_hash``: `source` has the
-    `_line_hash` of each row (pipelines/ingest/lines.py); else it stays NULL.
+    `_line_hash` of each row (pipelines/ingest/lines.py); else it stays NULL.  ``into``:
+    raw.<table> itself for a table's first export on the clean path (`clean`).
     """
     cols = ", ".join(quote_ident(c.name) for c in table.columns)
     vals = ", ".join(f"v_{c.name}" for c in table.columns)
@@ -330,7 +332,7 @@ def insert_raw_sql(
         source_cols = f"{sql_literal(lineage.system)}, {sql_literal(lineage.file)}"
     line = ", _line_hash" if line_hash else ""
     return (
-        f"INSERT INTO {INCOMING} "
+        f"INSERT INTO {into} "
         f"({cols}, _export_date, _line_number, _extra, _source_system, _source_file, _row_hash"
         f"{line}) "
         f"SELECT {vals}, DATE {sql_literal(export_date.isoformat())}, _line_number, _extra, "

@@ -41,6 +41,8 @@ class TableResult:
     versions: VersionCounts | None = None
     # The incoming rows are only the new and changed ones, compared already (clean path).
     compared: bool = False
+    # The rows are in raw already, all new: the table's first export (clean path).
+    stored: bool = False
 
 
 def _in_row_order(con: duckdb.DuckDBPyConnection, checked: str) -> bool:
@@ -71,7 +73,9 @@ def ingest_table(
         con.execute(f"SET VARIABLE ingest_source_file = {sql_literal(path.name)}")
         clean = ingest_clean_csv(con, folder, table, path, changed_only)
         if clean is not None:
-            return TableResult(path.name, clean.rows, clean.rows, 0, compared=clean.compared)
+            return TableResult(
+                path.name, clean.rows, clean.rows, 0, compared=clean.compared, stored=clean.stored
+            )
     tmp, all_cols, mapping = load_text_table(con, folder, path, table)
     return _check_and_insert(con, folder, table, tmp, all_cols, mapping, lineage, bad_row_threshold)
 

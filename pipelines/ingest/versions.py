@@ -327,15 +327,21 @@ def store_versions(
     export_date: date,
     mode: str,
     delivered: int | None = None,
+    stored: bool = False,
 ) -> VersionCounts:
     """Move the rows of the incoming temp table into raw.<table> as versions; record the
     presence changes of a full export.  Drops the temp tables.
 
     ``delivered``: the rows the export delivered, when `find_changes` has already run and
     the incoming table holds only the new and changed rows (the clean path of a full
-    export, `clean.ingest_clean_csv`); None: it holds every good row, compared here."""
+    export, `clean.ingest_clean_csv`); None: it holds every good row, compared here.
+    ``stored``: the `delivered` rows went to raw.<table> directly, all new (its first
+    export, which holds no row yet); nothing is incoming."""
     raw = f"raw.{quote_ident(table.name)}"
     rows = delivered
+    if stored and rows is not None:
+        con.execute(f"DROP TABLE {INCOMING}")
+        return VersionCounts(rows, 0, 0, 0, 0)
     if rows is None:
         (rows,) = con.execute(f"SELECT count(*) FROM {INCOMING}").fetchone()
         first = not table.key or not find_changes(
