@@ -43,7 +43,7 @@ CLEAN_ORDERS = [
 
 def _snapshot(con) -> dict[str, list[tuple]]:
     """Every raw table but `_line_hash`, which only the clean path keeps (its lines are
-    known to be whole records: pipelines/ingest/lines.py)."""
+    known to be whole records: pipelines/ingest/lines.py), and the identity crosswalk."""
     snap = {
         name: con.execute(
             f"SELECT * EXCLUDE (_line_hash) FROM raw.{name} ORDER BY _export_date, _line_number"
@@ -52,6 +52,10 @@ def _snapshot(con) -> dict[str, list[tuple]]:
     }
     snap["quarantine"] = con.execute(
         "SELECT * FROM raw.quarantine ORDER BY export_date, file, line_number"
+    ).fetchall()
+    # the clean path records identities from the rows it parsed, the text path from all
+    snap["customer_identities"] = con.execute(
+        "SELECT * FROM raw.customer_identities ORDER BY ALL"
     ).fetchall()
     return snap
 
@@ -65,8 +69,8 @@ def _ingest(
     taken: set[str] = set()
     real = tables.ingest_clean_csv
 
-    def clean(con, folder, table, path, changed_only=False):
-        loaded = real(con, folder, table, path, changed_only) if fast else None
+    def clean(con, folder, table, path, changed_only=False, keep_parsed=False):
+        loaded = real(con, folder, table, path, changed_only, keep_parsed) if fast else None
         if loaded is not None:
             taken.add(path.name)
             if loaded.compared and compared is not None:
@@ -170,9 +174,9 @@ def test_a_later_full_export_checks_and_stores_only_its_changed_rows(tmp_path, m
     compared: set[str] = set()
     taken = _assert_same(tmp_path, monkeypatch, compared)
     assert taken == {"customers.csv", "orders.csv", "referrals.csv"}
-    # Not the first night (nothing stored to compare with), nor customers (the identity
-    # crosswalk reads every delivered customer).
-    assert compared == {"2026-11-22/orders.csv", "2026-11-22/referrals.csv"}
+    # Not the first night (nothing stored to compare with).  Customers too: the identity
+    # crosswalk reads the customer rows parsed.
+    assert compared == {f"2026-11-22/{t}.csv" for t in ("customers", "orders", "referrals")}
     raw, _ = _ingest(tmp_path, monkeypatch, fast=True)
     night_2 = [r for r in raw["orders"] if str(r[-7]) == "2026-11-22"]  # _export_date
     assert [(r[0], r[3]) for r in night_2] == [("0002", Decimal("999")), ("0005", Decimal("3"))]
@@ -187,4 +191,4 @@ def test_a_later_file_with_an_odd_changed_row_goes_the_text_way(tmp_path, monkey
     _export(tmp_path, [*NIGHT_2, row], day="2026-11-22")
     compared: set[str] = set()
     _assert_same(tmp_path, monkeypatch, compared)
-    assert compared == {"2026-11-22/referrals.csv"}
+    assert compared == {"2026-11-22/customers.csv", "2026-11-22/referrals.csv"}

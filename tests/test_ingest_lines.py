@@ -9,6 +9,7 @@ passes by never taking (or always taking) the line path.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from datetime import date
@@ -21,6 +22,7 @@ import pipelines.ingest.clean as clean
 from pipelines.ingest import discover_exports, exports_to_ingest, ingest_export
 from pipelines.ingest.lines import line_signature
 from pipelines.schemas import TABLES
+from pipelines.sources import DEFAULT_EMAIL_SALT
 from pipelines.warehouse_tables import create_python_owned_tables
 from tests.exports import write_csv, write_manifest
 
@@ -43,6 +45,10 @@ NIGHT_2 = [
 ]
 
 
+# Customers 001-008, each with an email (the identity crosswalk records its hash).
+CUSTOMERS = [[f"00{i}", f"c{i}@x.com", f"2025-0{i}-01"] for i in range(1, 9)]
+
+
 def _night(
     root: Path,
     day: str,
@@ -50,14 +56,10 @@ def _night(
     header: list[str] = HEADER,
     mode: str = "full",
     text: str | None = None,
+    customers: list[list[str]] = CUSTOMERS,
 ) -> Path:
     folder = root / day
-    write_csv(
-        folder,
-        "customers.csv",
-        ["customer_id", "email", "signup_date"],
-        [["007", "a@x.com", "2025-01-01"], ["008", "b@x.com", "2025-02-01"]],
-    )
+    write_csv(folder, "customers.csv", ["customer_id", "email", "signup_date"], customers)
     write_csv(
         folder,
         "referrals.csv",
@@ -74,19 +76,25 @@ def _night(
 
 
 def _ingest(
-    root: Path, monkeypatch, lines: bool, store: Path | None = None
+    root: Path,
+    monkeypatch,
+    lines: bool,
+    store: Path | None = None,
+    counted: str = "orders",
+    salts: dict[str, str] | None = None,
 ) -> tuple[dict, dict[str, int]]:
-    """Raw, quarantine, presence and export counts after every export under root not in
-    `store` yet (default: a new store in memory), and the rows parsed per
-    "<export date>/orders.csv" (the whole file, or its changed lines)."""
+    """Raw, quarantine, presence, the identity crosswalk and export counts after every
+    export under root not in `store` yet (default: a new store in memory), and the rows
+    parsed per "<export date>/<counted>.csv" (the whole file, or its changed lines).
+    ``salts``: export date -> email salt (default: the default salt)."""
     parsed: dict[str, int] = {}
     real_read, real_split = clean._read_typed, clean.split_lines
 
     def read(con, folder, path, table):
         loaded = real_read(con, folder, path, table)
-        if loaded is not None and table.name == "orders":
+        if loaded is not None and table.name == counted:
             (rows,) = con.execute(f"SELECT count(*) FROM {loaded[0]}").fetchone()
-            parsed[f"{folder.export_date}/orders.csv"] = rows
+            parsed[f"{folder.export_date}/{counted}.csv"] = rows
         return loaded
 
     monkeypatch.setattr(clean, "_read_typed", read)
@@ -95,11 +103,12 @@ def _ingest(
     con.execute("SET TimeZone = 'UTC'")
     create_python_owned_tables(con)
     for folder in exports_to_ingest(con, discover_exports(root)):
-        ingest_export(con, folder, 0.5, "USD")
+        salt = (salts or {}).get(str(folder.export_date), DEFAULT_EMAIL_SALT)
+        ingest_export(con, folder, 0.5, "USD", salt)
     snap = {
         name: con.execute(f"SELECT * FROM raw.{name} ORDER BY ALL").fetchall() for name in TABLES
     }
-    for name in ("quarantine", "record_presence"):
+    for name in ("quarantine", "record_presence", "customer_identities"):
         snap[name] = con.execute(f"SELECT * FROM raw.{name} ORDER BY ALL").fetchall()
     snap["exports"] = [
         (day, json.loads(tables)["orders"])
@@ -112,9 +121,9 @@ def _ingest(
     return snap, parsed
 
 
-def _same_either_way(root: Path, monkeypatch) -> tuple[dict, dict[str, int]]:
-    with_lines, parsed = _ingest(root, monkeypatch, lines=True)
-    every_row, _ = _ingest(root, monkeypatch, lines=False)
+def _same_either_way(root: Path, monkeypatch, **options) -> tuple[dict, dict[str, int]]:
+    with_lines, parsed = _ingest(root, monkeypatch, lines=True, **options)
+    every_row, _ = _ingest(root, monkeypatch, lines=False, **options)
     for name in every_row:
         assert with_lines[name] == every_row[name], name
     return with_lines, parsed
@@ -276,3 +285,59 @@ def test_a_late_export_parses_every_row(tmp_path, monkeypatch):
         if lines:
             assert parsed == {"2026-11-22/orders.csv": 8, "2026-11-23/orders.csv": 0}
     assert snaps[0] == snaps[1]
+
+
+def _email_hashes(snap: dict) -> dict[str, set[str]]:
+    """customer id -> the email hashes the crosswalk holds for it."""
+    out: dict[str, set[str]] = {}
+    for system, source_id, customer_id, email_hash, _, _ in snap["customer_identities"]:
+        assert (system, source_id) == ("contract", customer_id)
+        out.setdefault(customer_id, set()).add(email_hash)
+    return out
+
+
+def _salted(salt: str, email: str) -> str:
+    return hashlib.sha256((salt + email).encode()).hexdigest()
+
+
+def test_customers_parse_only_their_changed_lines_and_the_crosswalk_sees_them(
+    tmp_path, monkeypatch
+):
+    """003's email changes and 009 is new on night 2: two customer lines are parsed, and
+    the crosswalk gets 003's new email hash and 009's, as when every line is parsed."""
+    changed = [CUSTOMERS[0], CUSTOMERS[1], ["003", "new3@x.com", "2025-03-01"], *CUSTOMERS[3:]]
+    changed.append(["009", "c9@x.com", "2025-09-01"])
+    _night(tmp_path, "2026-11-21", NIGHT_1)
+    _night(tmp_path, "2026-11-22", NIGHT_1, customers=changed)
+    _night(tmp_path, "2026-11-23", NIGHT_1, customers=changed)
+    snap, parsed = _same_either_way(tmp_path, monkeypatch, counted="customers")
+    assert parsed == {
+        "2026-11-21/customers.csv": 8,
+        "2026-11-22/customers.csv": 2,
+        "2026-11-23/customers.csv": 0,
+    }
+    hashes = _email_hashes(snap)
+    assert hashes["003"] == {_salted(DEFAULT_EMAIL_SALT, e) for e in ("c3@x.com", "new3@x.com")}
+    assert hashes["009"] == {_salted(DEFAULT_EMAIL_SALT, "c9@x.com")}
+    assert sum(len(h) for h in hashes.values()) == 10
+
+
+def test_a_new_salt_reaches_a_customer_absent_on_its_night(tmp_path, monkeypatch):
+    """The salt changes on night 2, when 005 is not delivered; 005 comes back unchanged on
+    night 3. Its line was hashed under the old salt's crosswalk, so it is parsed again and
+    its email hash recorded with the new salt (every other customer's was on night 2)."""
+    _night(tmp_path, "2026-11-21", NIGHT_1)
+    _night(tmp_path, "2026-11-22", NIGHT_1, customers=CUSTOMERS[:4] + CUSTOMERS[5:])
+    _night(tmp_path, "2026-11-23", NIGHT_1)
+    salts = {"2026-11-21": "old", "2026-11-22": "new", "2026-11-23": "new"}
+    snap, parsed = _same_either_way(tmp_path, monkeypatch, counted="customers", salts=salts)
+    # night 2 parses every customer (no line is known after a new salt), night 3 only 005
+    assert parsed == {
+        "2026-11-21/customers.csv": 8,
+        "2026-11-22/customers.csv": 7,
+        "2026-11-23/customers.csv": 1,
+    }
+    # (a new salt keeps each source id's identity, without its email hash: None)
+    assert _email_hashes(snap) == {
+        f"00{i}": {None, _salted("new", f"c{i}@x.com")} for i in range(1, 9)
+    }

@@ -13,6 +13,7 @@ took (tests/test_ingest_clean.py).
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import NamedTuple
 
@@ -123,12 +124,19 @@ class CleanLoad(NamedTuple):
     stored: bool = False
 
 
+# The good rows a clean file delivered that were parsed (the whole file, or only its
+# changed lines), as contract columns with `_export_date` and `_source_system`: what the
+# identity crosswalk reads of a customers file (`keep_parsed`).
+PARSED = "_parsed_rows"
+
+
 def ingest_clean_csv(
     con: duckdb.DuckDBPyConnection,
     folder: ExportFolder,
     table: Table,
     path: Path,
     changed_only: bool = False,
+    keep_parsed: bool = False,
 ) -> CleanLoad | None:
     """Insert every row of a clean CSV file into the incoming rows; returns what was
     loaded, or None (nothing written) when a row needs the text path.
@@ -138,6 +146,8 @@ def ingest_clean_csv(
     version was stored, and the checks depend on nothing but the row and the known
     customers, whom raw never loses but by erasure (which also removes their rows).
     Their lines are not even parsed where `lines.split_lines` can tell them apart.
+    ``keep_parsed``: the parsed rows stay in the temp table `PARSED` (unchanged lines that
+    were not parsed are not in it).
     """
     lines = signature = None
     if changed_only and table.key:
@@ -145,10 +155,10 @@ def ingest_clean_csv(
         lines = read_line_hashes(con, path, signature)
     try:
         if lines is not None and signature is not None:
-            loaded = _ingest_changed_lines(con, folder, table, path, signature, lines)
+            loaded = _ingest_changed_lines(con, folder, table, path, signature, lines, keep_parsed)
             if loaded is not None:
                 return loaded
-        return _ingest_every_row(con, folder, table, path, changed_only, lines)
+        return _ingest_every_row(con, folder, table, path, changed_only, lines, keep_parsed)
     finally:
         drop_lines(con)
 
@@ -197,6 +207,16 @@ def _delivered(table: Table, rows: str, extra: str = "") -> str:
     return delivered_sql(table, f"({rows}) t", lambda c: f"v_{c}", extra)
 
 
+def _keep_parsed(con: duckdb.DuckDBPyConnection, table: Table, day: date, rows: str) -> None:
+    """`PARSED` from typed rows (`v_<col>`)."""
+    cols = ", ".join(f"v_{c.name} AS {quote_ident(c.name)}" for c in table.columns)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {PARSED} AS SELECT {cols}, "
+        f"DATE {sql_literal(day.isoformat())} AS _export_date, "
+        f"getvariable('ingest_source_system') AS _source_system FROM ({rows})"
+    )
+
+
 def _with_line_hash(query: str) -> str:
     """Each row of a whole file's typed rows with the hash of its line (`_lines`: the
     same line numbers; a join, since pairing by position runs on one thread)."""
@@ -222,6 +242,7 @@ def _ingest_every_row(
     path: Path,
     changed_only: bool,
     lines: int | None,
+    keep_parsed: bool = False,
 ) -> CleanLoad | None:
     """The file parsed whole; each row keeps its line's hash when `_lines` (`lines` of
     them) holds one per row."""
@@ -247,6 +268,8 @@ def _ingest_every_row(
     if bad:
         _drop(con, tmp)
         return None
+    if keep_parsed:
+        _keep_parsed(con, table, folder.export_date, unchecked_rows)
     if compared and hashed:
         # a new release or header: the unchanged versions get tonight's line hashes
         parsed = _delivered(table, _with_line_hash(unchecked_rows), "_line_hash")
@@ -281,6 +304,7 @@ def _ingest_changed_lines(
     path: Path,
     signature: str,
     lines: int,
+    keep_parsed: bool = False,
 ) -> CleanLoad | None:
     """A full export whose unchanged lines are known by their hash (pipelines/ingest/
     lines.py): only the other lines are parsed, checked and compared.  None (nothing
@@ -317,6 +341,8 @@ def _ingest_changed_lines(
     if _bad_rows(con, table, changed, mapping):
         _drop(con, tmp, "_diff", "_returned")
         return None
+    if keep_parsed:
+        _keep_parsed(con, table, day, typed_sql(table, tmp, all_cols, mapping, False, None, values))
     give_line_hashes(con, table, day, parsed)
     con.execute(insert_raw_sql(table, day, changed, " ORDER BY _line_number", line_hash=True))
     _drop(con, tmp)

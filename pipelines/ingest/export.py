@@ -15,6 +15,7 @@ import duckdb
 
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
+from pipelines.ingest.lines import forget_line_hashes
 from pipelines.ingest.manifest import check_manifest_checksums, read_manifest
 from pipelines.ingest.tables import (
     TableResult,
@@ -207,7 +208,11 @@ def ingest_export(
             con.execute(
                 f"DELETE FROM raw.{bookkeeping} WHERE export_date = ?", [folder.export_date]
             )
-        check_salt(con, email_salt)
+        if check_salt(con, email_salt):
+            # A new salt: each customer's line is parsed again when it is next delivered, so
+            # that its email hash is recorded with the new salt (the crosswalk reads the
+            # parsed rows).
+            forget_line_hashes(con, TABLES[CUSTOMER_TABLE])
         batch = SourceBatch(con, folder, registry, email_salt)
         for name, rows in batch.rows_by_file.items():
             _check_rows(folder, manifest, name, rows)
@@ -233,14 +238,24 @@ def ingest_export(
                     contract = table_result.by_system.get(CONTRACT_SOURCE, {})
                     _check_rows(folder, manifest, path.name, contract.get("rows", 0))
             else:
-                # The identity crosswalk reads every delivered customer row (salt changes).
-                changed_only = manifest["mode"] == "full" and name != CUSTOMER_TABLE
+                # The identity crosswalk reads the customer rows parsed (all but the
+                # unchanged lines, whose identities are recorded already).
+                changed_only = manifest["mode"] == "full"
                 table_result = ingest_table(
-                    con, folder, table, path, bad_row_threshold, changed_only
+                    con,
+                    folder,
+                    table,
+                    path,
+                    bad_row_threshold,
+                    changed_only,
+                    keep_parsed=name == CUSTOMER_TABLE,
                 )
                 _check_rows(folder, manifest, path.name, table_result.rows_read)
             if name == CUSTOMER_TABLE and not batch.provides(name):
-                record_contract_identities(con, folder.export_date, email_salt, INCOMING)
+                parsed = table_result.parsed_rows
+                record_contract_identities(con, folder.export_date, email_salt, parsed or INCOMING)
+                if parsed:
+                    con.execute(f"DROP TABLE {parsed}")
             table_result.versions = store_versions(
                 con,
                 table,

@@ -149,6 +149,12 @@ def line_numbers_sql() -> str:
     return f"SELECT rowid - (SELECT min(rowid) FROM {LINES}) + 2 AS ln, h FROM {LINES}"
 
 
+def forget_line_hashes(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+    """No version of the table is known by its line any more: each is parsed again the
+    next time it is delivered (and given its hash back then)."""
+    con.execute(f"UPDATE raw.{quote_ident(table.name)} SET _line_hash = NULL")
+
+
 def drop_lines(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the line tables; after a failed statement (a file the reader refused), the
     export's transaction is aborted and its rollback drops them."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from pipelines.ingest.clean import ingest_clean_csv
+from pipelines.ingest.clean import PARSED, ingest_clean_csv
 from pipelines.ingest.errors import ExportRefused
 from pipelines.ingest.folders import ExportFolder
 from pipelines.ingest.reading import is_csv, load_text_table
@@ -43,6 +43,9 @@ class TableResult:
     compared: bool = False
     # The rows are in raw already, all new: the table's first export (clean path).
     stored: bool = False
+    # The temp table of the rows parsed (clean path, `keep_parsed`); None: the incoming
+    # rows are every good row of the file.
+    parsed_rows: str | None = None
 
 
 def _in_row_order(con: duckdb.DuckDBPyConnection, checked: str) -> bool:
@@ -62,19 +65,26 @@ def ingest_table(
     path: Path,
     bad_row_threshold: float,
     changed_only: bool = False,
+    keep_parsed: bool = False,
 ) -> TableResult:
     """One file into raw.<table> and raw.quarantine.  Customer ids are checked against
     `_known_customers` (`refresh_known_customers`), so customers are loaded first.
-    ``changed_only``: see `clean.ingest_clean_csv`."""
+    ``changed_only``, ``keep_parsed``: see `clean.ingest_clean_csv`."""
     lineage = Lineage(path.name)
     if is_csv(path):
         # The clean path writes its lineage through insert_raw_sql's session variables.
         con.execute(f"SET VARIABLE ingest_source_system = {sql_literal(lineage.system)}")
         con.execute(f"SET VARIABLE ingest_source_file = {sql_literal(path.name)}")
-        clean = ingest_clean_csv(con, folder, table, path, changed_only)
+        clean = ingest_clean_csv(con, folder, table, path, changed_only, keep_parsed)
         if clean is not None:
             return TableResult(
-                path.name, clean.rows, clean.rows, 0, compared=clean.compared, stored=clean.stored
+                path.name,
+                clean.rows,
+                clean.rows,
+                0,
+                compared=clean.compared,
+                stored=clean.stored,
+                parsed_rows=PARSED if keep_parsed else None,
             )
     tmp, all_cols, mapping = load_text_table(con, folder, path, table)
     return _check_and_insert(con, folder, table, tmp, all_cols, mapping, lineage, bad_row_threshold)
