@@ -43,6 +43,7 @@ from pipelines.ingest.versions import (
     delivered_sql,
     find_changes,
     find_line_changes,
+    has_later_versions,
     keys_delivered_twice,
 )
 from pipelines.schemas import Column, Table
@@ -138,8 +139,9 @@ def ingest_clean_csv(
     changed_only: bool = False,
     keep_parsed: bool = False,
 ) -> CleanLoad | None:
-    """Insert every row of a clean CSV file into the incoming rows; returns what was
-    loaded, or None (nothing written) when a row needs the text path.
+    """Insert every row of a clean CSV file into the incoming rows (a table's first
+    export: into raw.<table> itself); returns what was loaded, or None (nothing written)
+    when a row needs the text path.
 
     ``changed_only`` (a keyed table of a full export): rows delivered as raw stores them
     already are neither checked again nor copied; they passed every check when that
@@ -279,22 +281,20 @@ def _ingest_every_row(
     # The changed rows are few: sorted, they keep the file's order whatever the join did.
     order = " ORDER BY _line_number" if compared else ""
     # A table's first export: every row is a new version, so it is written to raw once
-    # instead of to the incoming rows and then copied (~7 s of a 1M night 1).
-    direct = changed_only and bool(table.key) and not compared and _holds_nothing(con, table)
+    # instead of to the incoming rows and then copied (~7 s of a 1M night 1).  Not
+    # compared = raw holds no version before it (`find_changes`), and none after it.
+    direct = (
+        changed_only
+        and bool(table.key)
+        and not compared
+        and not has_later_versions(con, table, folder.export_date)
+    )
     into = f"raw.{quote_ident(table.name)}" if direct else INCOMING
     con.execute(
         insert_raw_sql(table, folder.export_date, source, order, line_hash=hashed, into=into)
     )
     _drop(con, tmp)
     return CleanLoad(rows, compared, stored=direct)
-
-
-def _holds_nothing(con: duckdb.DuckDBPyConnection, table: Table) -> bool:
-    """Whether raw.<table> holds no row at all (of any export)."""
-    (held,) = con.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM raw.{quote_ident(table.name)} LIMIT 1)"
-    ).fetchone()
-    return held == 0
 
 
 def _ingest_changed_lines(
@@ -325,11 +325,8 @@ def _ingest_changed_lines(
     typed_rows = _with_changed_line(
         typed_sql(table, tmp, all_cols, mapping, table.checks_customers, None, values)
     )
-    parsed = _delivered(
-        table,
-        _with_changed_line(typed_sql(table, tmp, all_cols, mapping, False, None, values)),
-        "_line_hash",
-    )
+    unchecked_rows = typed_sql(table, tmp, all_cols, mapping, False, None, values)
+    parsed = _delivered(table, _with_changed_line(unchecked_rows), "_line_hash")
     dups = _duplicate_keys(con, table, tmp, mapping) + keys_delivered_twice(
         con, table, day, parsed, LINES
     )
@@ -342,7 +339,7 @@ def _ingest_changed_lines(
         _drop(con, tmp, "_diff", "_returned")
         return None
     if keep_parsed:
-        _keep_parsed(con, table, day, typed_sql(table, tmp, all_cols, mapping, False, None, values))
+        _keep_parsed(con, table, day, unchecked_rows)
     give_line_hashes(con, table, day, parsed)
     con.execute(insert_raw_sql(table, day, changed, " ORDER BY _line_number", line_hash=True))
     _drop(con, tmp)
